@@ -1,0 +1,183 @@
+"""The objective: profiled deviance as a pure function of the parameters.
+
+``theta`` (optimisation metric) is the concatenation, coarsest level first,
+of every block's covariance parameters, followed by the residual structure's
+parameters.  ``phi`` (reported metric) is the concatenation of every block's
+natural parameters (variances, covariances) followed by the residual's
+(``var(Residual)`` or ``phi1 ... var(e)``), i.e. Stata's table order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ._design import Design
+from ._engine import Elimination, NestedEngine
+from ._linalg import block_diag
+from ._residual import ResidualStructure, make_residual
+
+LOG2PI = np.log(2.0 * np.pi)
+
+
+@dataclass
+class Profile:
+    """Everything computed at one ``theta``."""
+
+    deviance: float  # -2 log-likelihood, sigma2 and beta profiled
+    beta: np.ndarray
+    sigma2: float
+    r2: float  # penalised residual sum of squares
+    logdet_L: float
+    logdet_X: float  # log|X' V^-1 X * sigma2|
+    logdet_R: float
+    Bxx: np.ndarray  # (p, p) = sigma2 * X'V^-1 X
+    elim: Elimination
+    beta_w: np.ndarray = None  # beta in the working metric (for the engine's back-substitution)
+
+
+class Objective:
+    """Profiled (restricted) deviance of a bound design."""
+
+    def __init__(self, design: Design, reml: bool = False, residual: Optional[ResidualStructure] = None):
+        self.design = design
+        self.reml = bool(reml)
+        self.residual = (residual or make_residual(design.spec.residual)).bind(design)
+        lv = design.levels[::-1]  # finest first
+        self.engine = NestedEngine([l.q for l in lv], [l.parent for l in lv])
+        self.blocks = [b for l in design.levels for b in l.blocks]  # coarsest first
+        self._theta_sizes = [b.structure.n_theta for b in self.blocks]
+        self._nat_sizes = [b.structure.n_natural for b in self.blocks]
+        self.n_theta_re = sum(self._theta_sizes)
+        self.n_theta = self.n_theta_re + self.residual.n_params
+        self.n_natural = sum(self._nat_sizes) + len(self.residual.names())
+        n, p = design.n, design.p
+        self.n_eff = n - p if self.reml else n
+
+    # -- parameter layout ----------------------------------------------------
+    def split_theta(self, theta: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        theta = np.asarray(theta, dtype=float)
+        parts, i = [], 0
+        for k in self._theta_sizes:
+            parts.append(theta[i:i + k])
+            i += k
+        return parts, theta[i:]
+
+    def theta_start(self) -> np.ndarray:
+        return np.concatenate([b.structure.theta_start() for b in self.blocks] + [self.residual.start()])
+
+    def theta_bounds(self) -> list:
+        out = []
+        for b in self.blocks:
+            out += b.structure.theta_bounds()
+        return out + list(self.residual.bounds())
+
+    def natural_names(self) -> list[tuple[str, str]]:
+        """``(level, parameter)`` labels of ``phi`` in Stata's table order."""
+        out = []
+        for b in self.blocks:
+            out += [(b.label, nm) for nm in b.structure.natural_names(b.effects)]
+        return out + [("Residual", nm) for nm in self.residual.names()]
+
+    def natural_kinds(self) -> list[str]:
+        out = []
+        for b in self.blocks:
+            out += b.structure.natural_kinds()
+        return out + list(self.residual.kinds())
+
+    # -- Lambda --------------------------------------------------------------
+    def _lambda(self, block_factors: list[np.ndarray]) -> np.ndarray:
+        """Full ``Q x Q`` relative factor, finest level first (matches ``Z``)."""
+        per_level, i = [], 0
+        for lvl in self.design.levels:
+            k = len(lvl.blocks)
+            per_level.append(block_diag(*block_factors[i:i + k]) if k else np.zeros((0, 0)))
+            i += k
+        return block_diag(*per_level[::-1]) if per_level else np.zeros((0, 0))
+
+    def lambda_from_theta(self, theta: np.ndarray) -> np.ndarray:
+        parts, _ = self.split_theta(theta)
+        return self._lambda([b.relative_factor(t) for b, t in zip(self.blocks, parts)])
+
+    # -- evaluation ----------------------------------------------------------
+    def _profile(self, Lam: np.ndarray, rho: np.ndarray, keep: bool = False) -> Profile:
+        Wzz, Wzx, Bxx, logdet_R = self.residual.crossproducts(rho)
+        elim = self.engine.eliminate(Wzz, Wzx, Bxx, Lam, keep=keep)
+        B = elim.B
+        d = self.design
+        p = d.p
+        if p:
+            RX = np.linalg.cholesky(B[:p, :p])
+            z = np.linalg.solve(RX, B[:p, p])
+            beta_w = np.linalg.solve(RX.T, z)
+            r2 = float(B[p, p] - z @ z)
+            # back from the working (orthonormalised, OLS-centred) fixed part
+            beta = np.linalg.solve(d.Rx, beta_w) + d.b_ols
+            logdet_X = 2.0 * float(np.log(np.diag(RX)).sum() + np.log(np.abs(np.diag(d.Rx))).sum())
+            Bxx = d.Rx.T @ B[:p, :p] @ d.Rx
+        else:
+            beta, r2, logdet_X, Bxx = np.zeros(0), float(B[0, 0]), 0.0, np.zeros((0, 0))
+            beta_w = beta
+        r2 = max(r2, 1e-300)
+        sigma2 = r2 / self.n_eff
+        dev = elim.logdet + logdet_R + self.n_eff * (1.0 + np.log(2.0 * np.pi * sigma2))
+        if self.reml:
+            dev += logdet_X
+        return Profile(float(dev), beta, sigma2, r2, elim.logdet, logdet_X, float(logdet_R), Bxx, elim, beta_w)
+
+    def profile(self, theta: np.ndarray, keep: bool = False) -> Profile:
+        _, rho = self.split_theta(theta)
+        return self._profile(self.lambda_from_theta(theta), rho, keep)
+
+    def deviance(self, theta: np.ndarray) -> float:
+        """Profiled -2 log-likelihood (REML: restricted); ``inf`` where undefined."""
+        try:
+            return self.profile(theta).deviance
+        except (np.linalg.LinAlgError, FloatingPointError, ValueError):
+            return np.inf
+
+    # -- reported metric -----------------------------------------------------
+    def natural_from_theta(self, theta: np.ndarray, sigma2: float) -> np.ndarray:
+        parts, rho = self.split_theta(theta)
+        out = [b.structure.natural_from_theta(t, sigma2) for b, t in zip(self.blocks, parts)]
+        out.append(self.residual.natural(rho, sigma2))
+        return np.concatenate(out)
+
+    def split_natural(self, phi: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        parts, i = [], 0
+        for k in self._nat_sizes:
+            parts.append(phi[i:i + k])
+            i += k
+        return parts, phi[i:]
+
+    def theta_from_natural(self, phi: np.ndarray) -> np.ndarray:
+        parts, res_nat = self.split_natural(np.asarray(phi, dtype=float))
+        rho, sigma2 = self.residual.from_natural(res_nat)
+        th = [b.structure.theta_from_cov(b.structure.cov_from_natural(t) / sigma2) for b, t in zip(self.blocks, parts)]
+        return np.concatenate(th + [rho])
+
+    def neg2ll_natural(self, phi: np.ndarray, beta: Optional[np.ndarray] = None) -> float:
+        """-2 log-likelihood at reported parameters ``phi`` (sigma2 not profiled).
+
+        ``beta=None`` profiles the fixed effects out (their GLS estimate);
+        otherwise the likelihood is evaluated at ``beta`` (ML only: the REML
+        criterion does not depend on ``beta``).
+        """
+        parts, res_nat = self.split_natural(np.asarray(phi, dtype=float))
+        rho, sigma2 = self.residual.from_natural(res_nat)
+        if not sigma2 > 0:
+            return np.inf
+        lams = [b.factor_from_natural(t, sigma2) for b, t in zip(self.blocks, parts)]
+        try:
+            prof = self._profile(self._lambda(lams), rho)
+        except np.linalg.LinAlgError:
+            return np.inf
+        r2 = prof.r2
+        if beta is not None and not self.reml and self.design.p:
+            d = np.asarray(beta, dtype=float) - prof.beta
+            r2 = r2 + float(d @ prof.Bxx @ d)
+        out = prof.logdet_L + prof.logdet_R + self.n_eff * (LOG2PI + np.log(sigma2)) + r2 / sigma2
+        if self.reml:
+            out += prof.logdet_X
+        return float(out)

@@ -1,0 +1,232 @@
+"""Optimisation of the profiled deviance: EM-style start, quasi-Newton, Newton polish.
+
+Stata's ``mixed`` runs a few EM iterations for starting values and then a
+gradient-based optimiser; so does :func:`optimize`:
+
+1. EM iterations on the random-effects covariances (:func:`em_start`), using
+   the conditional moments of the random effects from the engine;
+2. L-BFGS-B on the bounded ``theta`` metric with central-difference
+   gradients;
+3. Newton steps with a finite-difference Hessian on the parameters that are
+   not at a bound, until the deviance stops improving.
+
+The iteration log, when requested, is printed in Stata's form.
+"""
+from __future__ import annotations
+
+import sys
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Optional, TextIO
+
+import numpy as np
+import scipy.optimize as so
+
+from ._objective import Objective
+
+
+class ConvergenceWarning(UserWarning):
+    """The optimiser did not converge; the estimates may be unreliable."""
+
+
+class BoundaryWarning(UserWarning):
+    """A variance component was estimated on the boundary (zero)."""
+
+
+@dataclass
+class OptResult:
+    theta: np.ndarray
+    deviance: float
+    converged: bool
+    n_iter: int
+    n_eval: int
+    message: str
+    history: list = field(default_factory=list)  # (iteration, log-likelihood)
+    at_bound: np.ndarray = None
+
+
+def _loglik(dev: float) -> float:
+    return -0.5 * dev
+
+
+class _Counter:
+    def __init__(self, f: Callable[[np.ndarray], float]):
+        self.f = f
+        self.n = 0
+
+    def __call__(self, x):
+        self.n += 1
+        return self.f(x)
+
+
+def _project(x: np.ndarray, bounds) -> np.ndarray:
+    x = x.copy()
+    for i, (lo, hi) in enumerate(bounds):
+        if lo is not None and x[i] < lo:
+            x[i] = lo
+        if hi is not None and x[i] > hi:
+            x[i] = hi
+    return x
+
+
+def _steps(x: np.ndarray, rel: float) -> np.ndarray:
+    return rel * np.maximum(np.abs(x), 0.1)
+
+
+def central_gradient(f, x: np.ndarray, bounds, rel: float = 1e-6) -> np.ndarray:
+    """Central differences, one-sided next to a bound."""
+    h = _steps(x, rel)
+    g = np.zeros_like(x)
+    f0 = None
+    for i in range(x.size):
+        lo, hi = bounds[i]
+        xp, xm = x.copy(), x.copy()
+        xp[i] += h[i]
+        xm[i] -= h[i]
+        if lo is not None and xm[i] < lo:
+            f0 = f(x) if f0 is None else f0
+            g[i] = (f(xp) - f0) / h[i]
+        elif hi is not None and xp[i] > hi:
+            f0 = f(x) if f0 is None else f0
+            g[i] = (f0 - f(xm)) / h[i]
+        else:
+            g[i] = (f(xp) - f(xm)) / (2 * h[i])
+    return g
+
+
+def fd_hessian(f, x: np.ndarray, h: np.ndarray, f0: Optional[float] = None) -> np.ndarray:
+    """Central-difference Hessian of ``f`` at ``x`` with steps ``h``."""
+    k = x.size
+    H = np.zeros((k, k))
+    f0 = f(x) if f0 is None else f0
+    fp = np.zeros(k)
+    fm = np.zeros(k)
+    for i in range(k):
+        e = np.zeros(k)
+        e[i] = h[i]
+        fp[i], fm[i] = f(x + e), f(x - e)
+        H[i, i] = (fp[i] - 2 * f0 + fm[i]) / h[i] ** 2
+    for i in range(k):
+        for j in range(i + 1, k):
+            ei = np.zeros(k)
+            ej = np.zeros(k)
+            ei[i], ej[j] = h[i], h[j]
+            v = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (4 * h[i] * h[j])
+            H[i, j] = H[j, i] = v
+    return H
+
+
+def _at_bound(x, bounds, tol=1e-7) -> np.ndarray:
+    out = np.zeros(x.size, dtype=bool)
+    for i, (lo, hi) in enumerate(bounds):
+        if lo is not None and x[i] - lo <= tol * max(1.0, abs(lo)):
+            out[i] = True
+        if hi is not None and hi - x[i] <= tol * max(1.0, abs(hi)):
+            out[i] = True
+    return out
+
+
+def newton_polish(f, x: np.ndarray, bounds, max_iter: int = 8, tol: float = 1e-10,
+                  log: Optional[Callable[[float], None]] = None) -> tuple[np.ndarray, float, int]:
+    """Newton steps on the free (not at a bound) parameters."""
+    fx = f(x)
+    it = 0
+    for it in range(1, max_iter + 1):
+        free = ~_at_bound(x, bounds)
+        if not free.any():
+            break
+        xf = x[free]
+
+        def fsub(z, x=x, free=free):
+            full = x.copy()
+            full[free] = z
+            return f(full)
+
+        sub_bounds = [b for b, m in zip(bounds, free) if m]
+        g = central_gradient(fsub, xf, sub_bounds)
+        H = fd_hessian(fsub, xf, _steps(xf, 1e-4), fx)
+        try:
+            w, V = np.linalg.eigh(H)
+            w = np.maximum(np.abs(w), 1e-8 * max(1.0, np.abs(w).max()))
+            step = -(V / w) @ (V.T @ g)
+        except np.linalg.LinAlgError:
+            break
+        improved = False
+        for shrink in (1.0, 0.5, 0.25, 0.1, 0.01):
+            cand = x.copy()
+            cand[free] = xf + shrink * step
+            cand = _project(cand, bounds)
+            fc = f(cand)
+            if np.isfinite(fc) and fc <= fx:
+                improved = fc < fx
+                dx = np.max(np.abs(cand - x))
+                x, fold, fx = cand, fx, fc
+                break
+        else:
+            break
+        if log:
+            log(fx)
+        if not improved or (fold - fx) < tol * max(1.0, abs(fx)) or dx < 1e-10:
+            break
+    return x, fx, it
+
+
+def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: bool = False,
+             maxiter: int = 300, stream: TextIO = None, em_iterations: int = 20,
+             em_log: bool = False, em_only: bool = False, tolerance: float = 1e-8) -> OptResult:
+    """Minimise the profiled deviance of ``objective``."""
+    stream = stream or sys.stdout
+    label = "Log restricted-likelihood" if objective.reml else "Log likelihood"
+    bounds = objective.theta_bounds()
+    f = _Counter(objective.deviance)
+    history: list[tuple[int, float]] = []
+
+    theta = objective.theta_start() if theta0 is None else np.asarray(theta0, float)
+    if objective.n_theta == 0:
+        dev = f(theta)
+        return OptResult(theta, dev, True, 0, f.n, "no variance parameters", [], np.zeros(0, bool))
+
+    from ._em import em_start
+
+    if log or em_log:
+        stream.write("\nPerforming EM optimization ...\n")
+    theta = em_start(objective, theta, iterations=em_iterations, log=em_log, stream=stream)
+    if em_only:
+        dev = f(theta)
+        return OptResult(theta, dev, True, em_iterations, f.n, "EM only", [], _at_bound(theta, bounds))
+
+    if log:
+        stream.write("\nPerforming gradient-based optimization:\n")
+
+    def report(dev):
+        k = len(history)
+        history.append((k, _loglik(dev)))
+        if log:
+            stream.write("Iteration %d:  %s = %s\n" % (k, label, _fmt_ll(_loglik(dev))))
+
+    report(f(theta))
+    res = so.minimize(f, theta, method="L-BFGS-B", jac=lambda x: central_gradient(f, x, bounds),
+                      bounds=bounds, callback=lambda xk: report(f(xk)),
+                      options=dict(maxiter=maxiter, ftol=1e-13, gtol=1e-8 * max(1.0, abs(f(theta))) * 1e-3))
+    theta = _project(res.x, bounds)
+    converged = bool(res.success) or res.status == 0
+    theta, dev, n_newton = newton_polish(f, theta, bounds, log=report)
+    # convergence check: projected gradient small relative to the deviance
+    g = central_gradient(f, theta, bounds)
+    free = ~_at_bound(theta, bounds)
+    gnorm = float(np.max(np.abs(g[free]))) if free.any() else 0.0
+    converged = gnorm < max(1e-3, 1e-6 * abs(dev)) and np.isfinite(dev)
+    msg = res.message if isinstance(res.message, str) else str(res.message)
+    if not converged:
+        warnings.warn("the optimizer did not converge (gradient %.3g after %d iterations): %s"
+                      % (gnorm, res.nit, msg), ConvergenceWarning, stacklevel=3)
+    return OptResult(theta, float(dev), converged, int(res.nit) + n_newton, f.n, msg, history,
+                     _at_bound(theta, bounds))
+
+
+def _fmt_ll(v: float) -> str:
+    """Stata's ``%10.0g``-like format for log likelihoods."""
+    s = "%.8g" % v
+    if "e" in s:
+        s = "%.4e" % v
+    return s
