@@ -361,6 +361,8 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
         for eq in eqs:
             expand_by = (eq.factor,) if eq.factor is not None else (eq.group if crossed else None)
             base = _base_matrix(eq, df)
+            if base.shape[1] == 0:
+                continue  # a level with no random effects only defines panels (residuals())
             effects = eq.effect_names
             if eq.factor is not None:
                 effects = ("R.%s" % eq.factor,)

@@ -17,7 +17,7 @@ The helpers :func:`split_response`, :func:`split_terms` and
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 from ._spec import COVARIANCE_TYPES, ModelSpec, REEquation
@@ -292,7 +292,8 @@ def _check_no_bare_bars(terms: list[Term], formula: str) -> None:
     for term in terms:
         if any(ch == "|" for _, ch, _ in _top_level_chars(term.text)):
             raise FormulaSyntaxError(
-                "random-effects term %r must be enclosed in parentheses, e.g. '(1 | g)', in %r" % (term.text, formula)
+                "random-effects term %r must be enclosed in parentheses, e.g. '(1 | g)', in %r"
+                % (term.text, formula)
             )
 
 
@@ -304,14 +305,15 @@ def _apply_overrides(random: list[REEquation], covariance: Optional[dict[str, st
     unknown = sorted(set(covariance) - labels)
     if unknown:
         raise FormulaSyntaxError(
-            "covariance given for unknown grouping %r (groupings: %s)" % (unknown[0], ", ".join(sorted(labels)))
+            "covariance given for unknown grouping %r (groupings: %s)"
+            % (unknown[0], ", ".join(sorted(labels)))
         )
     out = []
     for eq in random:
         if eq.level_name in covariance:
             n_effects = len(eq.columns) + int(eq.constant)
             cov = normalize_covariance(covariance[eq.level_name])
-            eq = REEquation(eq.group, eq.columns, eq.constant, cov if n_effects > 1 else "identity", None, eq.label)
+            eq = replace(eq, covariance=cov if n_effects > 1 else "identity")
         out.append(eq)
     return out
 

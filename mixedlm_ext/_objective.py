@@ -15,7 +15,7 @@ import numpy as np
 
 from ._design import Design
 from ._engine import Elimination, NestedEngine
-from ._linalg import block_diag
+from ._linalg import block_diag, group_starts
 from ._residual import ResidualStructure, make_residual
 
 LOG2PI = np.log(2.0 * np.pi)
@@ -37,6 +37,29 @@ class Profile:
     beta_w: np.ndarray = None  # beta in the working metric (for the engine's back-substitution)
 
 
+def _engine_levels(design: Design) -> tuple[list[int], list, Optional[np.ndarray]]:
+    """Levels with random effects, finest first, and their parent maps.
+
+    A level without random effects (it only defines residual panels) is
+    skipped; the parent map of the level below it is composed through it.
+    """
+    qs, parents = [], []
+    pending = None  # composed map from the last kept level to the current one
+    pre = None  # panels -> groups of the finest level with random effects
+    for lvl in design.levels[::-1]:
+        if lvl.q > 0:
+            if qs:
+                parents[-1] = pending
+            qs.append(lvl.q)
+            parents.append(None)
+            pending = lvl.parent
+        elif qs and pending is not None and lvl.parent is not None:
+            pending = lvl.parent[pending]
+        elif not qs:
+            pre = lvl.parent if pre is None else (None if lvl.parent is None else lvl.parent[pre])
+    return qs, parents, pre
+
+
 class Objective:
     """Profiled (restricted) deviance of a bound design."""
 
@@ -44,8 +67,9 @@ class Objective:
         self.design = design
         self.reml = bool(reml)
         self.residual = (residual or make_residual(design.spec.residual)).bind(design)
-        lv = design.levels[::-1]  # finest first
-        self.engine = NestedEngine([l.q for l in lv], [l.parent for l in lv])
+        qs, parents, pre = _engine_levels(design)
+        self.engine = NestedEngine(qs, parents)
+        self._panel_starts = group_starts(pre) if (pre is not None and qs) else None
         self.blocks = [b for l in design.levels for b in l.blocks]  # coarsest first
         self._theta_sizes = [b.structure.n_theta for b in self.blocks]
         self._nat_sizes = [b.structure.n_natural for b in self.blocks]
@@ -101,8 +125,16 @@ class Objective:
         return self._lambda([b.relative_factor(t) for b, t in zip(self.blocks, parts)])
 
     # -- evaluation ----------------------------------------------------------
-    def _profile(self, Lam: np.ndarray, rho: np.ndarray, keep: bool = False) -> Profile:
+    def crossproducts(self, rho: np.ndarray):
+        """Whitened cross-products per group of the finest level with random effects."""
         Wzz, Wzx, Bxx, logdet_R = self.residual.crossproducts(rho)
+        if self._panel_starts is not None:  # panels finer than the finest random effects
+            Wzz = np.add.reduceat(Wzz, self._panel_starts, axis=0)
+            Wzx = np.add.reduceat(Wzx, self._panel_starts, axis=0)
+        return Wzz, Wzx, Bxx, logdet_R
+
+    def _profile(self, Lam: np.ndarray, rho: np.ndarray, keep: bool = False) -> Profile:
+        Wzz, Wzx, Bxx, logdet_R = self.crossproducts(rho)
         elim = self.engine.eliminate(Wzz, Wzx, Bxx, Lam, keep=keep)
         B = elim.B
         d = self.design

@@ -345,9 +345,13 @@ def _residual_kind(text: str, segment: str) -> tuple[str, Optional[int]]:
     if len(words) == 2:
         order_text = words[1]
         if not order_ok:
-            raise StataSyntaxError("residual type %s takes no order, got %r in %r" % (kind, order_text, segment))
+            raise StataSyntaxError(
+                "residual type %s takes no order, got %r in %r" % (kind, order_text, segment)
+            )
         if not order_text.isdigit() or int(order_text) < 1:
-            raise StataSyntaxError("residual order must be a positive integer, got %r in %r" % (order_text, segment))
+            raise StataSyntaxError(
+                "residual order must be a positive integer, got %r in %r" % (order_text, segment)
+            )
         return kind, int(order_text)
     return kind, default
 
@@ -506,7 +510,8 @@ def _tokenize_expr(text: str) -> list[tuple[str, str]]:
     while pos < len(text):
         m = _EXPR_TOKEN.match(text, pos)
         if m is None or m.end() == pos:
-            raise StataSyntaxError("invalid character %r in if expression %r" % (text[pos:].strip()[:1], text))
+            bad = text[pos:].strip()[:1]
+            raise StataSyntaxError("invalid character %r in if expression %r" % (bad, text))
         kind = m.lastgroup
         value = m.group(kind)
         if kind == "op" and value == "~=":
@@ -763,7 +768,9 @@ def _fixed_term(token: str, segment: str) -> str:
     m = re.match(r"(i|c|ib(?:\(([^()]*)\)|([^.()]+)))\.([A-Za-z_][A-Za-z0-9_]*)\Z", token)
     if m is None:
         if "#" in token:
-            raise StataSyntaxError("factor-variable interactions are not supported: %r in %r" % (token, segment))
+            raise StataSyntaxError(
+                "factor-variable interactions are not supported: %r in %r" % (token, segment)
+            )
         raise StataSyntaxError("invalid variable name or term %r in %r" % (token, segment))
     prefix, var = m.group(1), m.group(4)
     if prefix == "i":
@@ -772,7 +779,9 @@ def _fixed_term(token: str, segment: str) -> str:
         return var
     base = (m.group(2) if m.group(2) is not None else m.group(3)).strip()
     if base in ("first", "last", "freq", "n") or not base:
-        raise StataSyntaxError("base level %r of %r is not supported (give a level value) in %r" % (base, token, segment))
+        raise StataSyntaxError(
+            "base level %r of %r is not supported (give a level value) in %r" % (base, token, segment)
+        )
     return "C(%s, Treatment(reference=%s))" % (var, _reference_literal(base))
 
 

@@ -32,8 +32,8 @@ REFERENCE_LME4 = [
     ("diameter ~ 1 + (1|plate) + (1|sample)", None),
     ("strength ~ 1 + (1|batch/cask)", None),
     ("gsp ~ private + emp + hwy + water + other + unemp + (1|region) + (1|region:state)", None),
-    ("gsp ~ private + emp + hwy + water + other + unemp + (1|region) + (1|region:state) + (0+unemp|region:state)",
-     None),
+    ("gsp ~ private + emp + hwy + water + other + unemp + (1|region) + (1|region:state)"
+     " + (0+unemp|region:state)", None),
     ("weight ~ week + (1|id) + (0+week|id)", None),
     ("gsp ~ private + emp + hwy + water + other + unemp + (1 | region) + \n    (1 | region:state)", None),
 ]
@@ -283,7 +283,10 @@ def test_sm_fixed_intercept():
 
 def test_sm_variance_components():
     spec = spec_from_statsmodels(
-        "y ~ x", "school", re_formula="1", vc_formula={"classroom": "0 + C(classroom)", "b_teacher": "0+C(teacher)"}
+        "y ~ x",
+        "school",
+        re_formula="1",
+        vc_formula={"classroom": "0 + C(classroom)", "b_teacher": "0+C(teacher)"},
     )
     assert spec.random == (
         eq(("school",)),

@@ -140,7 +140,8 @@ def test_ovary_ar2_seed_glued_order():
     assert spec.residual == ResidualSpec("ar", 2, "time", None)
     assert spec.options == (("log", False),)
     assert spec.random == (eq(("mare",)),)
-    assert parse_stata("mixed follicles sin1 cos1 || mare:, residuals(ar 2, t(time))").residual == spec.residual
+    spaced = parse_stata("mixed follicles sin1 cos1 || mare:, residuals(ar 2, t(time))")
+    assert spaced.residual == spec.residual
 
 
 @pytest.mark.parametrize(
@@ -188,7 +189,9 @@ def test_exchangeable_residuals_with_noconstant_level():
 
 
 def test_residual_by_region():
-    spec = parse_stata("mixed gsp private emp hwy water other unemp || state:, residuals(independent, by(region))")
+    spec = parse_stata(
+        "mixed gsp private emp hwy water other unemp || state:, residuals(independent, by(region))"
+    )
     assert spec.residual == ResidualSpec("independent", None, None, "region")
     assert spec.random == (eq(("state",)),)
 
@@ -493,7 +496,8 @@ def test_single_effect_covariance_reduces_to_identity(cov):
         ("vce(r)", {"vce": "robust"}),
         ("vce(cluster   id)", {"vce": "cluster id"}),
         ("vce(cl id)", {"vce": "cluster id"}),
-        ("nolog stddev level(99) nogroup", {"log": False, "stddeviations": True, "level": 99.0, "nogroup": True}),
+        ("nolog stddev level(99) nogroup",
+         {"log": False, "stddeviations": True, "level": 99.0, "nogroup": True}),
     ],
 )
 def test_options(opts, expected):
@@ -505,7 +509,8 @@ def test_options(opts, expected):
 def test_options_types():
     spec = parse_stata("y x || id:, iterate(50) level(90) tolerance(1e-6)")
     d = spec.option_dict
-    assert isinstance(d["iterate"], int) and isinstance(d["level"], float) and isinstance(d["tolerance"], float)
+    assert isinstance(d["iterate"], int)
+    assert isinstance(d["level"], float) and isinstance(d["tolerance"], float)
     assert isinstance(spec.options, tuple) and all(isinstance(p, tuple) and len(p) == 2 for p in spec.options)
 
 
@@ -583,12 +588,14 @@ def test_same_spec_as_lme4_random_intercept_reml():
         ("mixed weight week || id:, reml bar(1)", ["unknown option 'bar(1)'"]),
         ("mixed weight week, cov(un) || id:", ["covariance() is only allowed in a random-effects equation"]),
         ("mixed weight week || id:, reml mle", ["reml and mle may not be combined"]),
-        ("mixed weight week || id:, residuals(ar 1, t(t)) residuals(ma 1, t(t))", ["residuals() specified more than once"]),
+        ("mixed weight week || id:, residuals(ar 1, t(t)) residuals(ma 1, t(t))",
+         ["residuals() specified more than once"]),
         ("mixed weight week || id:, residuals(foo)", ["unknown residual type 'foo'"]),
         ("mixed weight week || id:, residuals(ar x, t(t))", ["positive integer", "'x'"]),
         ("mixed weight week || id:, residuals(ar 0, t(t))", ["positive integer"]),
         ("mixed weight week || id:, residuals(exchangeable 2)", ["takes no order"]),
-        ("mixed weight week || id:, residuals(ar 1, t(t) foo(x))", ["unknown residuals() suboption 'foo(x)'"]),
+        ("mixed weight week || id:, residuals(ar 1, t(t) foo(x))",
+         ["unknown residuals() suboption 'foo(x)'"]),
         ("mixed weight week || id:, residuals(ar 1, t(1x))", ["invalid variable name '1x'"]),
         ("mixed weight week || id:, residuals()", ["residuals() requires an argument"]),
         ("mixed weight week || id:, level(5)", ["level() must be between 10 and 99.99"]),
