@@ -11,6 +11,7 @@ from scipy import stats
 from statsmodels.base.model import LikelihoodModelResults, LikelihoodResultsWrapper
 
 from ._inference import to_sd_metric, vc_confint
+from ._postestimation import PostestimationMixin
 
 
 class LRTestResult(NamedTuple):
@@ -29,7 +30,7 @@ class WaldResult(NamedTuple):
     pvalue: float
 
 
-class MixedLMExtResults(LikelihoodModelResults):
+class MixedLMExtResults(PostestimationMixin, LikelihoodModelResults):
     """Results of :meth:`MixedLMExt.fit`.
 
     ``params`` are the fixed effects then the variance components (reported
