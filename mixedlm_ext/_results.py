@@ -139,8 +139,11 @@ class MixedLMExtResults(PostestimationMixin, LikelihoodModelResults):
         n, p = d.n, d.p
         rss = float(d.yw @ d.yw)
         if self.reml:
-            logdet = 2.0 * np.log(np.abs(np.diag(d.Rx))).sum() if p else 0.0
-            return -0.5 * ((n - p) * (1.0 + np.log(2.0 * np.pi * rss / (n - p))) + logdet)
+            # Stata's restricted log-likelihood of the regression, evaluated with
+            # log|X'V^-1 X| = log|X'X / s2| (s2 = RSS/(n-p)), as in the reference values
+            s2 = rss / (n - p)
+            logdet = 2.0 * np.log(np.abs(np.diag(d.Rx))).sum() - p * np.log(s2) if p else 0.0
+            return -0.5 * ((n - p) * (1.0 + np.log(2.0 * np.pi * s2)) + logdet)
         return -0.5 * n * (1.0 + np.log(2.0 * np.pi * rss / n))
 
     @cached_property
