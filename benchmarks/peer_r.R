@@ -11,8 +11,11 @@
 #
 # Only the fit is timed (system.time()[["elapsed"]]); before it a tiny fit on
 # a data set bundled with the package warms up lazy loading / byte compiling.
+# After the first timed fit the same fit is repeated (3 times when the first
+# took <= 20 s, once when <= 120 s, else not) and "time" is the best of all
+# timed fits ("first" is the first one), as for the Python peers.
 # The last line printed is
-#   RESULT {"time": <s>, "loglik": <logLik>, "converged": <bool>, ...}
+#   RESULT {"time": <s>, "first": <s>, "repeats": <n>, "loglik": <logLik>, ...}
 suppressPackageStartupMessages({
   library(stats)
 })
@@ -46,9 +49,10 @@ if (engine == "lmer") {
   invisible(suppressWarnings(suppressMessages(
     lmer(Reaction ~ Days + (Days | Subject), lme4::sleepstudy, REML = reml))))
   fit <- NULL
+  fitfun <- function() lmer(fml, data = df, REML = reml)
   tm <- system.time(
     fit <- withCallingHandlers(
-      lmer(fml, data = df, REML = reml),
+      fitfun(),
       warning = function(w) { msgs <<- c(msgs, conditionMessage(w)); invokeRestart("muffleWarning") },
       message = function(m) { msgs <<- c(msgs, conditionMessage(m)); invokeRestart("muffleMessage") }
     )
@@ -71,10 +75,11 @@ if (engine == "lmer") {
     cor_obj <- corAR1(form = as.formula(paste("~", parts[[2]])))
   }
   fit <- NULL
+  fitfun <- function() lme(fml, random = random, correlation = cor_obj, data = df,
+                           method = if (reml) "REML" else "ML")
   tm <- system.time(
     fit <- withCallingHandlers(
-      lme(fml, random = random, correlation = cor_obj, data = df,
-          method = if (reml) "REML" else "ML"),
+      fitfun(),
       warning = function(w) { msgs <<- c(msgs, conditionMessage(w)); invokeRestart("muffleWarning") }
     )
   )
@@ -84,8 +89,15 @@ if (engine == "lmer") {
   stop("unknown engine ", engine)
 }
 
-cat(sprintf("RESULT {\"time\": %s, \"loglik\": %s, \"converged\": %s, \"engine\": \"%s\", \"version\": \"%s\", \"R\": \"%s\", \"Matrix\": \"%s\", \"messages\": %s, %s}\n",
-            num(tm[["elapsed"]]), num(ll), if (converged) "true" else "false", engine, ver,
+first <- tm[["elapsed"]]
+nrep <- if (first <= 20) 3L else if (first <= 120) 1L else 0L
+times <- first
+for (i in seq_len(nrep)) {
+  times <- c(times, system.time(suppressWarnings(suppressMessages(fitfun())))[["elapsed"]])
+}
+
+cat(sprintf("RESULT {\"time\": %s, \"first\": %s, \"repeats\": %d, \"loglik\": %s, \"converged\": %s, \"engine\": \"%s\", \"version\": \"%s\", \"R\": \"%s\", \"Matrix\": \"%s\", \"messages\": %s, %s}\n",
+            num(min(times)), num(first), nrep, num(ll), if (converged) "true" else "false", engine, ver,
             paste(R.version$major, R.version$minor, sep = "."),
             as.character(packageVersion("Matrix")),
             jstr(paste(unique(msgs), collapse = " | ")), extra))

@@ -52,6 +52,8 @@ class MixedLMExtResults(PostestimationMixin, LikelihoodModelResults):
         self.k_fe = model.k_fe
         self.nobs = model.nobs
         self.use_t = False
+        self.df_resid = model.df_resid
+        self.df_model = model.df_model
 
     # -- scalars -----------------------------------------------------------------
     @cached_property
@@ -85,14 +87,13 @@ class MixedLMExtResults(PostestimationMixin, LikelihoodModelResults):
         names = self.model.design.fe_names
         return pd.DataFrame(c, index=names, columns=names)
 
-    def conf_int(self, alpha: float = 0.05, cols=None):
+    def conf_int(self, alpha: float = 0.05):
         """Confidence intervals: normal for fixed effects, Stata's transformed
         intervals (log scale for variances, ...) for variance components."""
-        ci = np.asarray(super().conf_int(alpha=alpha, cols=cols))
-        if cols is None:
-            est = np.asarray(self.params)[self.k_fe:]
-            se = np.asarray(self.bse)[self.k_fe:]
-            ci[self.k_fe:] = vc_confint(est, se, self.model.objective.natural_kinds(), 100 * (1 - alpha))
+        ci = np.array(super().conf_int(alpha=alpha), dtype=float)
+        est = np.asarray(self.params)[self.k_fe:]
+        se = np.asarray(self.bse)[self.k_fe:]
+        ci[self.k_fe:] = vc_confint(est, se, self.model.objective.natural_kinds(), 100 * (1 - alpha))
         return ci
 
     @cached_property
