@@ -170,6 +170,7 @@ def peers_for(case, selected):
 def run_case(case, selected, repeats, timeout, log):
     entry = {"case": case.name, "scenario": case.scenario, "description": case.description,
              "run_at": _dt.datetime.now().isoformat(timespec="seconds"), "peers": {},
+             "loadavg_at_start": _loadavg(),
              "commands": {"mixedlm_ext": case.stata, "mixedlm": case.mixedlm,
                           case.r_peer: case.r["formula"] + (
                               " | random=%s, correlation=%s" % (case.r["random"], case.r["correlation"])
@@ -190,6 +191,13 @@ def run_case(case, selected, repeats, timeout, log):
         entry["peers"][peer] = res
         log(_short(res) + "  [%.1f s]" % (time.perf_counter() - t0))
     return entry
+
+
+def _loadavg():
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def _short(res):
@@ -485,8 +493,10 @@ def render_readme(store, facts, vers):
             L.append("Not run yet.")
             L.append("")
             continue
-        L.append("Run %s. Commands: mixedlm_ext `%s`; lme4-style `%s`."
-                 % (e.get("run_at"), c.stata, c.mixedlm or c.r["formula"]))
+        load = e.get("loadavg_at_start")
+        L.append("Run %s%s. Commands: mixedlm_ext `%s`; lme4-style `%s`."
+                 % (e.get("run_at"), " (load average %s at start)" % "/".join(map(str, load)) if load else "",
+                    c.stata, c.mixedlm or c.r["formula"]))
         L.append("")
         L.append("| peer | warm fit | cold (import) | ratio | logLik | Δ logLik | peak RSS MB | notes |")
         L.append("|---|---|---|---|---|---|---|---|")
@@ -528,7 +538,7 @@ def main(argv=None) -> int:
         simulate.write(sorted({c.scenario for c in cases}), verbose=True)
         this_run = {}
         for case in cases:
-            log("%s (%s)" % (case.name, case.description))
+            log("%s (%s)  load %s" % (case.name, case.description, _loadavg()))
             entry = run_case(case, selected, args.repeats, args.timeout, log)
             this_run[case.name] = entry
             store.setdefault("cases", {})[case.name] = entry

@@ -313,10 +313,14 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
     complete = df.notna().all(axis=1).to_numpy()
     n_dropped = int((~complete).sum())
     df = df.loc[complete]
+    if n_dropped:
+        warnings.warn("%d observation%s with missing values in the model's variables dropped"
+                      % (n_dropped, "s" if n_dropped > 1 else ""), stacklevel=3)
     if len(df) == 0:
         raise ModelSpecificationError("no observations: every row has a missing value in a used variable")
 
-    _check_numeric(df, [spec.response], "dependent variable")
+    if not pd.api.types.is_numeric_dtype(df[spec.response]) or pd.api.types.is_bool_dtype(df[spec.response]):
+        raise ModelSpecificationError("dependent variable '%s' is not numeric" % spec.response)
     _check_numeric(df, [v for v in fixed_vars if v not in factor_vars], "fixed part")
     _check_numeric(df, re_vars, "random effects")
     _check_numeric(df, resid_vars, "residuals() option")
@@ -377,6 +381,7 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
                 blk = Block(eq, struct, effects, eq.level_name)
             blocks.append(blk)
             cols.append(mat)
+        _check_level_effects(eqs[0].level_name, blocks, df)
         Zl = np.column_stack(cols) if cols else np.zeros((len(df), 0))
         parent = None
         if parent_codes is not None:
@@ -428,6 +433,22 @@ def _as_crossed(merged):
     """Crossed groupings become blocks of one ``_all`` level, expanded by their grouping."""
     eqs = [eq for _, lst in merged for eq in lst]
     return [((), eqs)]
+
+
+def _check_level_effects(label: str, blocks: list[Block], df: pd.DataFrame) -> None:
+    """Each random effect appears once per level and is not identically zero."""
+    seen = set()
+    for blk in blocks:
+        for e in blk.effects:
+            if e in seen:
+                raise ModelSpecificationError(
+                    "level %s: %s appears in more than one equation; a repeated level needs "
+                    "distinct terms (use noconstant in the later equations)" % (label, e))
+            seen.add(e)
+        for c in blk.equation.columns:
+            if not np.any(df[c].to_numpy(dtype=float) != 0):
+                raise ModelSpecificationError(
+                    "level %s: random-effects variable '%s' is zero in every observation" % (label, c))
 
 
 def _check_identified(design: Design) -> None:

@@ -165,7 +165,7 @@ class MixedLMExt(LikelihoodModel):
         prof = ob.profile(opt.theta, keep=True)
         phi = ob.natural_from_theta(opt.theta, prof.sigma2)
         kinds = ob.natural_kinds()
-        cov_vc = vc_covariance(ob.neg2ll_natural, phi, kinds)
+        cov_vc = _vc_cov_interior(ob, phi, kinds)
         p = self.k_fe
         cov_fe = prof.sigma2 * np.linalg.inv(prof.Bxx) if p else np.zeros((0, 0))
         k = p + phi.size
@@ -178,3 +178,28 @@ class MixedLMExt(LikelihoodModel):
                           "its standard error is not meaningful", BoundaryWarning, stacklevel=2)
         res = MixedLMExtResults(self, params, cov, opt=opt, profile=prof, level=level)
         return MixedLMExtResultsWrapper(res)
+
+
+def _vc_cov_interior(ob: Objective, phi: np.ndarray, kinds: list[str]) -> np.ndarray:
+    """Covariance of the variance components; parameters on the boundary
+    (a variance estimated as zero) get no standard error (NaN), as the
+    likelihood is not differentiable there."""
+    var_scale = max([abs(v) for v, k in zip(phi, kinds) if k == "var"] or [1.0])
+    zero = np.array([k == "var" and v <= 1e-10 * var_scale for v, k in zip(phi, kinds)])
+    if not zero.any():
+        return vc_covariance(ob.neg2ll_natural, phi, kinds)
+    free = ~zero
+    # covariances of a zero-variance effect are pinned to zero as well
+    for i, ((lvl, par), k) in enumerate(zip(ob.natural_names(), kinds)):
+        if k == "cov" and abs(phi[i]) <= 1e-10 * var_scale:
+            free[i] = False
+
+    def sub(z):
+        full = phi.copy()
+        full[free] = z
+        return ob.neg2ll_natural(full)
+
+    out = np.full((phi.size, phi.size), np.nan)
+    sub_kinds = [k for k, f in zip(kinds, free) if f]
+    out[np.ix_(free, free)] = vc_covariance(sub, phi[free], sub_kinds)
+    return out

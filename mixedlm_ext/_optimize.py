@@ -210,12 +210,14 @@ def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: 
                       options=dict(maxiter=maxiter, ftol=1e-13, gtol=1e-8 * max(1.0, abs(f(theta))) * 1e-3))
     theta = _project(res.x, bounds)
     converged = bool(res.success) or res.status == 0
-    theta, dev, n_newton = newton_polish(f, theta, bounds, log=report)
+    budget = max(0, maxiter - int(res.nit))
+    theta, dev, n_newton = newton_polish(f, theta, bounds, max_iter=min(8, budget), log=report) if budget \
+        else (theta, f(theta), 0)
     # convergence check: projected gradient small relative to the deviance
     g = central_gradient(f, theta, bounds)
     free = ~_at_bound(theta, bounds)
     gnorm = float(np.max(np.abs(g[free]))) if free.any() else 0.0
-    converged = gnorm < max(1e-3, 1e-6 * abs(dev)) and np.isfinite(dev)
+    converged = gnorm < max(1e-3, 1e-6 * abs(dev)) and np.isfinite(dev) and res.status != 1
     msg = res.message if isinstance(res.message, str) else str(res.message)
     if not converged:
         warnings.warn("the optimizer did not converge (gradient %.3g after %d iterations): %s"

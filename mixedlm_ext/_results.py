@@ -117,7 +117,8 @@ class MixedLMExtResults(PostestimationMixin, LikelihoodModelResults):
         cov = np.asarray(self.cov_params())[self.k_fe:, self.k_fe:]
         if sd:
             names, est, cov, kinds = to_sd_metric(names, est, cov, kinds)
-        se = np.sqrt(np.clip(np.diag(cov), 0, None))
+        with np.errstate(invalid="ignore"):
+            se = np.sqrt(np.diag(cov))
         ci = vc_confint(est, se, kinds, self.level if level is None else level)
         idx = pd.MultiIndex.from_tuples(names, names=["level", "parameter"])
         return pd.DataFrame({"estimate": est, "std_err": se, "ci_low": ci[:, 0], "ci_high": ci[:, 1]}, index=idx)
@@ -152,7 +153,8 @@ class MixedLMExtResults(PostestimationMixin, LikelihoodModelResults):
         """LR test against the linear model (Stata's ``LR test vs. linear model``)."""
         ob = self.model.objective
         df = ob.n_natural - 1
-        stat = max(2.0 * (self.llf - self.llf_linear), 0.0)
+        stat = 2.0 * (self.llf - self.llf_linear)
+        stat = stat if stat > 1e-8 * max(1.0, abs(self.llf)) else 0.0
         independent = ob.residual.n_params == 0
         if df == 1 and independent:
             p = 0.5 * stats.chi2.sf(stat, 1) if stat > 0 else 1.0
