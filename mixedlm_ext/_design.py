@@ -440,11 +440,11 @@ def _check_level_effects(label: str, blocks: list[Block], df: pd.DataFrame) -> N
     seen = set()
     for blk in blocks:
         for e in blk.effects:
-            if e in seen:
+            if (blk.expand_by, e) in seen:
                 raise ModelSpecificationError(
                     "level %s: %s appears in more than one equation; a repeated level needs "
                     "distinct terms (use noconstant in the later equations)" % (label, e))
-            seen.add(e)
+            seen.add((blk.expand_by, e))
         for c in blk.equation.columns:
             if not np.any(df[c].to_numpy(dtype=float) != 0):
                 raise ModelSpecificationError(
