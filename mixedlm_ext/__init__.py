@@ -12,6 +12,7 @@ from ._design import ModelSpecificationError
 from ._model import MixedLMExt
 from ._optimize import BoundaryWarning, ConvergenceWarning
 from ._results import LRTestResult, MixedLMExtResults, lrtest
+from ._sklearn import MixedLMRegressor
 from ._spec import ModelSpec, REEquation, ResidualSpec
 from ._stata_parser import StataSyntaxError, parse_stata
 
@@ -21,6 +22,6 @@ __all__ = [
     "mixed", "lmer", "lrtest", "MixedLMExt", "MixedLMExtResults", "LRTestResult",
     "ModelSpec", "REEquation", "ResidualSpec", "parse_stata",
     "Identity", "Independent", "Exchangeable", "Unstructured",
-    "load_dataset", "list_datasets",
+    "load_dataset", "list_datasets", "MixedLMRegressor",
     "ModelSpecificationError", "StataSyntaxError", "ConvergenceWarning", "BoundaryWarning",
 ]

@@ -18,7 +18,7 @@ import pandas as pd
 import patsy
 
 from ._covariance import CovStruct, make_structure
-from ._linalg import block_diag, group_starts, grouped_crossprod
+from ._linalg import block_diag, group_starts, grouped_crossprod, orthonormalize
 from ._spec import ModelSpec, REEquation
 
 
@@ -143,10 +143,7 @@ class Design:
         XY = np.column_stack([X, y])
         codes = self.panel_codes
         G = self.n_panels
-        ZC = np.column_stack([Z, XY])
-        W = grouped_crossprod(Z, ZC, codes, G)
-        Q = Z.shape[1]
-        return W[:, :, :Q], W[:, :, Q:], XY.T @ XY
+        return grouped_crossprod(Z, Z, codes, G), grouped_crossprod(Z, XY, codes, G), XY.T @ XY
 
 
 # ---------------------------------------------------------------------------
@@ -338,7 +335,8 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
         paths.append(full)
         prev = full
     # verify nesting in the data for paths that are not prefixes of each other
-    if len(merged) > 1:
+    prefix_chain = all(b[: len(a)] == a for (a, _), (b, _) in zip(merged, merged[1:]))
+    if len(merged) > 1 and not prefix_chain:
         crossed = not _nested_in_data(df, [p for p, _ in merged])
     if crossed:
         merged, paths = _as_crossed(merged), [()]
@@ -395,7 +393,7 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
     Z = np.column_stack(Z_by_level[::-1]) if Z_by_level else np.zeros((len(df), 0))
     design = Design(spec, y, X, fe_names, omitted, levels, Z, row_index, n_dropped, df, crossed=crossed)
     _check_identified(design)
-    design.Xw, design.Rx = np.linalg.qr(X) if X.shape[1] else (X, np.zeros((0, 0)))
+    design.Xw, design.Rx = _orthonormalize(X) if X.shape[1] else (X, np.zeros((0, 0)))
     design.b_ols = np.linalg.solve(design.Rx, design.Xw.T @ y) if X.shape[1] else np.zeros(0)
     design.yw = y - X @ design.b_ols
     design.Wzz, design.Wzx, design.Bxx = design.compute_crossproducts()
@@ -433,6 +431,13 @@ def _as_crossed(merged):
     """Crossed groupings become blocks of one ``_all`` level, expanded by their grouping."""
     eqs = [eq for _, lst in merged for eq in lst]
     return [((), eqs)]
+
+
+def _orthonormalize(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        return orthonormalize(X)
+    except np.linalg.LinAlgError:  # very ill-conditioned: Householder
+        return np.linalg.qr(X)
 
 
 def _check_level_effects(label: str, blocks: list[Block], df: pd.DataFrame) -> None:

@@ -27,7 +27,7 @@ from typing import Optional
 
 import numpy as np
 
-from ._linalg import batched_cholesky, batched_lower_solve, group_starts
+from ._linalg import batched_cholesky, batched_lower_solve, batched_upper_solve_t, group_starts
 
 
 @dataclass
@@ -71,24 +71,45 @@ class NestedEngine:
         B = Bxx.copy()
         if not self.q:
             return Elimination(0.0, B, [] if keep else None)
-        M = Lambda.T @ Wzz @ Lambda
-        C = Lambda.T @ Wzx
+        off = Lambda - np.diag(np.diagonal(Lambda))
+        if not off.any():  # diagonal Lambda (identity/independent): elementwise scaling
+            d = np.diagonal(Lambda)
+            M = Wzz * (d[:, None] * d[None, :])
+            C = Wzx * d[:, None]
+        else:
+            M = np.matmul(np.matmul(Lambda.T, Wzz), Lambda)
+            C = np.matmul(Lambda.T, Wzx)
         logdet = 0.0
         factors = [] if keep else None
         for q, starts in zip(self.q, self.starts):
-            A = M[:, :q, :q].copy()
-            A[:, np.arange(q), np.arange(q)] += 1.0
-            L = batched_cholesky(A)
-            logdet += 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum()
-            U = batched_lower_solve(L, C[:, :q, :])
-            B -= np.einsum("gij,gik->jk", U, U)
+            G = M.shape[0]
             rest = M.shape[1] - q
-            T = batched_lower_solve(L, M[:, :q, q:]) if rest else np.zeros((M.shape[0], q, 0))
+            if q == 1:  # scalar blocks: everything elementwise
+                l = np.sqrt(M[:, 0, 0] + 1.0)
+                logdet += 2.0 * np.log(l).sum()
+                U = C[:, :1, :] / l[:, None, None]
+                T = M[:, :1, 1:] / l[:, None, None]
+                L = l[:, None, None]
+            else:
+                A = M[:, :q, :q].copy()
+                A[:, np.arange(q), np.arange(q)] += 1.0
+                L = batched_cholesky(A)
+                logdet += 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum()
+                U = batched_lower_solve(L, C[:, :q, :])
+                T = batched_lower_solve(L, M[:, :q, q:]) if rest else np.zeros((G, q, 0))
+            U2 = U.reshape(G * q, -1)
+            B -= U2.T @ U2
             if keep:
                 factors.append(LevelFactor(L, T, U, starts))
             if rest:
-                Mr = M[:, q:, q:] - np.einsum("gij,gik->gjk", T, T)
-                Cr = C[:, q:, :] - np.einsum("gij,gik->gjk", T, U)
+                if q == 1:
+                    t, u = T[:, 0, :], U[:, 0, :]
+                    Mr = M[:, 1:, 1:] - t[:, :, None] * t[:, None, :]
+                    Cr = C[:, 1:, :] - t[:, :, None] * u[:, None, :]
+                else:
+                    Tt = np.swapaxes(T, 1, 2)
+                    Mr = M[:, q:, q:] - np.matmul(Tt, T)
+                    Cr = C[:, q:, :] - np.matmul(Tt, U)
                 M = np.add.reduceat(Mr, starts, axis=0)
                 C = np.add.reduceat(Cr, starts, axis=0)
         return Elimination(float(logdet), B, factors)
@@ -119,6 +140,4 @@ class NestedEngine:
 
 def _upper_solve_vec(L: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Solve ``L' x = b`` for stacks: L (G, q, q), b (G, q)."""
-    if L.shape[-1] == 1:
-        return b / L[:, :, 0]
-    return np.linalg.solve(np.swapaxes(L, 1, 2), b[:, :, None])[:, :, 0]
+    return batched_upper_solve_t(L, b[:, :, None])[:, :, 0]

@@ -31,33 +31,79 @@ def grouped_crossprod(A: np.ndarray, C: np.ndarray, codes: np.ndarray, n_groups:
         e = min(n, s + chunk)
         cod = codes[s:e]
         starts = group_starts(cod)
-        prod = A[s:e, :, None] * C[s:e, None, :]
-        sums = np.add.reduceat(prod, starts, axis=0)
-        gid = cod[starts]
-        # a chunk boundary may split one group: accumulate rather than assign
-        np.add.at(out, gid, sums) if s > 0 else out.__setitem__(gid, sums)
+        prod = (A[s:e, :, None] * C[s:e, None, :]).reshape(e - s, a * c)
+        sums = np.add.reduceat(prod, starts, axis=0).reshape(-1, a, c)
+        # groups are contiguous runs, unique within a chunk; only the first run of a
+        # chunk can continue the previous chunk's last group, so += is safe
+        out[cod[starts]] += sums
     return out
+
+
+_SMALL_Q = 6  # below this, loops over q with vectorised group ops beat LAPACK's per-matrix overhead
 
 
 def batched_cholesky(A: np.ndarray) -> np.ndarray:
     """Lower Cholesky factors of a stack of SPD matrices ``(g, q, q)``."""
-    if A.shape[-1] == 1:
+    q = A.shape[-1]
+    if q == 1:
+        if np.any(A <= 0):
+            raise np.linalg.LinAlgError("matrix not positive definite")
         return np.sqrt(A)
-    return np.linalg.cholesky(A)
+    if q > _SMALL_Q:
+        return np.linalg.cholesky(A)
+    L = np.zeros_like(A)
+    for j in range(q):
+        d = A[:, j, j] - np.einsum("gk,gk->g", L[:, j, :j], L[:, j, :j])
+        if np.any(d <= 0):
+            raise np.linalg.LinAlgError("matrix not positive definite")
+        L[:, j, j] = np.sqrt(d)
+        if j + 1 < q:
+            L[:, j + 1:, j] = (A[:, j + 1:, j] - np.einsum("gik,gk->gi", L[:, j + 1:, :j], L[:, j, :j])) / L[:, j, j][:, None]
+    return L
 
 
 def batched_lower_solve(L: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Solve ``L X = B`` for stacks of lower-triangular ``L``."""
-    if L.shape[-1] == 1:
+    """Solve ``L X = B`` for stacks of lower-triangular ``L`` (forward substitution)."""
+    q = L.shape[-1]
+    if q == 1:
         return B / L
-    return np.linalg.solve(L, B)
+    if q > _SMALL_Q:
+        return np.linalg.solve(L, B)
+    X = np.empty(np.broadcast_shapes(B.shape, L.shape[:-1] + (B.shape[-1],)))
+    for i in range(q):
+        acc = B[:, i, :]
+        if i:
+            acc = acc - np.einsum("gk,gkc->gc", L[:, i, :i], X[:, :i, :])
+        X[:, i, :] = acc / L[:, i, i][:, None]
+    return X
 
 
 def batched_upper_solve_t(L: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Solve ``L' X = B`` for stacks of lower-triangular ``L``."""
-    if L.shape[-1] == 1:
+    """Solve ``L' X = B`` for stacks of lower-triangular ``L`` (back substitution)."""
+    q = L.shape[-1]
+    if q == 1:
         return B / L
-    return np.linalg.solve(np.swapaxes(L, -1, -2), B)
+    if q > _SMALL_Q:
+        return np.linalg.solve(np.swapaxes(L, -1, -2), B)
+    X = np.empty(B.shape)
+    for i in range(q - 1, -1, -1):
+        acc = B[:, i, :]
+        if i + 1 < q:
+            acc = acc - np.einsum("gk,gkc->gc", L[:, i + 1:, i], X[:, i + 1:, :])
+        X[:, i, :] = acc / L[:, i, i][:, None]
+    return X
+
+
+def orthonormalize(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``X = Q R`` with ``Q`` orthonormal columns, by CholeskyQR2 (two BLAS passes,
+    as accurate as Householder QR for the condition numbers of design matrices)."""
+    R = np.eye(X.shape[1])
+    Q = X
+    for _ in range(2):
+        Ri = np.linalg.cholesky(Q.T @ Q).T
+        Q = np.linalg.solve(Ri.T, Q.T).T
+        R = Ri @ R
+    return Q, R
 
 
 def block_diag(*mats: np.ndarray) -> np.ndarray:

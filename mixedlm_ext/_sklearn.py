@@ -294,6 +294,14 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
     REML or ML -- and warns with :class:`NoGroupsWarning`.
     """
 
+    # ``groups`` is requested by default (scikit-learn's default is "unset"):
+    # with metadata routing enabled, groups passed to cross_validate /
+    # GridSearchCV / Pipeline reach fit, predict and score without
+    # set_*_request calls.  set_fit_request(groups=False) etc. still opt out.
+    __metadata_request__fit = {"groups": True}
+    __metadata_request__predict = {"groups": True}
+    __metadata_request__score = {"groups": True}
+
     def __init__(self, formula=None, re_columns=None, covariance="unstructured", residual=None,
                  reml=True, fit_options=None):
         self.formula = formula
@@ -375,9 +383,8 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         return spec
 
     def _fit_formula(self, X, y, groups):
-        if groups is not None:
-            raise ValueError("groups= is for array mode (formula=None); in formula mode the grouping "
-                             "columns come from X (use set_fit_request(groups=False) when routing)")
+        # groups (e.g. routed from a GroupKFold cross-validation) are ignored:
+        # the formula's grouping columns in X define the groups
         if not isinstance(X, pd.DataFrame):
             raise TypeError("formula mode needs X as a pandas DataFrame holding the formula's variables, "
                             "got %s" % type(X).__name__)
@@ -552,8 +559,6 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self, "results_")
         if self.formula is not None:
-            if groups is not None:
-                raise ValueError("groups= is for array mode; in formula mode the grouping columns come from X")
             if not isinstance(X, pd.DataFrame):
                 raise TypeError("formula mode needs X as a pandas DataFrame, got %s" % type(X).__name__)
             pred = self._fixed_formula(X)
