@@ -26,6 +26,18 @@ def grouped_crossprod(A: np.ndarray, C: np.ndarray, codes: np.ndarray, n_groups:
     out = np.zeros((n_groups, a, c))
     if n == 0 or a == 0 or c == 0:
         return out
+    if a * c <= 64:  # few column pairs: 1-D reductions over contiguous vectors
+        starts = group_starts(codes)
+        gid = codes[starts]
+        Ct = np.ascontiguousarray(C.T)
+        At = Ct if A is C else np.ascontiguousarray(A.T)
+        for i in range(a):
+            for j in range(c):
+                if A is C and j < i:
+                    out[gid, i, j] = out[gid, j, i]
+                    continue
+                out[gid, i, j] = np.add.reduceat(At[i] * Ct[j], starts)
+        return out
     chunk = max(1, _CHUNK_ELEMS // max(1, a * c))
     for s in range(0, n, chunk):
         e = min(n, s + chunk)
@@ -101,7 +113,8 @@ def orthonormalize(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Q = X
     for _ in range(2):
         Ri = np.linalg.cholesky(Q.T @ Q).T
-        Q = np.linalg.solve(Ri.T, Q.T).T
+        # einsum: OpenBLAS is pathologically slow for (tall x small) @ (small x small)
+        Q = np.einsum("ij,jk->ik", Q, np.linalg.inv(Ri))
         R = Ri @ R
     return Q, R
 

@@ -280,13 +280,24 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
 
     Notes
     -----
+    *Groups and metadata routing.*  ``groups`` is requested by default by
+    ``fit``, ``predict`` and ``score`` (no ``set_*_request`` call needed):
+    with ``sklearn.set_config(enable_metadata_routing=True)``,
+    ``cross_validate(est, X, y, cv=GroupKFold(5), params={"groups": g})``
+    sends each fold's groups to the splitter, to ``fit`` and to ``score``;
+    the same inside ``Pipeline`` and ``GridSearchCV``.  Opt out with
+    ``set_fit_request(groups=False)`` etc.
+
     *Prediction.*  ``predict`` returns the fixed part plus the BLUPs of the
     groups seen in training; rows of groups not seen in training (every row
     of a ``GroupKFold`` test fold) get the population-level prediction (the
-    fixed part).  In array mode the groups of the rows to predict are passed
-    as ``predict(X, groups=g)`` (routed with ``set_predict_request`` /
-    ``set_score_request``); without them every row gets the population-level
-    prediction.  In formula mode the grouping columns of ``X`` are used.
+    fixed part).  In array mode the groups of the rows to predict are given
+    as ``predict(X, groups=g)``; without them every row gets the
+    population-level prediction.  In formula mode the grouping columns of
+    ``X`` are used and a ``groups`` argument is ignored (in ``fit`` too).
+    A string ``scoring=`` ("r2") in cross-validation calls ``predict``
+    without metadata: use the default scoring (this ``score``) to get the
+    BLUPs of seen groups in the test folds.
 
     *No groups.*  In array mode ``fit(X, y)`` without ``groups`` (what
     ``check_estimator`` does, or cross-validation without metadata routing)
@@ -475,7 +486,7 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         else:
             warnings.warn("MixedLMRegressor.fit got no groups: fitting the linear regression without random "
                           "effects. Pass fit(X, y, groups=g); inside cross_validate/GridSearchCV/Pipeline enable "
-                          "sklearn.set_config(enable_metadata_routing=True) and call set_fit_request(groups=True).",
+                          "sklearn.set_config(enable_metadata_routing=True) and pass params={'groups': g}.",
                           NoGroupsWarning, stacklevel=3)
 
         def column(ref):
@@ -507,6 +518,8 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         y : array-like, shape (n_samples,), optional in formula mode
         groups : array-like, shape (n_samples,), optional
             Array mode: the group of each row (routed as metadata ``groups``).
+            Without it the model has no random effects (see Notes).
+            Formula mode: ignored.
 
         Returns
         -------
@@ -550,7 +563,7 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         groups : array-like, optional
             Array mode: the group of each row; rows whose group was not seen
             in training, and every row when ``groups`` is None, get the
-            population-level prediction.  Formula mode: must be None (the
+            population-level prediction.  Formula mode: ignored (the
             grouping columns of ``X`` are used).
 
         Returns
