@@ -224,6 +224,7 @@ class Unstructured(CovStruct):
     def __init__(self, q: int) -> None:
         super().__init__(q)
         self._rows, self._cols = np.tril_indices(q)
+        self._iu = np.triu_indices(q, 1)
 
     @property
     def n_theta(self) -> int:
@@ -251,13 +252,12 @@ class Unstructured(CovStruct):
         return ["var"] * self.q + ["cov"] * (self.q * (self.q - 1) // 2)
 
     def natural_from_cov(self, G):
-        iu = np.triu_indices(self.q, 1)
-        return np.concatenate([np.diag(G), G[iu]])
+        return np.concatenate([np.diag(G), G[self._iu]])
 
     def cov_from_natural(self, nat):
         nat = np.asarray(nat, dtype=float)
         G = np.diag(nat[: self.q])
-        iu = np.triu_indices(self.q, 1)
+        iu = self._iu
         G[iu] = nat[self.q:]
         G[(iu[1], iu[0])] = nat[self.q:]
         return G

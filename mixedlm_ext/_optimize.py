@@ -50,13 +50,23 @@ def _loglik(dev: float) -> float:
 
 
 class _Counter:
+    """Counts evaluations and remembers recent ones (callbacks re-ask for them)."""
+
     def __init__(self, f: Callable[[np.ndarray], float]):
         self.f = f
         self.n = 0
+        self._cache: dict[bytes, float] = {}
 
     def __call__(self, x):
+        key = np.asarray(x, dtype=float).tobytes()
+        if key in self._cache:
+            return self._cache[key]
         self.n += 1
-        return self.f(x)
+        v = self.f(x)
+        if len(self._cache) > 64:
+            self._cache.clear()
+        self._cache[key] = v
+        return v
 
 
 def _project(x: np.ndarray, bounds) -> np.ndarray:
@@ -127,13 +137,20 @@ def _at_bound(x, bounds, tol=1e-7) -> np.ndarray:
 
 
 def newton_polish(f, x: np.ndarray, bounds, max_iter: int = 8, tol: float = 1e-10,
-                  log: Optional[Callable[[float], None]] = None) -> tuple[np.ndarray, float, int]:
-    """Newton steps on the free (not at a bound) parameters."""
+                  log: Optional[Callable[[float], None]] = None) -> tuple[np.ndarray, float, int, float]:
+    """Newton steps on the free (not at a bound) parameters.
+
+    Returns ``(x, f(x), iterations, decrement)`` where ``decrement`` is the
+    Newton decrement ``g' H^-1 g`` at the last point (Stata's convergence
+    criterion, scale free).
+    """
     fx = f(x)
     it = 0
+    decrement = np.inf
     for it in range(1, max_iter + 1):
         free = ~_at_bound(x, bounds)
         if not free.any():
+            decrement = 0.0
             break
         xf = x[free]
 
@@ -151,24 +168,22 @@ def newton_polish(f, x: np.ndarray, bounds, max_iter: int = 8, tol: float = 1e-1
             step = -(V / w) @ (V.T @ g)
         except np.linalg.LinAlgError:
             break
-        improved = False
+        decrement = float(-g @ step)
+        if decrement < tol * max(1.0, abs(fx)):
+            break
         for shrink in (1.0, 0.5, 0.25, 0.1, 0.01):
             cand = x.copy()
             cand[free] = xf + shrink * step
             cand = _project(cand, bounds)
             fc = f(cand)
             if np.isfinite(fc) and fc <= fx:
-                improved = fc < fx
-                dx = np.max(np.abs(cand - x))
-                x, fold, fx = cand, fx, fc
+                x, fx = cand, fc
                 break
         else:
             break
         if log:
             log(fx)
-        if not improved or (fold - fx) < tol * max(1.0, abs(fx)) or dx < 1e-10:
-            break
-    return x, fx, it
+    return x, fx, it, decrement
 
 
 def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: bool = False,
@@ -207,21 +222,19 @@ def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: 
     report(f(theta))
     res = so.minimize(f, theta, method="L-BFGS-B", jac=lambda x: central_gradient(f, x, bounds),
                       bounds=bounds, callback=lambda xk: report(f(xk)),
-                      options=dict(maxiter=maxiter, ftol=1e-13, gtol=1e-8 * max(1.0, abs(f(theta))) * 1e-3))
+                      options=dict(maxiter=maxiter, ftol=1e-12, gtol=1e-6))
     theta = _project(res.x, bounds)
-    converged = bool(res.success) or res.status == 0
     budget = max(0, maxiter - int(res.nit))
-    theta, dev, n_newton = newton_polish(f, theta, bounds, max_iter=min(8, budget), log=report) if budget \
-        else (theta, f(theta), 0)
-    # convergence check: projected gradient small relative to the deviance
-    g = central_gradient(f, theta, bounds)
-    free = ~_at_bound(theta, bounds)
-    gnorm = float(np.max(np.abs(g[free]))) if free.any() else 0.0
-    converged = gnorm < max(1e-3, 1e-6 * abs(dev)) and np.isfinite(dev) and res.status != 1
+    if budget:
+        theta, dev, n_newton, decrement = newton_polish(f, theta, bounds, max_iter=min(10, budget), log=report)
+    else:
+        dev, n_newton, decrement = f(theta), 0, np.inf
+    # converged when the Newton decrement is negligible (Stata: nrtolerance)
+    converged = bool(np.isfinite(dev) and decrement < max(tolerance, 1e-10 * abs(dev)) * 1e3)
     msg = res.message if isinstance(res.message, str) else str(res.message)
     if not converged:
-        warnings.warn("the optimizer did not converge (gradient %.3g after %d iterations): %s"
-                      % (gnorm, res.nit, msg), ConvergenceWarning, stacklevel=3)
+        warnings.warn("the optimizer did not converge (Newton decrement %.3g after %d iterations): %s"
+                      % (decrement, int(res.nit) + n_newton, msg), ConvergenceWarning, stacklevel=3)
     return OptResult(theta, float(dev), converged, int(res.nit) + n_newton, f.n, msg, history,
                      _at_bound(theta, bounds))
 

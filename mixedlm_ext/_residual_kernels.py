@@ -337,8 +337,7 @@ class _StationaryKernel(Kernel):
         return self._acf(rho, self.max_lag)
 
     def corr(self, acf, chunk):
-        lag = chunk.lag(integer=True)
-        return np.take(acf, np.minimum(lag, acf.size - 1)) if acf.size > 1 else np.take(acf, lag * 0)
+        return acf[np.minimum(chunk.lag(integer=True), acf.size - 1)]
 
 
 class ARKernel(_StationaryKernel):

@@ -182,8 +182,14 @@ class _REPredictor:
 # ---------------------------------------------------------------------------
 # helpers for array mode
 # ---------------------------------------------------------------------------
+# names the results use for something else (patsy's "Intercept" becomes "_cons")
+_RESERVED = {"Intercept", "_cons", "Residual", "_all"}
+
+
 def _usable_name(name) -> bool:
-    return isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
+    """Whether a column name can appear as such in the internal formula."""
+    return (isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
+            and name not in _RESERVED)
 
 
 def _internal_names(feature_names, y_name, g_name) -> tuple[list[str], str, str]:
