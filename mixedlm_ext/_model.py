@@ -13,12 +13,25 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 from statsmodels.base.model import LikelihoodModel
+from threadpoolctl import ThreadpoolController
 
 from ._design import Design, build_design
 from ._inference import numerical_hessian, vc_covariance
 from ._objective import Objective
 from ._optimize import BoundaryWarning, central_gradient, optimize
 from ._spec import ModelSpec
+
+
+def _single_thread_blas():
+    """BLAS on one thread: the work is many tiny matrix operations (and tall-skinny
+    products), where OpenBLAS's threading costs far more than it saves."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")
+
+
+_CONTROLLER = None
 
 
 class MixedLMExt(LikelihoodModel):
@@ -40,7 +53,8 @@ class MixedLMExt(LikelihoodModel):
     """
 
     def __init__(self, spec: ModelSpec, data: pd.DataFrame, **kwargs):
-        design = build_design(spec, data)
+        with _single_thread_blas():
+            design = build_design(spec, data)
         self.spec = spec
         self.design: Design = design
         self.objective = Objective(design, reml=spec.reml)
@@ -146,6 +160,11 @@ class MixedLMExt(LikelihoodModel):
         level : float
             Confidence level for intervals (default 95).
         """
+        with _single_thread_blas():
+            return self._fit(start_params, log=log, emlog=emlog, em_iterations=em_iterations, emonly=emonly,
+                             maxiter=maxiter, level=level, stream=stream)
+
+    def _fit(self, start_params, *, log, emlog, em_iterations, emonly, maxiter, level, stream):
         from ._results import MixedLMExtResults, MixedLMExtResultsWrapper
 
         opts = self.spec.option_dict

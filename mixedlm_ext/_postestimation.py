@@ -706,9 +706,9 @@ class PostestimationMixin:
         ob = self.model.objective
         rs = d.spec.residual
         if rs.kind != "independent" or rs.by is not None or ob.residual.n_params > 0:
-            raise ValueError("estat icc is not available with residual structures (residuals(%s%s)): "
-                             "intraclass correlations need independent homoskedastic residuals"
-                             % (rs.kind, ", by(%s)" % rs.by if rs.by else ""))
+            what = rs.kind + (" %d" % rs.order if rs.order else "") + (", by(%s)" % rs.by if rs.by else "")
+            raise ValueError("estat icc is not available with residual structures (residuals(%s)): "
+                             "intraclass correlations need independent homoskedastic residuals" % what)
         if d.crossed:
             raise ValueError("estat icc is not available for crossed random effects")
         # natural-parameter position of each block

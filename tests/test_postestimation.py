@@ -581,3 +581,22 @@ def test_wcorrelation_ar2_dense():
     _, b, cond, _, _ = dense_blups(res, Cfull)
     np.testing.assert_allclose(stacked(res, "b"), b, rtol=1e-5, atol=1e-8)
     np.testing.assert_allclose(np.diag(stacked(res, "cond")), np.diag(cond), rtol=1e-5)
+
+
+def test_wcorrelation_ar1_unsorted_rows():
+    """Rows not in time order: V follows the rows' own times and labels."""
+    ov = mx.load_dataset("ovary").sample(frac=1.0, random_state=7)
+    try:
+        res = mx.mixed("mixed follicles sin1 cos1 || mare:, residuals(ar 1, t(time))", ov)
+    except NotImplementedError:
+        pytest.skip("residuals(ar 1) is not implemented yet")
+    p = res.params
+    w = res.estat_wcorrelation(group=4)
+    assert set(w.covariance.index) == set(ov.index[ov["mare"] == 4])
+    t = ov.loc[w.covariance.index, "time"].to_numpy(dtype=float)
+    V = p["mare:var(_cons)"] + p["Residual:var(e)"] * p["Residual:phi1"] ** np.abs(t[:, None] - t[None, :])
+    np.testing.assert_allclose(w.covariance.to_numpy(), V, rtol=1e-6)
+    r = res.predict(kind="residuals").loc[w.covariance.index].to_numpy()
+    z = res.predict(kind="rstandard").loc[w.covariance.index].to_numpy()
+    C = p["Residual:phi1"] ** np.abs(t[:, None] - t[None, :])
+    assert (z ** 2).sum() == pytest.approx(r @ np.linalg.solve(C, r) / res.sigma2, rel=1e-6)
