@@ -49,6 +49,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._linalg import block_diag
+
 _KINDS = ("xb", "stdp", "fitted", "residuals", "rstandard", "reffects", "reses")
 
 
@@ -124,7 +126,8 @@ def _lookup(index: pd.Index, frame: pd.DataFrame, cols: tuple) -> np.ndarray:
 
 def _expand_index(levels: list, names: tuple) -> pd.Index:
     if len(names) == 1:
-        return pd.Index([lv[0] if isinstance(lv, tuple) and len(lv) == 1 else lv for lv in levels], name=names[0])
+        vals = [lv[0] if isinstance(lv, tuple) and len(lv) == 1 else lv for lv in levels]
+        return pd.Index(vals, name=names[0])
     return pd.MultiIndex.from_tuples([tuple(lv) for lv in levels], names=list(names))
 
 
@@ -412,7 +415,6 @@ class PostestimationMixin:
         rhs = spec.fixed.strip() or "1"
         rhs = ("1 + " if spec.constant else "0 + ") + rhs
         info = patsy.dmatrix(rhs, d.data, NA_action="raise", return_type="dataframe").design_info
-        used, _ = _formula_variables(spec.fixed, frame)
         fixed_vars, _ = _formula_variables(spec.fixed, d.data)
         missing_cols = [v for v in fixed_vars if v not in frame.columns]
         if missing_cols:
@@ -588,9 +590,11 @@ class PostestimationMixin:
             seen = pos >= 0
             per_row[seen] = vals[pos[seen]]
             for j, e in enumerate(t.effects):
-                cols.append(t.key if e == t.key else "%s:%s" % (t.key, e))
+                same = e == t.key or t.key.endswith(":" + e)
+                cols.append(t.key if same else "%s:%s" % (t.key, e))
                 data_cols.append(per_row[:, j])
-        out = pd.DataFrame(np.column_stack(data_cols) if data_cols else np.zeros((n, 0)), index=index, columns=cols)
+        mat = np.column_stack(data_cols) if data_cols else np.zeros((n, 0))
+        out = pd.DataFrame(mat, index=index, columns=cols)
         return self._pe_finish(out, estimation, unseen)
 
     @staticmethod
@@ -661,8 +665,6 @@ class PostestimationMixin:
         out = {}
         for t in self._pe_terms:
             mats = [blk.structure.cov_from_theta(block_theta[id(blk)], sigma2) for blk, _ in t.blocks]
-            from ._linalg import block_diag
-
             G = block_diag(*mats)
             if correlation:
                 G = _cov2corr(G)

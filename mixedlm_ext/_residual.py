@@ -159,6 +159,11 @@ class PanelResidual(ResidualStructure):
         for g in range(len(values)):
             rows = np.flatnonzero(codes == g)
             pr = PanelRows(rows, panel[rows], None if t is None else t[rows], W[rows])
+            if pr.repeated is not None:
+                i = pr.repeated
+                raise self._error("t(%s) has repeated values within a panel: %s=%s appears more than once "
+                                  "in panel %s" % (spec.time, spec.time, _fmt_t(pr.t[i]),
+                                                   _panel_label(design, pr.panel_ids[pr.panel[i]])))
             kern = cls(spec.order, spec.time)
             try:
                 kern.bind_rows(pr)
@@ -179,13 +184,6 @@ class PanelResidual(ResidualStructure):
                 raise self._error("t(%s) must hold integers; found %s=%g" % (name, name, t[bad[0]]))
         if cls.nonneg_time and t.size and t.min() < 0:
             raise self._error("t(%s) must hold non-negative integers; found %s=%s" % (name, name, _fmt_t(t.min())))
-        order = np.lexsort((t, panel))
-        ts, ps = t[order], panel[order]
-        dup = np.flatnonzero((ts[1:] == ts[:-1]) & (ps[1:] == ps[:-1]))
-        if dup.size:
-            i = dup[0]
-            raise self._error("t(%s) has repeated values within a panel: %s=%s appears more than once in "
-                              "panel %s" % (name, name, _fmt_t(ts[i]), _panel_label(design, ps[i])))
 
     def _check_by_constant(self, design, codes: np.ndarray, panel: np.ndarray) -> None:
         lo = np.full(design.n_panels, np.iinfo(np.intp).max)
@@ -311,7 +309,9 @@ class PanelResidual(ResidualStructure):
     def crossproducts(self, rho: np.ndarray):
         F, ld = self.full(rho)
         Q = self._Q
-        return F[:, :Q, :Q], F[:, :Q, Q:], F[:, Q:, Q:].sum(axis=0), ld
+        P, k = F.shape[0], F.shape[1]
+        tot = F.reshape(P, k * k).sum(axis=0).reshape(k, k)
+        return F[:, :Q, :Q], F[:, :Q, Q:], tot[Q:, Q:], ld
 
     def correlation(self, rho: np.ndarray, panel: int) -> np.ndarray:
         """Relative covariance ``C`` of design panel ``panel`` (rows in design order)."""

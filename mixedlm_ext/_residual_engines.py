@@ -29,6 +29,18 @@ from ._linalg import group_starts, grouped_crossprod
 _MAX_ELEMS = 2_000_000  # c * T * T per batched Cholesky
 
 
+def panel_crossprod(A: np.ndarray, C: np.ndarray, code: np.ndarray, G: int) -> np.ndarray:
+    """``out[g] = A[rows of g]' C[rows of g]`` (``code`` sorted); batched BLAS when
+    every group has the same number of rows, :func:`grouped_crossprod` otherwise."""
+    n = A.shape[0]
+    if G and n and n % G == 0:
+        T = n // G
+        ar = np.arange(G)
+        if np.array_equal(code[::T], ar) and np.array_equal(code[T - 1::T], ar):
+            return np.matmul(np.swapaxes(A.reshape(G, T, -1), 1, 2), C.reshape(G, T, -1))
+    return grouped_crossprod(A, C, code, G)
+
+
 class PanelRows:
     """Rows of a set of panels, sorted by (panel, t).
 
@@ -45,23 +57,43 @@ class PanelRows:
     """
 
     def __init__(self, rows: np.ndarray, panel: np.ndarray, t: Optional[np.ndarray], W: np.ndarray):
-        uniq, local = np.unique(panel, return_inverse=True)
-        local = local.reshape(-1)
-        if t is not None:
-            order = np.lexsort((t, local))
+        panel = np.asarray(panel)
+        n = panel.size
+        if n and np.all(panel[1:] >= panel[:-1]):  # the usual case: design order
+            st = group_starts(panel)
+            uniq = panel[st]
+            local = np.repeat(np.arange(st.size), np.diff(np.append(st, n)))
         else:
+            uniq, local = np.unique(panel, return_inverse=True)
+            local = local.reshape(-1)
+        order = None
+        if t is not None:
+            t = np.asarray(t, dtype=float)
+            same = local[1:] == local[:-1]
+            if not (np.all(local[1:] >= local[:-1]) and np.all(t[1:][same] > t[:-1][same])):
+                order = np.lexsort((t, local))
+        elif not np.all(local[1:] >= local[:-1]):
             order = np.argsort(local, kind="stable")
+        if order is None:
+            self.rows, self.panel, self.t, self.W = np.asarray(rows), local, t, np.ascontiguousarray(W)
+        else:
+            self.rows = np.asarray(rows)[order]
+            self.panel = local[order]
+            self.t = None if t is None else t[order]
+            self.W = np.ascontiguousarray(W[order])
         self.panel_ids = uniq  # local panel -> design panel
-        self.rows = np.asarray(rows)[order]
-        self.panel = local[order]
-        self.t = None if t is None else np.asarray(t, dtype=float)[order]
-        self.W = np.ascontiguousarray(W[order])
         self.n = self.rows.size
         self.k = W.shape[1]
         self.P = uniq.size
         self.starts = group_starts(self.panel)
         self.sizes = np.diff(np.append(self.starts, self.n))
         self.pos = np.arange(self.n) - np.repeat(self.starts, self.sizes)
+        # a repeated t within a panel (position in this order), or None
+        self.repeated = None
+        if self.t is not None and order is not None and self.n > 1:
+            dup = np.flatnonzero((self.t[1:] == self.t[:-1]) & (self.panel[1:] == self.panel[:-1]))
+            if dup.size:
+                self.repeated = int(dup[0])
 
     def panel_rows(self, j: int) -> np.ndarray:
         """Positions (in this object's order) of local panel ``j``."""
@@ -171,6 +203,7 @@ class MarkovEngine:
     def __init__(self, rows: PanelRows):
         self.rows = rows
         W = rows.W
+        P, k = rows.P, rows.k
         first = rows.starts
         self.F0 = W[first, :, None] * W[first, None, :]
         cur = np.flatnonzero(rows.pos > 0)
@@ -182,41 +215,58 @@ class MarkovEngine:
         D = max(1, self.dvals.size)
         self.count_d = np.bincount(dcode, minlength=self.dvals.size).astype(float)
         key = rows.panel[cur].astype(np.int64) * D + dcode
-        ukeys = np.unique(key)
+        if key.size and np.all(key[1:] >= key[:-1]):
+            order = None
+            kst = group_starts(key)
+            ukeys = key[kst]
+        else:
+            order = np.argsort(key, kind="stable")
+            ukeys = np.unique(key)
         self.mode = "stats" if (cur.size and ukeys.size * 3 <= cur.size) else "rows"
         if cur.size == 0:
             self.mode = "none"
         if self.mode == "stats":
-            order = np.argsort(key, kind="stable")
-            code = np.searchsorted(ukeys, key[order])
-            A, B = W[cur[order]], W[prev[order]]
+            if order is None:
+                code = np.repeat(np.arange(ukeys.size), np.diff(np.append(kst, key.size)))
+                A, B = W[cur], W[prev]
+            else:
+                code = np.searchsorted(ukeys, key[order])
+                A, B = W[cur[order]], W[prev[order]]
             G = ukeys.size
-            self.S0 = grouped_crossprod(A, A, code, G)
-            self.S2 = grouped_crossprod(B, B, code, G)
-            X = grouped_crossprod(A, B, code, G)
-            self.S1 = X + np.swapaxes(X, 1, 2)
+            X = panel_crossprod(A, B, code, G)
+            S = np.empty((3, G, k * k))
+            S[0] = panel_crossprod(A, A, code, G).reshape(G, -1)
+            S[1] = (X + np.swapaxes(X, 1, 2)).reshape(G, -1)
+            S[2] = panel_crossprod(B, B, code, G).reshape(G, -1)
+            self.S = S
             cpanel = ukeys // D
             self.cd = ukeys % D
-            self.cstarts = group_starts(cpanel)
-            self.cpanels = cpanel[self.cstarts]
+            self.single_d = self.dvals.size == 1
+            # combinations -> panels: identity when every panel has one gap class
+            self.identity = G == P and np.array_equal(cpanel, np.arange(P))
+            if not self.identity:
+                import scipy.sparse as sp
 
-    def compute(self, a_of_d: Callable[[np.ndarray], np.ndarray], F: np.ndarray) -> float:
-        """Add the whitened cross-products into ``F`` (local panels); return ``log|C|``."""
-        F += self.F0
+                self.to_panel = sp.csr_matrix((np.ones(G), (cpanel, np.arange(G))), shape=(P, G))
+
+    def compute(self, a_of_d: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, float]:
+        """Whitened cross-products ``(P, k, k)`` of the local panels and ``log|C|``."""
         if self.mode == "none":
-            return 0.0
+            return self.F0.copy(), 0.0
         rows = self.rows
         if self.mode == "stats":
-            a = a_of_d(self.dvals)
+            a = np.asarray(a_of_d(self.dvals), dtype=float)
             one = 1.0 - a * a
             if not np.all(one > 0):
                 raise np.linalg.LinAlgError("residual correlation is not positive definite")
-            w0 = 1.0 / one
-            w1 = (-a * w0)[self.cd][:, None, None]
-            w2 = (a * a * w0)[self.cd][:, None, None]
-            G = w0[self.cd][:, None, None] * self.S0 + w1 * self.S1 + w2 * self.S2
-            F[self.cpanels] += np.add.reduceat(G, self.cstarts, axis=0)
-            return float(self.count_d @ np.log(one))
+            w = np.stack([1.0 / one, -a / one, a * a / one])  # (3, D)
+            if self.single_d:
+                G = (w[:, 0] @ self.S.reshape(3, -1)).reshape(self.S.shape[1:])
+            else:
+                G = np.einsum("jc,jcm->cm", w[:, self.cd], self.S)
+            if not self.identity:
+                G = self.to_panel @ G
+            return self.F0 + G.reshape(self.F0.shape), float(self.count_d @ np.log(one))
         a = a_of_d(self.d)
         one = 1.0 - a * a
         if not np.all(one > 0):
@@ -224,8 +274,8 @@ class MarkovEngine:
         W = rows.W
         Wt = np.zeros_like(W)
         Wt[self.cur] = (W[self.cur] - a[:, None] * W[self.prev]) / np.sqrt(one)[:, None]
-        F += grouped_crossprod(Wt, Wt, rows.panel, rows.P)  # first rows are zero in Wt
-        return float(np.log(one).sum())
+        F = self.F0 + panel_crossprod(Wt, Wt, rows.panel, rows.P)  # first rows are zero in Wt
+        return F, float(np.log(one).sum())
 
     def whiten(self, a_of_d, M: np.ndarray) -> np.ndarray:
         out = np.array(M, dtype=float, copy=True)
@@ -257,7 +307,7 @@ class ARBandEngine:
         S = np.zeros((Pe, p + 1, p + 1, k, k))
         for a in range(p + 1):
             for b in range(a, p + 1):
-                X = grouped_crossprod(W[r - a], W[r - b], code, Pe)
+                X = panel_crossprod(W[r - a], W[r - b], code, Pe)
                 S[:, a, b] = X
                 if b != a:
                     S[:, b, a] = np.swapaxes(X, 1, 2)

@@ -388,11 +388,10 @@ class ARKernel(_StationaryKernel):
 
     def full(self, rho):
         r = self.rows
-        F = np.zeros((r.P, r.k, r.k))
         if self.order == 1:
             phi = float(np.tanh(rho[0]))
-            ld = self._markov.compute(lambda d: phi ** d, F)
-            return F, ld
+            return self._markov.compute(lambda d: phi ** d)
+        F = np.zeros((r.P, r.k, r.k))
         acf, phi, innov = ar_acf(np.tanh(rho), max(self._dense_lag, self.order))
         ld = 0.0
         if self._band is not None:
@@ -537,11 +536,8 @@ class ExponentialKernel(Kernel):
         return float(expit(rho[0]))
 
     def full(self, rho):
-        r = self.rows
-        F = np.zeros((r.P, r.k, r.k))
         base = self._base(rho)
-        ld = self._markov.compute(lambda d: base ** d, F)
-        return F, ld
+        return self._markov.compute(lambda d: base ** d)
 
     def corr(self, prep, chunk):
         return self._base(prep) ** chunk.lag(integer=False)

@@ -224,7 +224,8 @@ def _normalize_covariance(cov) -> str:
     try:
         return normalize_covariance(cov)
     except ValueError:
-        raise ValueError("covariance must be one of %s, got %r" % (", ".join(COVARIANCE_TYPES), cov)) from None
+        raise ValueError("covariance must be one of %s, got %r"
+                         % (", ".join(COVARIANCE_TYPES), cov)) from None
 
 
 # ---------------------------------------------------------------------------
@@ -335,7 +336,8 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
             raise ValueError("fit_options must be a dict or None, got %s" % type(opts).__name__)
         unknown = [k for k in opts if k not in _FIT_KEYS]
         if unknown:
-            raise ValueError("unknown fit option(s) %s; allowed: %s" % (", ".join(map(repr, unknown)), ", ".join(_FIT_KEYS)))
+            raise ValueError("unknown fit option(s) %s; allowed: %s"
+                             % (", ".join(map(repr, unknown)), ", ".join(_FIT_KEYS)))
         return dict(opts)
 
     def _residual_spec(self, column) -> ResidualSpec:
@@ -449,8 +451,8 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
                 out.append(j % p)
             elif isinstance(r, str):
                 if names is None:
-                    raise ValueError("%s: column %r given by name but X has no column names; "
-                                     "use an index (or a DataFrame / set_output(transform='pandas'))" % (what, r))
+                    raise ValueError("%s: column %r given by name but X has no column names; use an index "
+                                     "(or a DataFrame / set_output(transform='pandas'))" % (what, r))
                 hits = [j for j, n in enumerate(names) if n == r]
                 if not hits:  # ColumnTransformer output names: "step__name"
                     hits = [j for j, n in enumerate(names) if str(n).endswith("__" + r)]
@@ -490,9 +492,10 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
             random = (REEquation(group=(g_col,), columns=tuple(cols[j] for j in re_idx), constant=True,
                                  covariance=cov, label=g_col),)
         else:
-            warnings.warn("MixedLMRegressor.fit got no groups: fitting the linear regression without random "
-                          "effects. Pass fit(X, y, groups=g); inside cross_validate/GridSearchCV/Pipeline enable "
-                          "sklearn.set_config(enable_metadata_routing=True) and pass params={'groups': g}.",
+            warnings.warn("MixedLMRegressor.fit got no groups: fitting the linear regression without "
+                          "random effects. Pass fit(X, y, groups=g); inside cross_validate/GridSearchCV/"
+                          "Pipeline enable sklearn.set_config(enable_metadata_routing=True) and pass "
+                          "params={'groups': g}.",
                           NoGroupsWarning, stacklevel=3)
 
         def column(ref):

@@ -16,8 +16,10 @@ from conftest import load_reference
 BLUP_MODELS = {
     "pig_ri_ml": ("pig", "mixed weight week || id:"),
     "pig_rs_un_ml": ("pig", "mixed weight week || id: week, covariance(unstructured)"),
-    "productivity_3l_ml": ("productivity", "mixed gsp private emp hwy water other unemp || region: || state:"),
-    "sleepstudy_un_reml": ("sleepstudy", "mixed reaction days || subject: days, covariance(unstructured) reml"),
+    "productivity_3l_ml": ("productivity",
+                           "mixed gsp private emp hwy water other unemp || region: || state:"),
+    "sleepstudy_un_reml": ("sleepstudy",
+                           "mixed reaction days || subject: days, covariance(unstructured) reml"),
 }
 
 _FITS: dict = {}
@@ -211,7 +213,8 @@ def test_predict_kinds_estimation_sample(prod):
     re = prod.random_effects
     u_reg = re["region"]["_cons"].reindex(P["region"]).to_numpy()
     u_st = re["state"]["_cons"].reindex(pd.MultiIndex.from_frame(P[["region", "state"]])).to_numpy()
-    np.testing.assert_allclose(prod.predict(kind="fitted", relevel="region").to_numpy(), xb + u_reg, rtol=1e-12)
+    np.testing.assert_allclose(prod.predict(kind="fitted", relevel="region").to_numpy(), xb + u_reg,
+                               rtol=1e-12)
     fitted = prod.predict(kind="fitted")
     np.testing.assert_allclose(fitted.to_numpy(), xb + u_reg + u_st, rtol=1e-12)
     np.testing.assert_allclose(prod.predict(kind="fitted", relevel="state").to_numpy(), fitted.to_numpy())
@@ -269,7 +272,8 @@ def test_predict_new_data_nested_seen_and_unseen(prod):
     xb = prod.predict(nd, kind="xb")
     fit = prod.predict(nd, kind="fitted")
     est = prod.predict(kind="fitted")
-    np.testing.assert_allclose(fit.loc[["a", "b", "c"]].to_numpy(), est.loc[[0, 1, 40]].to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(fit.loc[["a", "b", "c"]].to_numpy(), est.loc[[0, 1, 40]].to_numpy(),
+                               rtol=1e-12)
     u_reg = prod.random_effects["region"]["_cons"]
     np.testing.assert_allclose(fit.loc[["d", "e", "f"]].to_numpy(),
                                xb.loc[["d", "e", "f"]].to_numpy() + u_reg.loc[base["region"]].to_numpy())
@@ -286,7 +290,8 @@ def test_predict_new_data_nested_seen_and_unseen(prod):
     # residuals need the response; rstandard = residual / sigma for independent errors
     r = prod.predict(nd, kind="residuals")
     np.testing.assert_allclose(r.to_numpy(), nd["gsp"].to_numpy() - fit.to_numpy())
-    np.testing.assert_allclose(prod.predict(nd, kind="rstandard").to_numpy(), r.to_numpy() / np.sqrt(prod.sigma2))
+    np.testing.assert_allclose(prod.predict(nd, kind="rstandard").to_numpy(),
+                               r.to_numpy() / np.sqrt(prod.sigma2))
     with pytest.raises(ValueError, match="gsp"):
         prod.predict(nd.drop(columns="gsp"), kind="residuals")
     # xb and stdp need no grouping variables
@@ -339,7 +344,8 @@ def test_icc_productivity_three_level(prod):
         g = np.array([(f(v + h, j) - f(v - h, j)) / (2 * h[i]) for i, h in enumerate(np.eye(3) * 1e-7)])
         assert icc.loc[lab, "std_err"] == pytest.approx(np.sqrt(g @ S @ g), rel=1e-5)
         lo, hi = icc.loc[lab, ["ci_low", "ci_high"]]
-        c, w = np.log(f(v, j) / (1 - f(v, j))), 1.959963984540054 * icc.loc[lab, "std_err"] / (f(v, j) * (1 - f(v, j)))
+        fj = f(v, j)
+        c, w = np.log(fj / (1 - fj)), 1.959963984540054 * icc.loc[lab, "std_err"] / (fj * (1 - fj))
         assert lo == pytest.approx(1 / (1 + np.exp(-(c - w))), rel=1e-8)
         assert hi == pytest.approx(1 / (1 + np.exp(-(c + w))), rel=1e-8)
     # the same ratios from the variance components Stata printed for this model (seed)
@@ -576,8 +582,9 @@ def test_wcorrelation_ar2_dense():
     # BLUPs against dense GLS with R = sigma2 C
     mare = ov["mare"].to_numpy()
     tt = ov["time"].to_numpy().astype(int)
-    Cfull = np.where(mare[:, None] == mare[None, :],
-                     _ar2_corr(p["Residual:phi1"], p["Residual:phi2"], np.abs(tt[:, None] - tt[None, :])), 0.0)
+    lag = np.abs(tt[:, None] - tt[None, :])
+    acf = _ar2_corr(p["Residual:phi1"], p["Residual:phi2"], lag)
+    Cfull = np.where(mare[:, None] == mare[None, :], acf, 0.0)
     _, b, cond, _, _ = dense_blups(res, Cfull)
     np.testing.assert_allclose(stacked(res, "b"), b, rtol=1e-5, atol=1e-8)
     np.testing.assert_allclose(np.diag(stacked(res, "cond")), np.diag(cond), rtol=1e-5)

@@ -168,12 +168,13 @@ def test_seen_and_unseen_group_predictions(sleep, reference_case):
     assert list(f.feature_names_in_) == ["days", "subject"]
 
 
-def test_nested_and_crossed_formula_predictions(reference_case):
+def test_nested_formula_predictions(reference_case):
     P = mx.load_dataset("productivity")
     f = MixedLMRegressor(formula="gsp ~ private + emp + hwy + water + other + unemp"
                          " + (1 | region) + (1 | region:state)", reml=False).fit(P)
     ref = reference_case("blups_lme4")["productivity_3l_ml"]["blups"]
-    np.testing.assert_allclose(f.random_effects_["region"]["_cons"], ref["region"]["blup"]["(Intercept)"], atol=1e-6)
+    np.testing.assert_allclose(f.random_effects_["region"]["_cons"], ref["region"]["blup"]["(Intercept)"],
+                               atol=1e-6)
     np.testing.assert_allclose(f.random_effects_["region:state"]["_cons"],
                                ref["region:state"]["blup"]["(Intercept)"], atol=1e-6)
     # seen rows: fixed + region BLUP + state BLUP; a new state of a seen region: fixed + region BLUP
@@ -183,14 +184,25 @@ def test_nested_and_crossed_formula_predictions(reference_case):
     np.testing.assert_allclose(f.predict(P), fixed + r + s, rtol=1e-12)
     np.testing.assert_allclose(f.predict(P.assign(state=-1)), fixed + r, rtol=1e-12)
 
-    pen = mx.load_dataset("penicillin")
-    c = MixedLMRegressor(formula="diameter ~ 1 + (1 | plate) + (1 | sample)").fit(pen)
-    d = c.results_._results.model.design
-    u = c.results_._results.model.objective.engine.solve_u(c.results_._results.profile.elim,
-                                                            c.results_._results.profile.beta_w)[0]
-    lam = c.results_._results.model.objective.lambda_from_theta(c.results_._results.opt.theta)
-    direct = d.X @ c.results_.fe_params.to_numpy() + d.Z @ (lam @ u[0])
-    np.testing.assert_allclose(c.predict(pen.loc[d.row_index]), direct, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name,formula,reml", [
+    ("penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)", False),  # crossed
+    ("pastes", "strength ~ 1 + (1 | batch/cask)", True),  # nested
+    ("pig", "weight ~ week + (week | id)", False),
+])
+def test_predictions_match_results_predict(name, formula, reml):
+    """The estimator's own BLUP prediction equals the results' ``predict(kind="fitted")``."""
+    data = mx.load_dataset(name)
+    est = MixedLMRegressor(formula=formula, reml=reml).fit(data)
+    if not hasattr(est.results_._results, "random_effects"):
+        pytest.skip("results have no postestimation predict yet")
+    new = data.sample(frac=1.0, random_state=0)
+    last = est.results_._results.model.design.levels[-1].path
+    if last:  # a third of the rows in groups not seen in training
+        new.loc[new.index[::3], last[-1]] = -1 if pd.api.types.is_numeric_dtype(new[last[-1]]) else "new"
+    expected = est.results_.predict(new, kind="fitted").to_numpy()
+    np.testing.assert_allclose(est.predict(new), expected, rtol=1e-10, atol=1e-10)
 
 
 def test_no_groups_fits_linear_regression(sleep):
@@ -228,3 +240,16 @@ def test_pickle_clone_params(sleep):
     f = MixedLMRegressor(formula="reaction ~ days + (1 | subject)").fit(sleep)
     f2 = pickle.loads(pickle.dumps(f))
     np.testing.assert_array_equal(f2.predict(sleep), f.predict(sleep))
+
+
+@pytest.mark.parametrize("residual", [{"kind": "ar", "order": 1, "time": 0},
+                                      {"kind": "ar", "order": 1, "time": "days"}])
+def test_array_mode_residual_structure_matches_mixed(sleep, residual):
+    try:
+        ref = mx.mixed("mixed reaction days || subject: days, residuals(ar 1, t(days))", sleep)
+    except NotImplementedError:
+        pytest.skip("residuals(ar 1) not available")
+    est = MixedLMRegressor(re_columns=["days"], covariance="independent", residual=residual, reml=False)
+    est.fit(sleep[["days"]], sleep["reaction"], groups=sleep["subject"])
+    np.testing.assert_allclose(est.results_.params.to_numpy(), ref.params.to_numpy(), rtol=1e-8)
+    assert est.results_.model.spec.residual.time == "days"
