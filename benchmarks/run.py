@@ -87,11 +87,29 @@ def _env():
     return env
 
 
+MEM_LIMIT_GB = [16.0]  # address-space cap of every peer process (--mem-limit-gb)
+
+
+def _limit_memory():
+    """In the child: cap the address space so a runaway allocation fails with
+    MemoryError / an R error instead of exhausting the shared machine."""
+    gb = MEM_LIMIT_GB[0]
+    if gb and gb > 0:
+        import resource
+
+        lim = int(gb * 1024 ** 3)
+        try:
+            resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
+        except (ValueError, OSError):
+            pass
+
+
 def _run(cmd, timeout):
     """Run a command; return (returncode or None on timeout, stdout, stderr, wall seconds)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=str(REPO), env=_env(), start_new_session=True)
+                            cwd=str(REPO), env=_env(), start_new_session=True,
+                            preexec_fn=_limit_memory)
     try:
         out, err = proc.communicate(timeout=timeout)
         return proc.returncode, out, err, time.perf_counter() - t0
@@ -517,8 +535,10 @@ def main(argv=None) -> int:
     p.add_argument("--peers", default=",".join(ALL_PEERS),
                    help="comma-separated peers (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=3, help="warm repeats for Python peers (default 3)")
-    p.add_argument("--timeout", type=int, default=900,
-                   help="seconds per peer and case before it is recorded as too slow (default 900)")
+    p.add_argument("--timeout", type=int, default=600,
+                   help="seconds per peer and case before it is recorded as too slow (default 600)")
+    p.add_argument("--mem-limit-gb", type=float, default=16.0,
+                   help="address-space cap per peer process in GiB, 0 for none (default 16)")
     p.add_argument("--write", action="store_true", help="rewrite benchmarks/README.md afterwards")
     p.add_argument("--write-only", action="store_true", help="only rewrite README.md from stored results")
     p.add_argument("--json", action="store_true", help="print this run's results as JSON")
@@ -527,6 +547,7 @@ def main(argv=None) -> int:
     def log(*a, **kw):
         print(*a, **kw, file=sys.stderr, flush=True)
 
+    MEM_LIMIT_GB[0] = args.mem_limit_gb
     store = load_results()
     if not args.write_only:
         only = [s for item in args.only for s in item.split(",") if s]

@@ -107,6 +107,8 @@ class Design:
     yw: np.ndarray = field(repr=False, default=None)
     Rx: np.ndarray = field(repr=False, default=None)
     b_ols: np.ndarray = field(repr=False, default=None)
+    # frequency/sampling weights bound to the rows (_weights.WeightInfo), or None
+    weights: Optional[object] = field(repr=False, default=None)
 
     @property
     def n(self) -> int:
@@ -296,6 +298,8 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
     res = spec.residual
     resid_vars = [v for v in (res.time, res.by) if v is not None]
     _check_columns(data, resid_vars, "residuals() option")
+    weight_vars = [w.var for w in getattr(spec, "weights", ())]
+    _check_columns(data, weight_vars, "weights")
 
     df = data
     if spec.subset:
@@ -305,7 +309,8 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
             raise ModelSpecificationError("cannot evaluate the if condition %r: %s" % (spec.subset, exc)) from None
         mask = np.asarray(mask, dtype=bool)
         df = df.loc[mask]
-    used = list(dict.fromkeys([spec.response] + fixed_vars + re_vars + group_vars + factor_re + resid_vars))
+    used = list(dict.fromkeys([spec.response] + fixed_vars + re_vars + group_vars + factor_re + resid_vars
+                              + weight_vars))
     df = df[used]
     complete = df.notna().all(axis=1).to_numpy()
     n_dropped = int((~complete).sum())
@@ -340,6 +345,9 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
         crossed = not _nested_in_data(df, [p for p, _ in merged])
     if crossed:
         merged, paths = _as_crossed(merged), [()]
+    # crossed effects and R.x factors at the _all level: sparse Z, blocked engine (_crossed.py)
+    from ._crossed import finish_Z, hstack_columns, sparse_expand, uses_sparse_design
+    sparse_re = crossed or uses_sparse_design(merged)
 
     sort_cols = list(paths[-1]) if paths else []
     if sort_cols:
@@ -372,7 +380,8 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
             if expand_by:
                 ecodes, ekeys = _group_codes(df, expand_by)
                 levels_list = [tuple(r) if len(r) > 1 else r[0] for r in ekeys.itertuples(index=False)]
-                mat = _expand(base, ecodes, len(levels_list))
+                mat = (sparse_expand(base, ecodes, len(levels_list)) if sparse_re
+                       else _expand(base, ecodes, len(levels_list)))
                 blk = Block(eq, struct, effects, eq.level_name, tuple(expand_by), levels_list)
             else:
                 mat = base
@@ -380,7 +389,10 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
             blocks.append(blk)
             cols.append(mat)
         _check_level_effects(eqs[0].level_name, blocks, df)
-        Zl = np.column_stack(cols) if cols else np.zeros((len(df), 0))
+        if sparse_re:
+            Zl = hstack_columns(cols, len(df))
+        else:
+            Zl = np.column_stack(cols) if cols else np.zeros((len(df), 0))
         parent = None
         if parent_codes is not None:
             parent = np.zeros(G, dtype=np.intp)
@@ -390,13 +402,26 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
         Z_by_level.append(Zl)
         parent_codes = codes
 
-    Z = np.column_stack(Z_by_level[::-1]) if Z_by_level else np.zeros((len(df), 0))
-    design = Design(spec, y, X, fe_names, omitted, levels, Z, row_index, n_dropped, df, crossed=crossed)
+    if sparse_re:  # dense when small (other modules index it), CSC otherwise
+        Z = finish_Z(hstack_columns(Z_by_level[::-1], len(df)))
+    else:
+        Z = np.column_stack(Z_by_level[::-1]) if Z_by_level else np.zeros((len(df), 0))
+    design = Design(spec, y, X, fe_names, omitted, levels, Z, row_index, n_dropped, df,
+                    crossed=crossed or sparse_re)
     _check_identified(design)
     design.Xw, design.Rx = _orthonormalize(X) if X.shape[1] else (X, np.zeros((0, 0)))
     design.b_ols = np.linalg.solve(design.Rx, design.Xw.T @ y) if X.shape[1] else np.zeros(0)
     design.yw = y - X @ design.b_ols
-    design.Wzz, design.Wzx, design.Bxx = design.compute_crossproducts()
+    if sparse_re:  # the crossed engine builds its own sparse cross-products of Z
+        XY = np.column_stack([design.Xw, design.yw])
+        design.Bxx = XY.T @ XY
+    else:
+        design.Wzz, design.Wzx, design.Bxx = design.compute_crossproducts()
+    if getattr(spec, "weights", ()) or getattr(spec, "pwscale", None):
+        from ._weights import apply_weights  # weighted cross-products (design.weights)
+
+        _check_numeric(df, weight_vars, "weights")
+        apply_weights(design)
     return design
 
 

@@ -16,7 +16,7 @@ from statsmodels.base.model import LikelihoodModel
 from threadpoolctl import ThreadpoolController
 
 from ._design import Design, build_design
-from ._inference import numerical_hessian, vc_covariance
+from ._inference import numerical_hessian
 from ._objective import Objective
 from ._optimize import BoundaryWarning, central_gradient, optimize
 from ._spec import ModelSpec
@@ -58,6 +58,7 @@ class MixedLMExt(LikelihoodModel):
         self.spec = spec
         self.design: Design = design
         self.objective = Objective(design, reml=spec.reml)
+        self._frame = data  # vce(cluster var) may name a column outside the model
         exog = pd.DataFrame(design.X, columns=design.fe_names, index=design.row_index)
         endog = pd.Series(design.y, index=design.row_index, name=spec.response)
         super().__init__(endog, exog, **kwargs)
@@ -67,6 +68,8 @@ class MixedLMExt(LikelihoodModel):
         self.data.param_names = list(design.fe_names) + self.vc_names
         self.k_params = self.k_fe + len(self.vc_names)
         self.nobs = design.n
+        if getattr(design, "weights", None) is not None and design.weights.is_frequency:
+            self.nobs = int(round(design.weights.total))  # frequency weights: the expanded sample
         self.df_model = self.k_fe - int(design.has_constant)
         self.df_resid = self.nobs - self.k_fe
 
@@ -140,7 +143,8 @@ class MixedLMExt(LikelihoodModel):
     # -- fitting ---------------------------------------------------------------
     def fit(self, start_params=None, *, log: Optional[bool] = None, emlog: Optional[bool] = None,
             em_iterations: Optional[int] = None, emonly: Optional[bool] = None, maxiter: Optional[int] = None,
-            level: Optional[float] = None, stream=None, **kwargs) -> "MixedLMExtResultsWrapper":  # noqa: F821
+            level: Optional[float] = None, stream=None, df_method: Optional[str] = None, vce=None,
+            **kwargs) -> "MixedLMExtResultsWrapper":  # noqa: F821
         """Fit by ML or REML (as the specification says) and return the results.
 
         Parameters
@@ -159,13 +163,26 @@ class MixedLMExt(LikelihoodModel):
             Maximum quasi-Newton iterations (Stata's ``iterate``).
         level : float
             Confidence level for intervals (default 95).
+        df_method : str
+            Stata's ``dfmethod()``: ``"residual"``, ``"repeated"``, ``"anova"``,
+            ``"satterthwaite"`` or ``"kenward-roger"`` (``"kroger"``); the last
+            two need REML.  t statistics with per-coefficient degrees of
+            freedom, an F test for the model (see ``_smallsample.py``).
+        vce : str
+            ``"oim"`` (default), ``"robust"`` or ``"cluster var"``: sandwich
+            standard errors clustered at the top level (or ``var``); ML only;
+            automatic with sampling weights (see ``_robust.py``).
         """
         with _single_thread_blas():
             return self._fit(start_params, log=log, emlog=emlog, em_iterations=em_iterations, emonly=emonly,
-                             maxiter=maxiter, level=level, stream=stream)
+                             maxiter=maxiter, level=level, stream=stream, df_method=df_method, vce=vce)
 
-    def _fit(self, start_params, *, log, emlog, em_iterations, emonly, maxiter, level, stream):
+    def _fit(self, start_params, *, log, emlog, em_iterations, emonly, maxiter, level, stream,
+             df_method=None, vce=None):
+        from ._inference_setup import configure_inference, resolve_options
         from ._results import MixedLMExtResults, MixedLMExtResultsWrapper
+
+        resolve_options(self, df_method, vce)  # refuse what Stata refuses before optimising
 
         opts = self.spec.option_dict
         log = bool(opts.get("log", False)) if log is None else log
@@ -184,7 +201,7 @@ class MixedLMExt(LikelihoodModel):
         prof = ob.profile(opt.theta, keep=True)
         phi = ob.natural_from_theta(opt.theta, prof.sigma2)
         kinds = ob.natural_kinds()
-        cov_vc = _vc_cov_interior(ob, phi, kinds)
+        cov_vc = _vc_cov_interior(ob, opt.theta, prof.sigma2, phi, kinds, opt.at_bound)
         p = self.k_fe
         cov_fe = prof.sigma2 * np.linalg.inv(prof.Bxx) if p else np.zeros((0, 0))
         k = p + phi.size
@@ -195,30 +212,66 @@ class MixedLMExt(LikelihoodModel):
         if opt.at_bound is not None and opt.at_bound[: ob.n_theta_re].any():
             warnings.warn("a variance component is estimated at the boundary (zero); "
                           "its standard error is not meaningful", BoundaryWarning, stacklevel=2)
-        res = MixedLMExtResults(self, params, cov, opt=opt, profile=prof, level=level)
+        setup = configure_inference(self, params, cov, df_method, vce)  # vce(robust), dfmethod()
+        res = MixedLMExtResults(self, params, setup.cov, opt=opt, profile=prof, level=level)
+        res._set_inference(setup)
         return MixedLMExtResultsWrapper(res)
 
 
-def _vc_cov_interior(ob: Objective, phi: np.ndarray, kinds: list[str]) -> np.ndarray:
-    """Covariance of the variance components; parameters on the boundary
-    (a variance estimated as zero) get no standard error (NaN), as the
-    likelihood is not differentiable there."""
+def _vc_cov_interior(ob: Objective, theta: np.ndarray, sigma2: float, phi: np.ndarray,
+                     kinds: list[str], at_bound: Optional[np.ndarray]) -> np.ndarray:
+    """Covariance of the variance components in the reported metric.
+
+    Stata's way: the inverse Hessian of the log-likelihood in the estimation
+    metric ``psi = (theta, log sigma2)`` (beta profiled), carried to the
+    reported metric by the delta method, ``J H^-1 J'`` with ``J = dphi/dpsi``.
+    At the optimum this is the inverse observed information in the reported
+    metric, but the estimation metric stays well conditioned where reported
+    covariance matrices are nearly singular (finite differences taken directly
+    in variances and covariances were 5% off on an unstructured residual).
+    Parameters at a bound (a variance estimated as zero) are held fixed and
+    the reported parameters that depend only on them get no standard error.
+    """
+    psi = np.append(np.asarray(theta, dtype=float), np.log(sigma2))
+    free = np.ones(psi.size, dtype=bool)
+    if at_bound is not None:
+        free[: at_bound.size] = ~np.asarray(at_bound, dtype=bool)
     var_scale = max([abs(v) for v, k in zip(phi, kinds) if k == "var"] or [1.0])
-    zero = np.array([k == "var" and v <= 1e-10 * var_scale for v, k in zip(phi, kinds)])
-    if not zero.any():
-        return vc_covariance(ob.neg2ll_natural, phi, kinds)
-    free = ~zero
-    # covariances of a zero-variance effect are pinned to zero as well
-    for i, ((lvl, par), k) in enumerate(zip(ob.natural_names(), kinds)):
-        if k == "cov" and abs(phi[i]) <= 1e-10 * var_scale:
-            free[i] = False
+    zero = np.array([k in ("var", "cov") and abs(v) <= 1e-10 * var_scale for v, k in zip(phi, kinds)])
 
-    def sub(z):
-        full = phi.copy()
+    def f(z):
+        full = psi.copy()
         full[free] = z
-        return ob.neg2ll_natural(full)
+        return ob.neg2ll_estimation(full)
 
-    out = np.full((phi.size, phi.size), np.nan)
-    sub_kinds = [k for k, f in zip(kinds, free) if f]
-    out[np.ix_(free, free)] = vc_covariance(sub, phi[free], sub_kinds)
+    def g(z):
+        full = psi.copy()
+        full[free] = z
+        return ob.natural_from_estimation(full)
+
+    z0 = psi[free]
+    steps_kind = ["est"] * z0.size
+    # stable to ~1e-5 across steps 1e-2 .. 1e-4 in this metric: one central difference
+    H = 0.5 * numerical_hessian(f, z0, steps_kind, rel=1e-3)
+    H = 0.5 * (H + H.T)
+    try:
+        Hinv = np.linalg.inv(H)
+    except np.linalg.LinAlgError:
+        Hinv = np.linalg.pinv(H)
+    J = _jacobian(g, z0)
+    out = J @ Hinv @ J.T
+    if zero.any():
+        out[zero, :] = np.nan
+        out[:, zero] = np.nan
     return out
+
+
+def _jacobian(g, x: np.ndarray, rel: float = 1e-6) -> np.ndarray:
+    """Central-difference Jacobian of a cheap vector function (no likelihood calls)."""
+    h = rel * np.maximum(np.abs(x), 1e-2)
+    cols = []
+    for i in range(x.size):
+        e = np.zeros(x.size)
+        e[i] = h[i]
+        cols.append((g(x + e) - g(x - e)) / (2 * h[i]))
+    return np.column_stack(cols) if cols else np.zeros((len(g(x)), 0))

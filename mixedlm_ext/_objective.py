@@ -69,8 +69,19 @@ class Objective:
         self.residual = (residual or make_residual(design.spec.residual)).bind(design)
         qs, parents, pre = _engine_levels(design)
         self.engine = NestedEngine(qs, parents)
+        if getattr(design, "weights", None) is not None:  # frequency/sampling weights (_weights.py)
+            from ._weights import weighted_engine
+
+            self.engine = weighted_engine(design, qs, parents)
         self._panel_starts = group_starts(pre) if (pre is not None and qs) else None
         self.blocks = [b for l in design.levels for b in l.blocks]  # coarsest first
+        # crossed random effects: blocked sparse Cholesky (_crossed.py), per-block Lambda factors
+        self._crossed = bool(design.crossed) and bool(getattr(self.residual, "is_constant", False))
+        if self._crossed:
+            from ._crossed import CrossedEngine
+
+            self.engine = CrossedEngine.for_design(design, self.blocks)
+            self._panel_starts = None
         self._theta_sizes = [b.structure.n_theta for b in self.blocks]
         self._nat_sizes = [b.structure.n_natural for b in self.blocks]
         self.n_theta_re = sum(self._theta_sizes)
@@ -78,6 +89,8 @@ class Objective:
         self.n_natural = sum(self._nat_sizes) + len(self.residual.names())
         n, p = design.n, design.p
         self.n_eff = n - p if self.reml else n
+        if getattr(design, "weights", None) is not None:  # ML only: sum of the total weights
+            self.n_eff = design.weights.total
 
     # -- parameter layout ----------------------------------------------------
     def split_theta(self, theta: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
@@ -159,7 +172,9 @@ class Objective:
         return Profile(float(dev), beta, sigma2, r2, elim.logdet, logdet_X, float(logdet_R), Bxx, elim, beta_w)
 
     def profile(self, theta: np.ndarray, keep: bool = False) -> Profile:
-        _, rho = self.split_theta(theta)
+        parts, rho = self.split_theta(theta)
+        if self._crossed:  # the crossed engine takes per-block factors, never the dense Q x Q Lambda
+            return self._profile([b.structure.relative_factor(t) for b, t in zip(self.blocks, parts)], rho, keep)
         return self._profile(self.lambda_from_theta(theta), rho, keep)
 
     def deviance(self, theta: np.ndarray) -> float:
@@ -189,6 +204,26 @@ class Objective:
         th = [b.structure.theta_from_cov(b.structure.cov_from_natural(t) / sigma2) for b, t in zip(self.blocks, parts)]
         return np.concatenate(th + [rho])
 
+    def neg2ll_estimation(self, psi: np.ndarray) -> float:
+        """-2 log-likelihood (beta profiled) in the estimation metric
+        ``psi = (theta, log sigma2)``: smooth and well conditioned even where the
+        reported covariance matrices are nearly singular."""
+        psi = np.asarray(psi, dtype=float)
+        sigma2 = float(np.exp(psi[-1]))
+        try:
+            prof = self.profile(psi[:-1])
+        except (np.linalg.LinAlgError, FloatingPointError, ValueError):
+            return np.inf
+        out = prof.logdet_L + prof.logdet_R + self.n_eff * (LOG2PI + np.log(sigma2)) + prof.r2 / sigma2
+        if self.reml:
+            out += prof.logdet_X
+        return float(out)
+
+    def natural_from_estimation(self, psi: np.ndarray) -> np.ndarray:
+        """Reported parameters ``phi`` from ``psi = (theta, log sigma2)``."""
+        psi = np.asarray(psi, dtype=float)
+        return self.natural_from_theta(psi[:-1], float(np.exp(psi[-1])))
+
     def neg2ll_natural(self, phi: np.ndarray, beta: Optional[np.ndarray] = None) -> float:
         """-2 log-likelihood at reported parameters ``phi`` (sigma2 not profiled).
 
@@ -200,9 +235,12 @@ class Objective:
         rho, sigma2 = self.residual.from_natural(res_nat)
         if not sigma2 > 0:
             return np.inf
-        lams = [b.factor_from_natural(t, sigma2) for b, t in zip(self.blocks, parts)]
+        if self._crossed:  # per-block factors for the crossed engine
+            lam_arg = [b.structure.factor_from_natural(t, sigma2) for b, t in zip(self.blocks, parts)]
+        else:
+            lam_arg = self._lambda([b.factor_from_natural(t, sigma2) for b, t in zip(self.blocks, parts)])
         try:
-            prof = self._profile(self._lambda(lams), rho)
+            prof = self._profile(lam_arg, rho)
         except np.linalg.LinAlgError:
             return np.inf
         r2 = prof.r2
@@ -213,3 +251,15 @@ class Objective:
         if self.reml:
             out += prof.logdet_X
         return float(out)
+
+    def vcov_beta_natural(self, phi: np.ndarray) -> np.ndarray:
+        """``Var(beta_hat) = (X' V(phi)^-1 X)^-1`` at reported parameters ``phi``
+        (Satterthwaite's degrees of freedom differentiate it; _smallsample.py)."""
+        parts, res_nat = self.split_natural(np.asarray(phi, dtype=float))
+        rho, sigma2 = self.residual.from_natural(res_nat)
+        if getattr(self, "_crossed", False):
+            lam_arg = [b.structure.factor_from_natural(t, sigma2) for b, t in zip(self.blocks, parts)]
+        else:
+            lam_arg = self._lambda([b.factor_from_natural(t, sigma2) for b, t in zip(self.blocks, parts)])
+        prof = self._profile(lam_arg, rho)
+        return sigma2 * np.linalg.inv(prof.Bxx)

@@ -26,7 +26,6 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-import pandas as pd
 
 from ._design import ModelSpecificationError
 from ._residual_engines import PanelRows
@@ -82,7 +81,6 @@ class ResidualStructure:
     def whiten_rows(self, rho: np.ndarray, M: np.ndarray) -> np.ndarray:
         """``C^{-1/2} M`` panel by panel for a row-aligned matrix ``M``."""
         return M
-
 
 
 def _by_name(name: str, by: str, value) -> str:
@@ -144,8 +142,11 @@ class PanelResidual(ResidualStructure):
                 raise self._error("the time variable t(varname) is required")
             t = data[spec.time].to_numpy(dtype=float)
             self._check_time(design, t, panel)
-        W = np.column_stack([design.Z, design.Xw, design.yw])
-        self._Q = design.Z.shape[1]
+        if getattr(design, "weights", None) is not None:
+            raise self._error("weights are not supported together with a residual structure")
+        Z = design.Z.toarray() if hasattr(design.Z, "toarray") else np.asarray(design.Z)  # sparse Z (crossed)
+        W = np.column_stack([Z, design.Xw, design.yw])
+        self._Q = Z.shape[1]
         if spec.by is not None:
             byv = data[spec.by].to_numpy()
             values, codes = np.unique(byv, return_inverse=True)
@@ -169,11 +170,12 @@ class PanelResidual(ResidualStructure):
                 kern.bind_rows(pr)
             except ResidualDataError as exc:
                 where = "" if spec.by is None else " (by %s=%s)" % (spec.by, _fmt_value(values[g]))
-                raise ModelSpecificationError(str(exc) + where) from None
+                msg = str(exc) if str(exc).startswith("residuals(") else "residuals(%s): %s" % (self._kind_text(), exc)
+                raise ModelSpecificationError(msg + where) from None
             self.kernels.append(kern)
             self._ids.append(pr.panel_ids)
             self._n_g.append(float(pr.n))
-        self._check_identified(design, t)
+        self._check_identified(design, t, Z)
         return self
 
     def _check_time(self, design, t: np.ndarray, panel: np.ndarray) -> None:
@@ -197,7 +199,7 @@ class PanelResidual(ResidualStructure):
                               "within panels except with residuals(independent)"
                               % (self.spec.by, lvl, _panel_label(design, bad[0])))
 
-    def _check_identified(self, design, t) -> None:
+    def _check_identified(self, design, t, Z) -> None:
         """Refuse residual structures that absorb the panel level's random effects."""
         if not design.levels:
             return
@@ -215,7 +217,7 @@ class PanelResidual(ResidualStructure):
             complete = all(len(k._pairs) == k.K * (k.K - 1) // 2 for k in self.kernels)
             if complete:
                 # the random effects' covariance is absorbed when their design depends on t only
-                Zl = design.Z[:, : lvl.q]
+                Zl = Z[:, : lvl.q]
                 tl = np.searchsorted(np.unique(t), t)
                 first = np.zeros((tl.max() + 1, lvl.q))
                 first[tl] = Zl

@@ -27,6 +27,12 @@ import numpy as np
 from ._linalg import group_starts, grouped_crossprod
 
 _MAX_ELEMS = 2_000_000  # c * T * T per batched Cholesky
+MAX_DENSE_PANEL = 2_000  # largest panel the dense engine whitens
+_MAX_STATS = 30_000_000  # elements of precomputed sufficient statistics (else whiten per evaluation)
+
+
+class ResidualDataError(ValueError):
+    """The data cannot carry the residual structure (re-raised as ModelSpecificationError)."""
 
 
 def panel_crossprod(A: np.ndarray, C: np.ndarray, code: np.ndarray, G: int) -> np.ndarray:
@@ -142,6 +148,11 @@ def make_chunks(rows: PanelRows, panels: Optional[np.ndarray] = None, M: Optiona
     if panels.size == 0:
         return out
     sizes = rows.sizes[panels]
+    if sizes.max() > MAX_DENSE_PANEL:
+        raise ResidualDataError(
+            "a panel has %d observations; this structure whitens each panel as a dense T x T matrix, "
+            "limited to %d observations per panel (AR(1), exponential, exchangeable and AR(p) with "
+            "consecutive t have no such limit)" % (sizes.max(), MAX_DENSE_PANEL))
     for T in np.unique(sizes):
         ids = panels[sizes == T]
         step = max(1, _MAX_ELEMS // int(T * T))
@@ -222,7 +233,8 @@ class MarkovEngine:
         else:
             order = np.argsort(key, kind="stable")
             ukeys = np.unique(key)
-        self.mode = "stats" if (cur.size and ukeys.size * 3 <= cur.size) else "rows"
+        small = 3 * ukeys.size * rows.k * rows.k <= _MAX_STATS
+        self.mode = "stats" if (cur.size and ukeys.size * 3 <= cur.size and small) else "rows"
         if cur.size == 0:
             self.mode = "none"
         if self.mode == "stats":
@@ -289,6 +301,11 @@ class MarkovEngine:
 
 class ARBandEngine:
     """AR(p) on panels with consecutive ``t`` and more than ``p`` rows."""
+
+    @staticmethod
+    def fits(n_panels: int, p: int, k: int) -> bool:
+        """Whether the statistics stay within the memory budget."""
+        return n_panels * ((p + 1) ** 2 + p * p) * k * k <= _MAX_STATS
 
     def __init__(self, rows: PanelRows, p: int, panels: np.ndarray):
         self.rows, self.p = rows, p

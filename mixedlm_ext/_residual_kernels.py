@@ -24,11 +24,7 @@ from scipy.signal import lfilter, lfiltic
 from scipy.special import expit, logit
 
 from ._residual_engines import (ARBandEngine, Chunk, DenseEngine, MarkovEngine, PanelRows,
-                                dense_whiten)
-
-
-class ResidualDataError(ValueError):
-    """Raised by a kernel when the data cannot carry the structure (re-raised by the caller)."""
+                                ResidualDataError, dense_whiten)
 
 
 # ---------------------------------------------------------------------------
@@ -108,8 +104,10 @@ class Kernel:
     by_may_vary = False  # by() may vary within panels
     markov_sorted = True  # rows sorted by t within panels
 
+    default_order: Optional[int] = None
+
     def __init__(self, order: Optional[int] = None, time_name: Optional[str] = None):
-        self.order = order
+        self.order = self.default_order if order is None else int(order)
         self.time_name = time_name or "t"
         self.rows: Optional[PanelRows] = None
 
@@ -344,6 +342,7 @@ class ARKernel(_StationaryKernel):
     """AR(p): ``phi`` through partial autocorrelations ``tanh(rho)``."""
 
     kind = "ar"
+    default_order = 1
 
     @property
     def title(self):
@@ -380,6 +379,8 @@ class ARKernel(_StationaryKernel):
             self._markov = MarkovEngine(rows)
             return
         ok = rows.consecutive() & (rows.sizes > p)
+        if not ARBandEngine.fits(int(ok.sum()), p, rows.k):  # wide designs: dense per panel size
+            ok[:] = False
         band = np.flatnonzero(ok)
         rest = np.flatnonzero(~ok)
         self._band = ARBandEngine(rows, p, band) if band.size else None
@@ -411,6 +412,7 @@ class MAKernel(_StationaryKernel):
     """MA(q): ``theta`` invertible, through ``tanh`` partial autocorrelations of ``-theta``."""
 
     kind = "ma"
+    default_order = 1
 
     @property
     def title(self):
@@ -444,6 +446,7 @@ class MAKernel(_StationaryKernel):
     def bind_rows(self, rows):
         super().bind_rows(rows)
         self._check_order("ma")
+        self._dense_all = DenseEngine(rows)
 
 
 class ToeplitzKernel(_StationaryKernel):
@@ -488,6 +491,7 @@ class ToeplitzKernel(_StationaryKernel):
             self.order = mmax - 1
         super().bind_rows(rows)
         self._check_order("toeplitz")
+        self._dense_all = DenseEngine(rows)
 
 
 class ExponentialKernel(Kernel):

@@ -11,6 +11,7 @@ from scipy import stats
 from statsmodels.base.model import LikelihoodModelResults, LikelihoodResultsWrapper
 
 from ._inference import to_sd_metric, vc_confint
+from ._inference_setup import InferenceMixin  # vce(), dfmethod(): t/F tests, robust covariances
 from ._postestimation import PostestimationMixin
 
 
@@ -30,7 +31,7 @@ class WaldResult(NamedTuple):
     pvalue: float
 
 
-class MixedLMExtResults(PostestimationMixin, LikelihoodModelResults):
+class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResults):
     """Results of :meth:`MixedLMExt.fit`.
 
     ``params`` are the fixed effects then the variance components (reported
@@ -139,6 +140,8 @@ class MixedLMExtResults(PostestimationMixin, LikelihoodModelResults):
         """Log-likelihood of the linear regression (REML: its restricted one)."""
         d = self.model.design
         n, p = d.n, d.p
+        if getattr(d, "weights", None) is not None:  # weighted regression (yw carries sqrt(weights))
+            n = d.weights.total
         rss = float(d.yw @ d.yw)
         if self.reml:
             # Stata's restricted log-likelihood of the regression, evaluated with
@@ -216,6 +219,10 @@ def lrtest(big, small) -> LRTestResult:
         raise ValueError("the models were fit on different samples (%d vs %d observations)" % (b.nobs, s.nobs))
     if b.reml and list(b.model.design.fe_names) != list(s.model.design.fe_names):
         raise ValueError("REML fits with different fixed effects cannot be compared by an LR test")
+    for r in (b, s):
+        if getattr(r, "vce", "oim") != "oim" or getattr(r, "is_pseudo", False):
+            raise ValueError("LR tests are not valid after robust standard errors or sampling weights "
+                             "(pseudo-likelihood)")
     kb, ks = len(b.params), len(s.params)
     if kb < ks:
         b, s, kb, ks = s, b, ks, kb

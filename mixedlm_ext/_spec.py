@@ -85,6 +85,27 @@ class ResidualSpec:
 
 
 @dataclass(frozen=True)
+class WeightSpec:
+    """Frequency or sampling weights at one level (Stata ``[fw=w]``/``[pw=w]``,
+    ``fweight(w)``/``pweight(w)``).
+
+    ``kind`` is ``"fweight"`` or ``"pweight"``; ``var`` a numeric column;
+    ``level`` the level label (``"school"``) or ``None`` for the observation
+    level.  Weights at a level are conditional on the selection of the
+    groups above it and must be constant within the level's groups (see
+    :mod:`mixedlm_ext._weights`).
+    """
+
+    kind: str
+    var: str
+    level: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("fweight", "pweight"):
+            raise ValueError("weight kind must be 'fweight' or 'pweight', got %r" % (self.kind,))
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """Complete description of a linear mixed model.
 
@@ -117,6 +138,10 @@ class ModelSpec:
     reml: bool = False
     subset: Optional[str] = None
     options: tuple[tuple[str, object], ...] = ()
+    # sampling/frequency weights (observation level and higher levels) and
+    # Stata's pwscale(size|effective|gk); see mixedlm_ext._weights
+    weights: tuple[WeightSpec, ...] = ()
+    pwscale: Optional[str] = None
 
     def with_options(self, **kw) -> "ModelSpec":
         return replace(self, **kw)

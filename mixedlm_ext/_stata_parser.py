@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 
-from ._spec import ModelSpec, REEquation, ResidualSpec
+from ._spec import ModelSpec, REEquation, ResidualSpec, WeightSpec
 
 __all__ = ["StataSyntaxError", "parse_stata", "translate_if"]
 
@@ -250,6 +250,8 @@ class _Globals:
     reml: Optional[bool] = None
     residual: Optional[ResidualSpec] = None
     options: dict = field(default_factory=dict)
+    weights: list = field(default_factory=list)  # WeightSpec, observation level first
+    pwscale: Optional[str] = None
 
 
 @dataclass
@@ -258,6 +260,7 @@ class _Local:
 
     noconstant: bool = False
     covariance: Optional[str] = None
+    weight: Optional[tuple[str, str]] = None  # ("fweight"|"pweight", var) of fweight()/pweight()
 
 
 def _need_arg(opt: _Option, segment: str) -> str:
@@ -444,9 +447,52 @@ _GLOBAL_OPTIONS: dict[str, tuple[int, _GlobalHandler]] = {
     "nostderr": (8, _flag("nostderr", True)),
     "dfmethod": (3, _valued("dfmethod", _parse_dfmethod)),
     "vce": (3, _valued("vce", _parse_vce)),
+    "pwscale": (7, lambda o, s, g: _set_pwscale(g, o, s)),
 }
 
-_LOCAL_OPTIONS = {"noconstant": 6, "covariance": 3}
+_LOCAL_OPTIONS = {"noconstant": 6, "covariance": 3, "fweight": 2, "pweight": 2}
+
+_WEIGHT_ABBREV = {"fweight": 2, "pweight": 2, "aweight": 2, "iweight": 2}
+_PWSCALE = ("size", "effective", "gk")
+
+
+def _weight_variable(arg: str, kind: str, segment: str) -> str:
+    """The variable of a weight (only a plain variable name is supported)."""
+    arg = arg.strip()
+    if not _is_ident(arg):
+        raise StataSyntaxError(
+            "%s: only a variable name is supported as the weight, got %r in %r" % (kind, arg, segment))
+    return arg
+
+
+def _extract_weight(body: str, segment: str, g: _Globals) -> str:
+    """Remove ``[fw=var]`` / ``[pw=var]`` from the fixed part, recording it in ``g``."""
+    if "[" not in body and "]" not in body:
+        return body
+    found = list(re.finditer(r"\[([^\[\]]*)\]", body))
+    rest = re.sub(r"\[([^\[\]]*)\]", " ", body)
+    if len(found) != 1 or "[" in rest or "]" in rest:
+        raise StataSyntaxError("invalid weight specification in %r: use one [fw=var] or [pw=var]" % segment)
+    inner = found[0].group(1)
+    if "=" not in inner:
+        raise StataSyntaxError("invalid weight %r in %r: use [fw=var] or [pw=var]" % (found[0].group(0), segment))
+    word, var = inner.split("=", 1)
+    kind = _abbrev_match(word.strip(), _WEIGHT_ABBREV)
+    if kind is None:
+        raise StataSyntaxError("unknown weight type %r in %r" % (word.strip(), segment))
+    if kind in ("aweight", "iweight"):
+        raise StataSyntaxError("%ss are not allowed with mixed (only fweights and pweights) in %r" % (kind, segment))
+    g.weights.insert(0, WeightSpec(kind=kind, var=_weight_variable(var, kind, segment), level=None))
+    return rest
+
+
+def _set_pwscale(g: _Globals, opt: _Option, segment: str) -> None:
+    arg = _need_arg(opt, segment).lower()
+    if arg not in _PWSCALE:
+        raise StataSyntaxError("pwscale() must be size, effective or gk, got %r in %r" % (opt.arg, segment))
+    if g.pwscale is not None and g.pwscale != arg:
+        raise StataSyntaxError("option pwscale() specified more than once (in %r)" % segment)
+    g.pwscale = arg
 
 
 def _apply_options(text: Optional[str], segment: str, is_fixed: bool, g: _Globals) -> _Local:
@@ -473,6 +519,15 @@ def _apply_options(text: Optional[str], segment: str, is_fixed: bool, g: _Global
                     "option covariance() is only allowed in a random-effects equation, not in %r" % segment
                 )
             local.covariance = _covariance_type(_need_arg(opt, segment), segment)
+            continue
+        if local_name in ("fweight", "pweight"):
+            if is_fixed:
+                raise StataSyntaxError(
+                    "option %s() is only allowed in a random-effects equation (observation-level "
+                    "weights are written [%s=var]), not in %r" % (local_name, local_name[:2], segment))
+            if local.weight is not None:
+                raise StataSyntaxError("more than one weight option in %r" % segment)
+            local.weight = (local_name, _weight_variable(_need_arg(opt, segment), local_name, segment))
             continue
         full = "mle" if name == "ml" else _abbrev_match(name, {k: v[0] for k, v in _GLOBAL_OPTIONS.items()})
         if full is None:
@@ -806,8 +861,7 @@ def _parse_fixed_segment(segment: str, g: _Globals) -> tuple[str, str, bool, Opt
         ``(response, fixed, constant, subset)``.
     """
     body, opts = _split_comma(segment)
-    if "[" in body:
-        raise StataSyntaxError("weights are not supported: %r" % segment.strip())
+    body = _extract_weight(body, segment.strip(), g)
     varlist, expr = _split_if(body, segment.strip())
     tokens = _words(varlist)
     if "in" in tokens:
@@ -902,6 +956,12 @@ def _parse_re_segment(segment: str, path: list[str], g: _Globals) -> REEquation:
     varlist, opts = _split_comma(rest)
     revars = _re_varlist(varlist, where)
     local = _apply_options(opts, where, False, g)
+    if local.weight is not None:
+        if level == "_all":
+            raise StataSyntaxError("%s() is not allowed at level _all in %r" % (local.weight[0], where))
+        if any(w.level == level for w in g.weights):
+            raise StataSyntaxError("weights for level %s specified more than once in %r" % (level, where))
+        g.weights.append(WeightSpec(kind=local.weight[0], var=local.weight[1], level=level))
     constant = revars.factor is None and not local.noconstant
     n_effects = len(revars.columns) + int(constant)
     cov = _equation_covariance(n_effects, local.covariance, revars.factor, where)
@@ -976,4 +1036,6 @@ def parse_stata(command: str) -> ModelSpec:
         reml=bool(g.reml),
         subset=subset,
         options=tuple(g.options.items()),
+        weights=tuple(g.weights),
+        pwscale=g.pwscale,
     )

@@ -54,6 +54,8 @@ class StataSummary:
         grp = r.estat_group()
         levels = [l for l in d.levels if l.path]
         llab = "Log restricted-likelihood" if r.reml else "Log likelihood"
+        if getattr(r, "is_pseudo", False):  # sampling weights
+            llab = "Log pseudolikelihood"
         left_ll = "%s = %s" % (llab, fmt_ll(r.llf))
 
         def kv(k, v):
@@ -82,24 +84,45 @@ class StataSummary:
                                                             "{:,}".format(int(g["max"]))))
                 lines.append("-" * 61)
             lines.append("")
+        ss = getattr(r, "small_sample", None)
         w = r.wald_chi2
-        if w is not None:
+        if ss is not None:  # dfmethod(): DF summary and the model F test
+            df = ss.df
+            lines.append("%-49s%-4s%12s = %10s" % ("DF method: %s" % ss.label, "DF:", "min", "%.2f" % df.min()))
+            lines.append("%-49s%-4s%12s = %10s" % ("", "", "avg", "%.2f" % df.mean()))
+            lines.append("%-49s%-4s%12s = %10s" % ("", "", "max", "%.2f" % df.max()))
+            f = r.ftest_model
+            if f is not None:
+                lines.append("%-49s%s" % ("", kv("F(%d, %.2f)" % (f.df_num, f.df_denom), "%.2f" % f.statistic)))
+                lines.append("%-49s%s" % (left_ll, kv("Prob > F", "%.4f" % f.pvalue)))
+            else:
+                lines.append(left_ll)
+        elif w is not None:
             lines.append("%-49s%s" % ("", kv("Wald chi2(%d)" % w.df, "%.2f" % w.statistic)))
             lines.append("%-49s%s" % (left_ll, kv("Prob > chi2", "%.4f" % w.pvalue)))
         else:
             lines.append(left_ll)
+        if getattr(r, "vce", "oim") != "oim":
+            lines.append("%78s" % ("(Std. err. adjusted for {:,} clusters in {})".format(r.n_clusters, r.cluster_label)))
         return lines
 
     def _fe_table(self) -> list[str]:
         r = self.res
-        z = stats.norm.ppf(0.5 + self.level / 200.0)
         dep = r.model.spec.response
-        lines = ["-" * 78,
-                 "%12s | Coefficient  Std. err.      z    P>|z|     [%g%% conf. interval]" % (dep[-12:], self.level),
-                 "-" * 13 + "+" + "-" * 64]
-        for name, b, s in zip(r.fe_params.index, r.fe_params.values, r.bse_fe.values):
+        ss = getattr(r, "small_sample", None)  # dfmethod(): t with per-coefficient DF
+        dfs = ss.df if ss is not None else np.full(len(r.fe_params), np.inf)
+        robust = getattr(r, "vce", "oim") != "oim"
+        lines = ["-" * 78]
+        if robust:
+            lines.append("%12s |               Robust" % "")
+        lines += ["%12s | Coefficient  %s.      %s    P>|%s|     [%g%% conf. interval]"
+                  % (dep[-12:], "std. err" if robust else "Std. err", "t" if ss is not None else "z",
+                     "t" if ss is not None else "z", self.level),
+                  "-" * 13 + "+" + "-" * 64]
+        for name, b, s, dfk in zip(r.fe_params.index, r.fe_params.values, r.bse_fe.values, dfs):
+            z = stats.t.ppf(0.5 + self.level / 200.0, dfk)
             zv = b / s if s > 0 else np.nan
-            p = 2 * stats.norm.sf(abs(zv)) if np.isfinite(zv) else np.nan
+            p = 2 * stats.t.sf(abs(zv), dfk) if np.isfinite(zv) else np.nan
             lines.append("%12s | %10s %10s %8s %7s    %10s  %10s" % (
                 name[-12:], fmt_g(b), fmt_g(s), "%.2f" % zv if np.isfinite(zv) else ".",
                 "%.3f" % p if np.isfinite(p) else ".", fmt_g(b - z * s), fmt_g(b + z * s)))
@@ -110,8 +133,10 @@ class StataSummary:
         r = self.res
         ob = r.model.objective
         tab = r._vc_table(sd=self.stddeviations, level=self.level)
-        lines = ["", "-" * 78,
-                 "  Random-effects parameters  |   Estimate   Std. err.     [%g%% conf. interval]" % self.level,
+        robust = getattr(r, "vce", "oim") != "oim"
+        lines = ["", "-" * 78] + (["%28s |               Robust" % ""] if robust else []) + [
+                 "  Random-effects parameters  |   Estimate   %s.     [%g%% conf. interval]"
+                 % ("std. err" if robust else "Std. err", self.level),
                  "-" * 29 + "+" + "-" * 48]
         # headings: one per block (level: Structure), then the residual block
         headings = []
@@ -125,7 +150,12 @@ class StataSummary:
                 if prev is not object and lines[-1][:5] != "-----":
                     lines.append("-" * 29 + "+" + "-" * 48)
                 if head is not None:
-                    lines.append("%-29s|" % head)
+                    if len(head) > 28 and ", by " in head:  # Stata: "Residual: AR(1)," / "    by region"
+                        first, by = head.split(", by ", 1)
+                        lines.append("%-29s|" % (first + ","))
+                        lines.append("%-29s|" % ("    by " + by))
+                    else:
+                        lines.append("%-29s|" % head)
                 prev = head
             est, se, lo, hi = row
             lines.append("%28s | %10s %10s     %10s  %10s" % (par[-28:], fmt_g(est), fmt_g(se), fmt_g(lo), fmt_g(hi)))
@@ -163,7 +193,7 @@ class StataSummary:
         if not self.noretable and self.res.model.objective.n_natural:
             lines += self._re_table()
             if not self.nolrtest and self.res.model.design.levels or self.res.model.objective.residual.n_params:
-                if not self.nolrtest:
+                if not self.nolrtest and getattr(self.res, "vce", "oim") == "oim":  # none after robust SEs
                     lines += self._lr_line()
         notes = self._notes()
         if notes:

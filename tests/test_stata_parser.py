@@ -633,7 +633,8 @@ def test_same_spec_as_lme4_random_intercept_reml():
         ("mixed weight week if . || id:", ["missing value"]),
         ("mixed weight week in 1/10 || id:", ["'in' ranges are not supported"]),
         ("mixed weight week if week < 3 in 1/10 || id:", ["'in' ranges are not supported"]),
-        ("mixed weight week [fw=n] || id:", ["weights are not supported"]),
+        ("mixed weight week [aw=n] || id:", ["aweights are not allowed"]),
+        ("mixed weight week [fw=n+1] || id:", ["only a variable name is supported"]),
     ],
 )
 def test_errors(command, fragments):
