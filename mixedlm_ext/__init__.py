@@ -11,6 +11,8 @@ from ._datasets import list_datasets, load_dataset
 from ._design import ModelSpecificationError
 from ._model import MixedLMExt
 from ._optimize import BoundaryWarning, ConvergenceWarning
+from ._residual_specs import (AR, MA, Banded, ExchangeableResidual, Exponential, IndependentResidual, Toeplitz,
+                              UnstructuredResidual)
 from ._results import LRTestResult, MixedLMExtResults, lrtest
 from ._sklearn import MixedLMRegressor
 from ._spec import ModelSpec, REEquation, ResidualSpec
@@ -22,6 +24,8 @@ __all__ = [
     "mixed", "lmer", "lrtest", "MixedLMExt", "MixedLMExtResults", "LRTestResult",
     "ModelSpec", "REEquation", "ResidualSpec", "parse_stata",
     "Identity", "Independent", "Exchangeable", "Unstructured",
+    "AR", "MA", "Toeplitz", "Banded", "Exponential", "UnstructuredResidual", "ExchangeableResidual",
+    "IndependentResidual",
     "load_dataset", "list_datasets", "MixedLMRegressor",
     "ModelSpecificationError", "StataSyntaxError", "ConvergenceWarning", "BoundaryWarning",
 ]

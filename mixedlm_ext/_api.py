@@ -44,6 +44,11 @@ def mixed(command: str, data: pd.DataFrame, **options):
     return MixedLMExt(spec, data).fit(**options)
 
 
-def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True, covariance: Optional[dict] = None, **options):
-    """Fit an lme4-style formula (``"y ~ x + (x | g)"``); REML by default, as lme4."""
-    return MixedLMExt.from_lme4(formula, data, reml=reml, covariance=covariance).fit(**options)
+def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True, covariance: Optional[dict] = None,
+         residual=None, **options):
+    """Fit an lme4-style formula (``"y ~ x + (x | g)"``); REML by default, as lme4.
+
+    ``covariance`` maps a grouping label to a covariance type; ``residual`` is
+    a residual structure object (``AR(2, time="time")``, ``Exponential(time="t")``...).
+    """
+    return MixedLMExt.from_lme4(formula, data, reml=reml, covariance=covariance, residual=residual).fit(**options)

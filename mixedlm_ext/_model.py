@@ -19,7 +19,15 @@ from ._design import Design, build_design
 from ._inference import numerical_hessian
 from ._objective import Objective
 from ._optimize import BoundaryWarning, central_gradient, optimize
-from ._spec import ModelSpec
+from ._spec import ModelSpec, ResidualSpec
+
+
+def _with_residual(spec: ModelSpec, residual: Optional[ResidualSpec]) -> ModelSpec:
+    if residual is None:
+        return spec
+    if not isinstance(residual, ResidualSpec):
+        raise TypeError("residual must be a residual structure such as AR(1, time='t'), got %r" % (residual,))
+    return spec.with_options(residual=residual)
 
 
 def _single_thread_blas():
@@ -83,11 +91,16 @@ class MixedLMExt(LikelihoodModel):
 
     @classmethod
     def from_lme4(cls, formula: str, data: pd.DataFrame, *, reml: bool = True,
-                  covariance: Optional[dict] = None) -> "MixedLMExt":
-        """Model from an lme4-style formula (``"y ~ x + (x | g)"``)."""
+                  covariance: Optional[dict] = None, residual: Optional[ResidualSpec] = None) -> "MixedLMExt":
+        """Model from an lme4-style formula (``"y ~ x + (x | g)"``).
+
+        ``residual`` is a residual structure such as ``AR(2, time="time")``
+        (panels are the groups of the finest random-effects term).
+        """
         from ._formula_parser import parse_lme4
 
-        return cls(parse_lme4(formula, reml=reml, covariance=covariance), data)
+        spec = parse_lme4(formula, reml=reml, covariance=covariance)
+        return cls(_with_residual(spec, residual), data)
 
     @classmethod
     def from_formula(cls, formula: str, data: pd.DataFrame, subset=None, drop_cols=None, *args,
@@ -99,7 +112,7 @@ class MixedLMExt(LikelihoodModel):
         """
         if groups is None:
             if "|" in formula:
-                return cls.from_lme4(formula, data, reml=reml)
+                return cls.from_lme4(formula, data, reml=reml, residual=kwargs.pop("residual", None))
             raise ValueError("from_formula needs groups= (or lme4-style '(... | g)' terms in the formula)")
         from ._sm_frontend import spec_from_statsmodels
 
@@ -108,6 +121,7 @@ class MixedLMExt(LikelihoodModel):
             data["_groups"] = np.asarray(groups)
             groups = "_groups"
         spec = spec_from_statsmodels(formula, groups, re_formula=re_formula, vc_formula=vc_formula, reml=reml)
+        spec = _with_residual(spec, kwargs.pop("residual", None))
         if subset is not None:
             data = data.loc[subset]
         return cls(spec, data)
