@@ -8,7 +8,8 @@ import pandas as pd
 from ._model import MixedLMExt
 from ._stata_parser import parse_stata
 
-_FIT_OPTIONS = ("log", "emlog", "em_iterations", "emonly", "maxiter", "level", "stream", "start_params")
+_FIT_OPTIONS = ("log", "emlog", "em_iterations", "emonly", "maxiter", "level", "stream", "start_params",
+                "df_method", "vce")
 
 
 def mixed(command: str, data: pd.DataFrame, **options):

@@ -55,10 +55,20 @@ def resolve_options(model, df_method=None, vce=None) -> tuple[Optional[str], str
             raise ValueError("dfmethod() may not be combined with vce(%s) (only vce(oim))" % kind)
         if method in ("satterthwaite", "kroger") and not reml:
             raise ValueError("dfmethod(%s) is only available with REML estimation (add reml)" % method)
+    plain = (getattr(model.objective.residual, "is_constant", False)
+             and list(model.objective.residual.names()) == ["var(Residual)"])
+    if method == "kroger" and not plain:
+        raise NotImplementedError("dfmethod(kroger) with a residuals() structure is not implemented "
+                                  "(dfmethod(satterthwaite) is)")
+    if kind != "oim":
+        from ._robust import _check_nested
+
+        _check_nested(model.objective, "vce(%s)" % kind)
     return method, kind, var
 
 
-def configure_inference(model, params: np.ndarray, cov: np.ndarray, df_method=None, vce=None) -> InferenceSetup:
+def configure_inference(model, params: np.ndarray, cov: np.ndarray, df_method=None,
+                        vce=None) -> InferenceSetup:
     """Apply ``vce`` and ``df_method`` (arguments, else the command's options)."""
     method, kind, var = resolve_options(model, df_method, vce)
     out = InferenceSetup(np.array(cov, dtype=float, copy=True))
@@ -174,7 +184,8 @@ class InferenceMixin:
         effect = L @ params
         sd = np.sqrt(np.einsum("ij,jk,ik->i", L, cov, L))
         t = (effect - q) / sd
-        df = np.array([np.inf if np.any(row[p:] != 0) else self.small_sample.contrast_df(row[:p]) for row in L])
+        df = np.array([np.inf if np.any(row[p:] != 0) else self.small_sample.contrast_df(row[:p])
+                       for row in L])
         return ContrastResults(effect=effect, t=t, sd=sd, df_denom=df)
 
     def wald_test(self, r_matrix, cov_p=None, invcov=None, use_f=None, df_constraints=None, scalar=True):

@@ -71,7 +71,8 @@ def normalize_df_method(name) -> Optional[str]:
         return None
     key = str(name).split(",")[0].strip().lower()
     if key not in _ALIASES:
-        raise ValueError("unknown df_method %r; use one of %s (or kenward-roger)" % (name, ", ".join(DF_METHODS)))
+        raise ValueError("unknown df_method %r; use one of %s (or kenward-roger)"
+                         % (name, ", ".join(DF_METHODS)))
     return _ALIASES[key]
 
 
@@ -302,7 +303,8 @@ def repeated_df(design) -> np.ndarray:
     df_b = G - _rank(X[:, between])
     df_w = n - G - _rank(X[:, ~between])
     if df_b <= 0 or df_w <= 0:
-        raise ValueError("dfmethod(repeated): non-positive degrees of freedom (%d between, %d within)" % (df_b, df_w))
+        raise ValueError("dfmethod(repeated): non-positive degrees of freedom (%d between, %d within)"
+                         % (df_b, df_w))
     return np.where(between, float(df_b), float(df_w))
 
 
@@ -435,7 +437,8 @@ class SmallSample:
         return 2.0 * stats.t.sf(np.abs(t), df)
 
 
-def small_sample(objective, method: str, phi: np.ndarray, cov_fe: np.ndarray, cov_vc: np.ndarray) -> SmallSample:
+def small_sample(objective, method: str, phi: np.ndarray, cov_fe: np.ndarray,
+                 cov_vc: np.ndarray) -> SmallSample:
     """Build the :class:`SmallSample` of a fit (``phi`` its variance components,
     ``cov_vc`` their covariance, ``cov_fe = (X'V^-1X)^-1``)."""
     method = normalize_df_method(method)

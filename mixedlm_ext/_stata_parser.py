@@ -475,13 +475,15 @@ def _extract_weight(body: str, segment: str, g: _Globals) -> str:
         raise StataSyntaxError("invalid weight specification in %r: use one [fw=var] or [pw=var]" % segment)
     inner = found[0].group(1)
     if "=" not in inner:
-        raise StataSyntaxError("invalid weight %r in %r: use [fw=var] or [pw=var]" % (found[0].group(0), segment))
+        raise StataSyntaxError("invalid weight %r in %r: use [fw=var] or [pw=var]"
+                               % (found[0].group(0), segment))
     word, var = inner.split("=", 1)
     kind = _abbrev_match(word.strip(), _WEIGHT_ABBREV)
     if kind is None:
         raise StataSyntaxError("unknown weight type %r in %r" % (word.strip(), segment))
     if kind in ("aweight", "iweight"):
-        raise StataSyntaxError("%ss are not allowed with mixed (only fweights and pweights) in %r" % (kind, segment))
+        raise StataSyntaxError("%ss are not allowed with mixed (only fweights and pweights) in %r"
+                               % (kind, segment))
     g.weights.insert(0, WeightSpec(kind=kind, var=_weight_variable(var, kind, segment), level=None))
     return rest
 

@@ -88,12 +88,14 @@ class StataSummary:
         w = r.wald_chi2
         if ss is not None:  # dfmethod(): DF summary and the model F test
             df = ss.df
-            lines.append("%-49s%-4s%12s = %10s" % ("DF method: %s" % ss.label, "DF:", "min", "%.2f" % df.min()))
+            lines.append("%-49s%-4s%12s = %10s"
+                         % ("DF method: %s" % ss.label, "DF:", "min", "%.2f" % df.min()))
             lines.append("%-49s%-4s%12s = %10s" % ("", "", "avg", "%.2f" % df.mean()))
             lines.append("%-49s%-4s%12s = %10s" % ("", "", "max", "%.2f" % df.max()))
             f = r.ftest_model
             if f is not None:
-                lines.append("%-49s%s" % ("", kv("F(%d, %.2f)" % (f.df_num, f.df_denom), "%.2f" % f.statistic)))
+                fk = "F(%d, %.2f)" % (f.df_num, f.df_denom)
+                lines.append("%-49s%s" % ("", kv(fk, "%.2f" % f.statistic)))
                 lines.append("%-49s%s" % (left_ll, kv("Prob > F", "%.4f" % f.pvalue)))
             else:
                 lines.append(left_ll)
@@ -103,7 +105,8 @@ class StataSummary:
         else:
             lines.append(left_ll)
         if getattr(r, "vce", "oim") != "oim":
-            lines.append("%78s" % ("(Std. err. adjusted for {:,} clusters in {})".format(r.n_clusters, r.cluster_label)))
+            note = "(Std. err. adjusted for {:,} clusters in {})".format(r.n_clusters, r.cluster_label)
+            lines.append("%78s" % note)
         return lines
 
     def _fe_table(self) -> list[str]:

@@ -7,7 +7,8 @@ observation given its group ``j``, ``w_{j|k}`` for a group given its parent
 ``k``, ``w_k`` for a top-level group.  The (pseudo-)log-likelihood of a
 three-level model is
 
-    l = sum_k w_k log Int [ prod_j ( Int prod_i f(y_ijk | u)^{w_{i|jk}} phi(u_jk) du_jk )^{w_{j|k}} ] phi(u_k) du_k
+    l = sum_k w_k log Int [ prod_j ( Int prod_i f(y_ijk | u)^{w_{i|jk}} phi(u_jk) du_jk )^{w_{j|k}} ]
+                          phi(u_k) du_k
 
 With integer frequency weights this is exactly the log-likelihood of the data
 with every observation (group) repeated ``w`` times.  For the Gaussian model

@@ -22,7 +22,8 @@ REF = load_reference("small_sample_lmertest")
 
 COMMANDS = {
     "pig_rs_un_reml": ("mixed weight week || id: week, covariance(unstructured) reml", "pig"),
-    "sleepstudy_un_reml": ("mixed reaction days || subject: days, covariance(unstructured) reml", "sleepstudy"),
+    "sleepstudy_un_reml": ("mixed reaction days || subject: days, covariance(unstructured) reml",
+                           "sleepstudy"),
     "productivity_3l_reml": ("mixed gsp private emp hwy water other unemp || region: || state:, reml",
                              "productivity"),
     "pastes_nested_reml": ("mixed strength || batch: || cask:, reml", "pastes"),

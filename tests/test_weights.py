@@ -163,7 +163,8 @@ def test_pwscale_against_definition(survey_pig, method):
     elif method == "effective":
         pig["v1"], pig["v2"] = pig.w1 * s1 / s2, pig.w2
     else:  # Graubard-Korn: level-two weight = group mean of w_i|j * w_j, level-one weights 1
-        pig["v1"], pig["v2"] = 1.0, g.apply(lambda t: (t.w1 * t.w2).mean(), include_groups=False).reindex(pig.id).to_numpy()
+        mean_prod = (pig.w1 * pig.w2).groupby(pig.id).mean()
+        pig["v1"], pig["v2"] = 1.0, mean_prod.reindex(pig.id).to_numpy()
     a = _fit("mixed weight week [pw=w1] || id: week, pweight(w2) pwscale(%s)" % method, pig)
     b = _fit("mixed weight week [pw=v1] || id: week, pweight(v2)", pig)
     assert np.isclose(a.llf, b.llf, rtol=1e-12)
@@ -181,7 +182,8 @@ def test_pwscale_against_definition(survey_pig, method):
     ("mixed weight week [pw=w1] || id:, reml", "not allowed with REML"),
     ("mixed weight week [fw=f1] || id:, pweight(w2)", "cannot be combined"),
     ("mixed weight week || id:, pweight(w1)", "varies within group"),
-    ("mixed weight week [pw=w1] || id:, residuals(ar 1, t(week))", "observation-level weights are not allowed"),
+    ("mixed weight week [pw=w1] || id:, residuals(ar 1, t(week))",
+     "observation-level weights are not allowed"),
     ("mixed weight week [fw=w1] || id:", "must be integers"),
     ("mixed weight week [fw=f1] || id:, pwscale(size)", "only allowed with sampling weights"),
     ("mixed weight week [pw=neg] || id:", "must be positive"),
