@@ -74,7 +74,8 @@ class CovStruct:
 
     def cov_from_theta(self, theta: np.ndarray, sigma2: float = 1.0) -> np.ndarray:
         lam = self.relative_factor(theta)
-        return sigma2 * lam @ lam.T
+        G = sigma2 * lam @ lam.T
+        return 0.5 * (G + G.T)  # exactly symmetric
 
     def natural_from_theta(self, theta: np.ndarray, sigma2: float) -> np.ndarray:
         return self.natural_from_cov(self.cov_from_theta(theta, sigma2))

@@ -49,6 +49,14 @@ class Elimination:
     factors: Optional[list[LevelFactor]] = None  # finest level first
 
 
+@dataclass
+class ClusterElimination(Elimination):
+    """An elimination that also kept every top-level cluster's share."""
+
+    logdet_c: Optional[np.ndarray] = None  # (C,)
+    B_c: Optional[np.ndarray] = None  # (C, p+1, p+1)
+
+
 class NestedEngine:
     """Block elimination for a chain of nested levels.
 
@@ -58,19 +66,40 @@ class NestedEngine:
         Random-effect columns per level, finest level first.
     parents_fine_first : list of array or None
         For each level except the coarsest, the parent group of each group.
+    group_weights : list of (G_l,) arrays, optional
+        Total weight of each group per level (finest first); None means all ones.
+    clusters : list of (G_l,) int arrays, optional
+        Top-level cluster of each group per level; needed for ``cluster_B``.
     """
 
-    def __init__(self, q_fine_first: list[int], parents_fine_first: list[Optional[np.ndarray]]):
+    def __init__(self, q_fine_first: list[int], parents_fine_first: list[Optional[np.ndarray]],
+                 group_weights: Optional[list[np.ndarray]] = None, clusters: Optional[list[np.ndarray]] = None):
         self.q = list(q_fine_first)
         self.parents = list(parents_fine_first)
         self.starts = [None if p is None else group_starts(p) for p in parents_fine_first]
+        # frequency/sampling weights: group g of a level counts a_g times (its
+        # log-determinant and Schur complement are multiplied by a_g)
+        self.a = None if group_weights is None else [np.asarray(w, dtype=float) for w in group_weights]
+        self.log_a = None if self.a is None else [np.log(w) for w in self.a]
+        self.clusters = clusters  # top-level cluster of each group, per level (robust SEs)
 
     def eliminate(self, Wzz: np.ndarray, Wzx: np.ndarray, Bxx: np.ndarray,
-                  Lambda: np.ndarray, keep: bool = False) -> Elimination:
-        """Profiled-likelihood pieces for one ``Lambda`` (``Q x Q``, finest first)."""
+                  Lambda: np.ndarray, keep: bool = False, cluster_B: Optional[np.ndarray] = None) -> Elimination:
+        """Profiled-likelihood pieces for one ``Lambda`` (``Q x Q``, finest first).
+
+        With ``cluster_B`` (per-cluster ``[X y]'A[X y]``, ``(C, p+1, p+1)``) also
+        returns each top-level cluster's log-determinant and Schur complement
+        (a :class:`ClusterElimination`, for sandwich standard errors).
+        """
         B = Bxx.copy()
+        per = cluster_B is not None
+        if per:
+            Bc = cluster_B.copy()
+            ldc = np.zeros(Bc.shape[0])
+        factors = [] if keep else None
+        logdet = 0.0
         if not self.q:
-            return Elimination(0.0, B, [] if keep else None)
+            return ClusterElimination(0.0, B, factors, ldc, Bc) if per else Elimination(0.0, B, factors)
         off = Lambda - np.diag(np.diagonal(Lambda))
         if not off.any():  # diagonal Lambda (identity/independent): elementwise scaling
             d = np.diagonal(Lambda)
@@ -79,26 +108,32 @@ class NestedEngine:
         else:
             M = np.matmul(np.matmul(Lambda.T, Wzz), Lambda)
             C = np.matmul(Lambda.T, Wzx)
-        logdet = 0.0
-        factors = [] if keep else None
-        for q, starts in zip(self.q, self.starts):
+        for k, (q, starts) in enumerate(zip(self.q, self.starts)):
             G = M.shape[0]
             rest = M.shape[1] - q
+            a = 1.0 if self.a is None else self.a[k]
             if q == 1:  # scalar blocks: everything elementwise
-                l = np.sqrt(M[:, 0, 0] + 1.0)
-                logdet += 2.0 * np.log(l).sum()
+                l = np.sqrt(M[:, 0, 0] + a)
+                ld = 2.0 * np.log(l)
                 U = C[:, :1, :] / l[:, None, None]
                 T = M[:, :1, 1:] / l[:, None, None]
                 L = l[:, None, None]
             else:
                 A = M[:, :q, :q].copy()
-                A[:, np.arange(q), np.arange(q)] += 1.0
+                A[:, np.arange(q), np.arange(q)] += np.broadcast_to(np.asarray(a, dtype=float), (G,))[:, None]
                 L = batched_cholesky(A)
-                logdet += 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum()
+                ld = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
                 U = batched_lower_solve(L, C[:, :q, :])
                 T = batched_lower_solve(L, M[:, :q, q:]) if rest else np.zeros((G, q, 0))
+            if self.a is not None:
+                ld = a * (ld - q * self.log_a[k])
+            logdet += float(ld.sum())
             U2 = U.reshape(G * q, -1)
             B -= U2.T @ U2
+            if per:
+                cl = self.clusters[k]
+                ldc += np.bincount(cl, weights=ld, minlength=ldc.size)
+                np.subtract.at(Bc, cl, np.einsum("gqi,gqj->gij", U, U))
             if keep:
                 factors.append(LevelFactor(L, T, U, starts))
             if rest:
@@ -112,6 +147,8 @@ class NestedEngine:
                     Cr = C[:, q:, :] - np.matmul(Tt, U)
                 M = np.add.reduceat(Mr, starts, axis=0)
                 C = np.add.reduceat(Cr, starts, axis=0)
+        if per:
+            return ClusterElimination(float(logdet), B, factors, ldc, Bc)
         return Elimination(float(logdet), B, factors)
 
     def solve_u(self, elim: Elimination, beta: np.ndarray) -> list[np.ndarray]:

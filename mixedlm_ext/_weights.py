@@ -56,8 +56,8 @@ from typing import Optional
 import numpy as np
 
 from ._design import Design, ModelSpecificationError
-from ._engine import Elimination, LevelFactor, NestedEngine
-from ._linalg import batched_cholesky, batched_lower_solve, orthonormalize
+from ._engine import NestedEngine
+from ._linalg import orthonormalize
 
 __all__ = ["WeightInfo", "apply_weights", "scale_level_one", "WeightedEngine", "weighted_engine",
            "engine_level_indices", "weight_columns"]
@@ -231,99 +231,8 @@ def engine_level_indices(design: Design) -> list[int]:
     return [li for li in range(len(design.levels) - 1, -1, -1) if design.levels[li].q > 0]
 
 
-@dataclass
-class ClusterElimination(Elimination):
-    """An elimination that also kept every top-level cluster's share."""
-
-    logdet_c: Optional[np.ndarray] = None  # (C,)
-    B_c: Optional[np.ndarray] = None  # (C, p+1, p+1)
-
-
-class WeightedEngine(NestedEngine):
-    """:class:`NestedEngine` with group weights and optional per-cluster bookkeeping.
-
-    Parameters
-    ----------
-    q_fine_first, parents_fine_first : as :class:`NestedEngine`
-    group_weights : list of (G_l,) arrays or None
-        Total weight ``a_g`` of each group, per engine level (finest first);
-        None means all ones.
-    clusters : list of (G_l,) int arrays or None
-        Top-level cluster of each group, per engine level; needed for
-        ``eliminate(..., cluster_B=...)``.
-    """
-
-    def __init__(self, q_fine_first, parents_fine_first, group_weights=None, clusters=None):
-        super().__init__(q_fine_first, parents_fine_first)
-        self.a = None if group_weights is None else [np.asarray(w, dtype=float) for w in group_weights]
-        self.log_a = None if self.a is None else [np.log(w) for w in self.a]
-        self.clusters = clusters
-
-    def eliminate(self, Wzz, Wzx, Bxx, Lambda, keep: bool = False, cluster_B: Optional[np.ndarray] = None):
-        """As :meth:`NestedEngine.eliminate`; with ``cluster_B`` (per-cluster
-        ``[X y]'A[X y]``, shape ``(C, p+1, p+1)``) also returns each cluster's
-        log-determinant and Schur complement (a :class:`ClusterElimination`)."""
-        B = Bxx.copy()
-        per = cluster_B is not None
-        if per:
-            Bc = cluster_B.copy()
-            ldc = np.zeros(Bc.shape[0])
-        if not self.q:
-            if per:
-                return ClusterElimination(0.0, B, [] if keep else None, ldc, Bc)
-            return Elimination(0.0, B, [] if keep else None)
-        off = Lambda - np.diag(np.diagonal(Lambda))
-        if not off.any():
-            d = np.diagonal(Lambda)
-            M = Wzz * (d[:, None] * d[None, :])
-            C = Wzx * d[:, None]
-        else:
-            M = np.matmul(np.matmul(Lambda.T, Wzz), Lambda)
-            C = np.matmul(Lambda.T, Wzx)
-        logdet = 0.0
-        factors = [] if keep else None
-        for k, (q, starts) in enumerate(zip(self.q, self.starts)):
-            G = M.shape[0]
-            rest = M.shape[1] - q
-            a = np.ones(G) if self.a is None else self.a[k]
-            if q == 1:
-                l = np.sqrt(M[:, 0, 0] + a)
-                ld = 2.0 * np.log(l)
-                U = C[:, :1, :] / l[:, None, None]
-                T = M[:, :1, 1:] / l[:, None, None]
-                L = l[:, None, None]
-            else:
-                A = M[:, :q, :q].copy()
-                A[:, np.arange(q), np.arange(q)] += a[:, None]
-                L = batched_cholesky(A)
-                ld = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
-                U = batched_lower_solve(L, C[:, :q, :])
-                T = batched_lower_solve(L, M[:, :q, q:]) if rest else np.zeros((G, q, 0))
-            if self.a is not None:
-                ld = a * (ld - q * self.log_a[k])
-            logdet += float(ld.sum())
-            U2 = U.reshape(G * q, -1)
-            B -= U2.T @ U2
-            if per:
-                cl = self.clusters[k]
-                ldc += np.bincount(cl, weights=ld, minlength=ldc.size)
-                np.subtract.at(Bc, cl, np.einsum("gqi,gqj->gij", U, U))
-            if keep:
-                factors.append(LevelFactor(L, T, U, starts))
-            if rest:
-                if q == 1:
-                    t, u = T[:, 0, :], U[:, 0, :]
-                    Mr = M[:, 1:, 1:] - t[:, :, None] * t[:, None, :]
-                    Cr = C[:, 1:, :] - t[:, :, None] * u[:, None, :]
-                else:
-                    Tt = np.swapaxes(T, 1, 2)
-                    Mr = M[:, q:, q:] - np.matmul(Tt, T)
-                    Cr = C[:, q:, :] - np.matmul(Tt, U)
-                M = np.add.reduceat(Mr, starts, axis=0)
-                C = np.add.reduceat(Cr, starts, axis=0)
-        if per:
-            return ClusterElimination(float(logdet), B, factors, ldc, Bc)
-        return Elimination(float(logdet), B, factors)
+# The weighted elimination is NestedEngine itself (group weights are one of its options).
+WeightedEngine = NestedEngine
 
 
 def weighted_engine(design: Design, qs, parents) -> WeightedEngine:
