@@ -87,6 +87,7 @@ def _env():
     return env
 
 
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS")
 MEM_LIMIT_GB = [16.0]  # address-space cap of every peer process (--mem-limit-gb)
 
 
@@ -161,7 +162,11 @@ def run_r_peer(case, timeout):
             return {"status": "skipped", "reason": "too slow: > %d s timeout" % timeout, "wall_s": wall}
         # /usr/bin/time -v appends its report to stderr; show R's error instead
         r_err = err.split("\tCommand being timed:")[0] if use_time else err
-        return {"status": "failed", "reason": "Rscript exited %s: %s" % (rc, _tail(r_err)), "wall_s": wall}
+        lines = [ln.strip() for ln in r_err.splitlines()
+                 if ln.strip() and not ln.startswith(("Command exited", "Command terminated"))]
+        start = next((i for i, ln in enumerate(lines) if ln.startswith("Error")), None)
+        msg = " ".join(lines[start:start + 3]) if start is not None else " | ".join(lines[-3:])
+        return {"status": "failed", "reason": "Rscript exited %s: %s" % (rc, msg[-400:]), "wall_s": wall}
     m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", err or "")
     out_res = {"status": "ok", "warm_s": res.get("time"), "first_s": res.get("first"),
                "repeats": res.get("repeats"), "loglik": res.get("loglik"),
@@ -189,6 +194,7 @@ def run_case(case, selected, repeats, timeout, log):
     entry = {"case": case.name, "scenario": case.scenario, "description": case.description,
              "run_at": _dt.datetime.now().isoformat(timespec="seconds"), "peers": {},
              "loadavg_at_start": _loadavg(),
+             "threads": {k: os.environ[k] for k in THREAD_VARS if k in os.environ},
              "commands": {"mixedlm_ext": case.stata, "mixedlm": case.mixedlm,
                           case.r_peer: case.r["formula"] + (
                               " | random=%s, correlation=%s" % (case.r["random"], case.r["correlation"])
@@ -350,8 +356,7 @@ def machine_facts():
     return {"cpu": cpu, "cores": os.cpu_count(), "memory": mem,
             "os": "%s %s" % (platform.system(), platform.release()),
             "date": _dt.datetime.now().isoformat(timespec="seconds"),
-            "blas_threads": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                                         "MKL_NUM_THREADS") if k in os.environ}}
+            "blas_threads": {k: os.environ[k] for k in THREAD_VARS if k in os.environ}}
 
 
 def versions():
@@ -486,7 +491,7 @@ def render_readme(store, facts, vers):
     L.append("| OS | %s |" % facts.get("os"))
     L.append("| README written | %s |" % facts.get("date"))
     if facts.get("blas_threads"):
-        L.append("| BLAS threads | %s |" % ", ".join("%s=%s" % kv for kv in facts["blas_threads"].items()))
+        L.append("| thread settings | %s |" % ", ".join("%s=%s" % kv for kv in facts["blas_threads"].items()))
     L.append("")
     L.append("Versions: " + ", ".join("%s %s" % (k, v) for k, v in vers.items()) + ".")
     L.append("")
@@ -539,6 +544,8 @@ def main(argv=None) -> int:
                    help="seconds per peer and case before it is recorded as too slow (default 600)")
     p.add_argument("--mem-limit-gb", type=float, default=16.0,
                    help="address-space cap per peer process in GiB, 0 for none (default 16)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="set OMP/OPENBLAS/MKL/RAYON_NUM_THREADS for every peer (default: leave unset)")
     p.add_argument("--write", action="store_true", help="rewrite benchmarks/README.md afterwards")
     p.add_argument("--write-only", action="store_true", help="only rewrite README.md from stored results")
     p.add_argument("--json", action="store_true", help="print this run's results as JSON")
@@ -548,6 +555,9 @@ def main(argv=None) -> int:
         print(*a, **kw, file=sys.stderr, flush=True)
 
     MEM_LIMIT_GB[0] = args.mem_limit_gb
+    if args.threads > 0:
+        for var in THREAD_VARS:
+            os.environ[var] = str(args.threads)
     store = load_results()
     if not args.write_only:
         only = [s for item in args.only for s in item.split(",") if s]
