@@ -74,7 +74,7 @@ _KMAT_DENSE_RATIO = 8.0
 # modules index it); larger crossed designs keep it as a scipy CSC matrix.
 DENSE_Z_MAX_ELEMS = 4_000_000
 # dense fall-back for the nested-layout factors (conditional covariances)
-_NESTED_VIEW_MAX_ELEMS = 60_000_000
+_NESTED_VIEW_MAX_ELEMS = 20_000_000
 
 
 # ---------------------------------------------------------------------------
@@ -357,55 +357,77 @@ class CrossedEngine:
         v = C.data
         o = np.lexsort((j, r, g))
         g, j, r, v = g[o], j[o], r[o], v[o]
-        counts = np.bincount(g, minlength=G1)
-        est = float((counts.astype(float) ** 2).sum() + counts.sum()) / 2.0
+        del C, o
+        counts = np.bincount(g, minlength=G1).astype(np.int64)
+        # q1 = 1: rows within a group are distinct and sorted, the pairs are the local lower triangle
+        nnz_mid = int((counts * (counts + 1) // 2).sum()) if q1 == 1 else int((counts ** 2).sum())
         tri = Q2 * (Q2 + 1) / 2.0
         self.kmat = None
-        if est > _KMAT_MAX_NNZ or est > _KMAT_DENSE_RATIO * tri:
+        if nnz_mid > _KMAT_MAX_NNZ or nnz_mid > _KMAT_DENSE_RATIO * tri:
             return  # per-evaluation sparse products instead
+        ncol = G1 * q1 * q1
+        folded = self.rest_q1
+        if folded:
+            m_terms = len(self.terms) - 1
+            term_of = np.repeat(np.arange(m_terms), [t.G for t in self.terms[1:]])
+            n_pairs = m_terms * (m_terms + 1) // 2
+            shape = (Q2 * Q2, n_pairs * (ncol + 1))
+            low = A22s.row >= A22s.col
+            ar, ac = A22s.row[low].astype(np.int64), A22s.col[low].astype(np.int64)
+            nnz = nnz_mid + ar.size
+        else:
+            shape = (Q2 * Q2, ncol)
+            nnz = nnz_mid
+        idx = np.int32 if max(shape) < 2 ** 31 - 1 else np.int64
+        rows = np.empty(nnz, dtype=idx)
+        cols = np.empty(nnz, dtype=idx)
+        vals = np.empty(nnz)
+
+        def pair(rr, ss):  # rr >= ss, so term_of[rr] >= term_of[ss]
+            ta, tb = term_of[rr], term_of[ss]
+            return ta * (ta + 1) // 2 + tb
+
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        rows_l, cols_l, vals_l = [], [], []
+        pos = 0
         for m in np.unique(counts):
             if m == 0:
                 continue
-            gs = np.flatnonzero(counts == m)
-            a, b = np.divmod(np.arange(m * m, dtype=np.int64), m)
-            st = starts[gs][:, None]
-            A = (st + a[None, :]).ravel()
-            B = (st + b[None, :]).ravel()
-            keep = r[A] >= r[B]
-            A, B = A[keep], B[keep]
-            rows_l.append(r[A] * Q2 + r[B])
-            cols_l.append(g[A] * (q1 * q1) + j[A] * q1 + j[B])
-            vals_l.append(v[A] * v[B])
-        rows = np.concatenate(rows_l)
-        cols = np.concatenate(cols_l)
-        vals = np.concatenate(vals_l)
-        del rows_l, cols_l, vals_l
-        ncol = G1 * q1 * q1
-        if self.rest_q1:
-            term_of = np.repeat(np.arange(len(self.terms) - 1), [t.G for t in self.terms[1:]])
-            n_pairs = (len(self.terms) - 1) * len(self.terms) // 2
-
-            def pair(rr, ss):  # rr >= ss, so term_of[rr] >= term_of[ss]
-                ta, tb = term_of[rr], term_of[ss]
-                return ta * (ta + 1) // 2 + tb
-
-            cols = pair(rows // Q2, rows % Q2) * ncol + cols
-            low = A22s.row >= A22s.col
-            ar, ac = A22s.row[low].astype(np.int64), A22s.col[low].astype(np.int64)
-            rows = np.concatenate([rows, ar * Q2 + ac])
-            cols = np.concatenate([cols, n_pairs * ncol + pair(ar, ac)])
-            vals = np.concatenate([vals, A22s.data[low]])
-            pa, pb = np.tril_indices(len(self.terms) - 1)
+            if q1 == 1:
+                a, b = np.tril_indices(m)
+            else:
+                a, b = np.divmod(np.arange(m * m, dtype=np.int64), m)
+            gs_all = np.flatnonzero(counts == m)
+            step = max(1, 1_000_000 // a.size)  # bound the temporaries
+            for c0 in range(0, gs_all.size, step):
+                st = starts[gs_all[c0:c0 + step]][:, None]
+                A = (st + a[None, :]).ravel()
+                B = (st + b[None, :]).ravel()
+                if q1 > 1:
+                    keep = r[A] >= r[B]
+                    A, B = A[keep], B[keep]
+                ra, rb = r[A], r[B]
+                col = g[A] * (q1 * q1) + j[A] * q1 + j[B]
+                if folded:
+                    col = pair(ra, rb) * ncol + col
+                k = A.size
+                rows[pos:pos + k] = ra * Q2 + rb
+                cols[pos:pos + k] = col
+                vals[pos:pos + k] = v[A] * v[B]
+                pos += k
+        if folded:
+            k = ar.size
+            rows[pos:pos + k] = ar * Q2 + ac
+            cols[pos:pos + k] = n_pairs * ncol + pair(ar, ac)
+            vals[pos:pos + k] = A22s.data[low]
+            pos += k
+            pa, pb = np.tril_indices(m_terms)
             self._pairs = (pa, pb)  # pair index -> (term, term) among the other terms
-            shape = (Q2 * Q2, n_pairs * (ncol + 1))
-        else:
-            shape = (Q2 * Q2, ncol)
-        K = sp.csr_matrix((vals, (rows, cols)), shape=shape)
-        K.sum_duplicates()
-        self.kmat = K
-        self.kmat_folded = bool(self.rest_q1)
+            self.A22 = None  # folded into Kmat
+        rows, cols, vals = rows[:pos], cols[:pos], vals[:pos]
+        K = sp.coo_matrix((vals, (rows, cols)), shape=shape)
+        del rows, cols, vals
+        self.kmat = K.tocsr()
+        self.kmat_folded = bool(folded)
 
     # -- parameters ------------------------------------------------------------------
     def _block_factors(self, Lambda) -> list:
@@ -621,13 +643,15 @@ class CrossedEngine:
         from ._linalg import block_diag
 
         d = self.design
-        Z = d.Z.toarray() if sp.issparse(d.Z) else np.asarray(d.Z)
         fine = [lvl for lvl in d.levels[::-1] if lvl.q > 0]
         codes, G = fine[0].codes, fine[0].n_groups
-        if G * Z.shape[1] ** 2 > _NESTED_VIEW_MAX_ELEMS:
+        Q = d.Z.shape[1]
+        if G * Q * Q > _NESTED_VIEW_MAX_ELEMS:
             raise MemoryError(
-                "the nested-layout factors of this crossed design need a dense %d x %d x %d array; "
-                "use CrossedEngine.solve_u / conditional_variances instead" % (G, Z.shape[1], Z.shape[1]))
+                "the nested-layout factors of this crossed design need a dense %d x %d x %d array "
+                "(conditional covariances of all random effects at once); the conditional modes are "
+                "available from CrossedEngine.solve_u and the conditional variances from "
+                "CrossedEngine.conditional_variances" % (G, Q, Q))
         per_level, i = [], 0
         for lvl in d.levels:
             mats = []
@@ -638,8 +662,18 @@ class CrossedEngine:
             per_level.append(block_diag(*mats) if mats else np.zeros((0, 0)))
         Lam = block_diag(*per_level[::-1])
         XY = np.column_stack([d.Xw, d.yw]) if d.p else d.yw[:, None]
-        Wzz = grouped_crossprod(Z, Z, codes, G)
-        Wzx = grouped_crossprod(Z, XY, codes, G)
+        if sp.issparse(d.Z):  # rows are sorted by the finest level: one sparse product per group
+            Zr = d.Z.tocsr()
+            bounds = np.searchsorted(codes, np.arange(G + 1))
+            Wzz, Wzx = np.zeros((G, Q, Q)), np.zeros((G, Q, XY.shape[1]))
+            for g in range(G):
+                Zg = Zr[bounds[g]:bounds[g + 1]]
+                Wzz[g] = (Zg.T @ Zg).toarray()
+                Wzx[g] = Zg.T @ XY[bounds[g]:bounds[g + 1]]
+        else:
+            Z = np.asarray(d.Z)
+            Wzz = grouped_crossprod(Z, Z, codes, G)
+            Wzx = grouped_crossprod(Z, XY, codes, G)
         eng = NestedEngine(self.q, self.parents)
         return eng.eliminate(Wzz, Wzx, Bxx, Lam, keep=True).factors
 

@@ -215,7 +215,8 @@ class MixedLMExt(LikelihoodModel):
         prof = ob.profile(opt.theta, keep=True)
         phi = ob.natural_from_theta(opt.theta, prof.sigma2)
         kinds = ob.natural_kinds()
-        cov_vc = _vc_cov_interior(ob, opt.theta, prof.sigma2, phi, kinds, opt.at_bound)
+        cov_vc = _vc_cov_interior(ob, opt.theta, prof.sigma2, phi, kinds, opt.at_bound,
+                                  opt.hessian_psi, opt.psi_free)
         p = self.k_fe
         cov_fe = prof.sigma2 * np.linalg.inv(prof.Bxx) if p else np.zeros((0, 0))
         k = p + phi.size
@@ -233,7 +234,8 @@ class MixedLMExt(LikelihoodModel):
 
 
 def _vc_cov_interior(ob: Objective, theta: np.ndarray, sigma2: float, phi: np.ndarray,
-                     kinds: list[str], at_bound: Optional[np.ndarray]) -> np.ndarray:
+                     kinds: list[str], at_bound: Optional[np.ndarray],
+                     hessian: Optional[np.ndarray] = None, psi_free: Optional[np.ndarray] = None) -> np.ndarray:
     """Covariance of the variance components in the reported metric.
 
     Stata's way: the inverse Hessian of the log-likelihood in the estimation
@@ -248,7 +250,9 @@ def _vc_cov_interior(ob: Objective, theta: np.ndarray, sigma2: float, phi: np.nd
     """
     psi = np.append(np.asarray(theta, dtype=float), np.log(sigma2))
     free = np.ones(psi.size, dtype=bool)
-    if at_bound is not None:
+    if psi_free is not None:
+        free = np.asarray(psi_free, dtype=bool).copy()
+    elif at_bound is not None:
         free[: at_bound.size] = ~np.asarray(at_bound, dtype=bool)
     var_scale = max([abs(v) for v, k in zip(phi, kinds) if k == "var"] or [1.0])
     zero = np.array([k in ("var", "cov") and abs(v) <= 1e-10 * var_scale for v, k in zip(phi, kinds)])
@@ -264,9 +268,11 @@ def _vc_cov_interior(ob: Objective, theta: np.ndarray, sigma2: float, phi: np.nd
         return ob.natural_from_estimation(full)
 
     z0 = psi[free]
-    steps_kind = ["est"] * z0.size
-    # stable to ~1e-5 across steps 1e-2 .. 1e-4 in this metric: one central difference
-    H = 0.5 * numerical_hessian(f, z0, steps_kind, rel=1e-3)
+    if hessian is not None and hessian.shape == (z0.size, z0.size):
+        H = 0.5 * hessian  # the optimizer's last Newton-Raphson Hessian at this point
+    else:
+        # stable to ~1e-5 across steps 1e-2 .. 1e-4 in this metric: one central difference
+        H = 0.5 * numerical_hessian(f, z0, ["est"] * z0.size, rel=1e-3)
     H = 0.5 * (H + H.T)
     try:
         Hinv = np.linalg.inv(H)

@@ -43,6 +43,11 @@ class OptResult:
     message: str
     history: list = field(default_factory=list)  # (iteration, log-likelihood)
     at_bound: np.ndarray = None
+    # the last Newton-Raphson Hessian of -2 loglik in psi = (theta, log sigma2),
+    # over the parameters not at a bound (``psi_free``): reused for standard errors
+    psi: np.ndarray = None
+    psi_free: np.ndarray = None
+    hessian_psi: np.ndarray = None
 
 
 def _loglik(dev: float) -> float:
@@ -104,8 +109,13 @@ def central_gradient(f, x: np.ndarray, bounds, rel: float = 1e-6) -> np.ndarray:
     return g
 
 
-def fd_hessian(f, x: np.ndarray, h: np.ndarray, f0: Optional[float] = None) -> np.ndarray:
-    """Central-difference Hessian of ``f`` at ``x`` with steps ``h``."""
+def fd_hessian_grad(f, x: np.ndarray, h: np.ndarray, f0: Optional[float] = None) -> tuple[np.ndarray, np.ndarray]:
+    """Central-difference Hessian and gradient of ``f`` at ``x`` with steps ``h``.
+
+    Off-diagonal terms use the symmetric seven-point formula (Abramowitz &
+    Stegun 25.3.27), second-order accurate with two new evaluations per pair:
+    ``k^2 + k`` evaluations in all.
+    """
     k = x.size
     H = np.zeros((k, k))
     f0 = f(x) if f0 is None else f0
@@ -118,12 +128,16 @@ def fd_hessian(f, x: np.ndarray, h: np.ndarray, f0: Optional[float] = None) -> n
         H[i, i] = (fp[i] - 2 * f0 + fm[i]) / h[i] ** 2
     for i in range(k):
         for j in range(i + 1, k):
-            ei = np.zeros(k)
-            ej = np.zeros(k)
-            ei[i], ej[j] = h[i], h[j]
-            v = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (4 * h[i] * h[j])
+            eij = np.zeros(k)
+            eij[i], eij[j] = h[i], h[j]
+            v = (f(x + eij) + f(x - eij) - fp[i] - fm[i] - fp[j] - fm[j] + 2 * f0) / (2 * h[i] * h[j])
             H[i, j] = H[j, i] = v
-    return H
+    return H, (fp - fm) / (2 * h)
+
+
+def fd_hessian(f, x: np.ndarray, h: np.ndarray, f0: Optional[float] = None) -> np.ndarray:
+    """Central-difference Hessian of ``f`` at ``x`` with steps ``h``."""
+    return fd_hessian_grad(f, x, h, f0)[0]
 
 
 def _at_bound(x, bounds, tol=1e-7) -> np.ndarray:
@@ -225,18 +239,99 @@ def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: 
                       options=dict(maxiter=maxiter, ftol=1e-12, gtol=1e-6))
     theta = _project(res.x, bounds)
     budget = max(0, maxiter - int(res.nit))
-    if budget:
-        theta, dev, n_newton, decrement = newton_polish(f, theta, bounds, max_iter=min(10, budget), log=report)
+    nr = newton_estimation(objective, theta, bounds, max_iter=min(50, budget), log=report, count=f) \
+        if budget else None
+    if nr is not None:
+        theta, dev, n_newton, decrement = nr.theta, nr.deviance, nr.n_iter, nr.decrement
     else:
         dev, n_newton, decrement = f(theta), 0, np.inf
-    # converged when the Newton decrement is negligible (Stata: nrtolerance)
-    converged = bool(np.isfinite(dev) and decrement < max(tolerance, 1e-10 * abs(dev)) * 1e3)
+    # converged when the Newton decrement g'H^-1 g is negligible (Stata's nrtolerance)
+    converged = bool(np.isfinite(dev) and decrement < _NR_TOL)
     msg = res.message if isinstance(res.message, str) else str(res.message)
     if not converged:
         warnings.warn("the optimizer did not converge (Newton decrement %.3g after %d iterations): %s"
                       % (decrement, int(res.nit) + n_newton, msg), ConvergenceWarning, stacklevel=3)
-    return OptResult(theta, float(dev), converged, int(res.nit) + n_newton, f.n, msg, history,
-                     _at_bound(theta, bounds))
+    out = OptResult(theta, float(dev), converged, int(res.nit) + n_newton, f.n, msg, history,
+                    _at_bound(theta, bounds))
+    if nr is not None:
+        out.psi, out.psi_free, out.hessian_psi = nr.psi, nr.free, nr.hessian
+    return out
+
+
+_NR_TOL = 1e-5  # Newton decrement (deviance units) below which a fit has converged
+_NR_EXACT = 1e-8  # below this the Hessian at the current point is final
+
+
+@dataclass
+class NewtonResult:
+    theta: np.ndarray
+    deviance: float
+    n_iter: int
+    decrement: float
+    psi: np.ndarray
+    free: np.ndarray
+    hessian: np.ndarray
+
+
+def newton_estimation(objective: Objective, theta: np.ndarray, bounds, max_iter: int = 10,
+                      log: Optional[Callable[[float], None]] = None, count=None,
+                      rel: float = 1e-3) -> NewtonResult:
+    """Newton-Raphson on -2 log-likelihood in the estimation metric ``psi = (theta, log sigma2)``.
+
+    Parameters at a bound stay fixed.  The last Hessian is returned: the fit's
+    standard errors come from it, so the final Newton iteration and the
+    standard errors share one set of evaluations (Stata does the same).  A
+    step taken with a decrement below ``_NR_TOL`` leaves the point converged
+    (quadratic convergence) and its Hessian is kept, as the step is tiny.
+    """
+    f = count if count is not None else objective.deviance
+    sigma2 = objective.profile(theta).sigma2
+    psi = np.append(np.asarray(theta, dtype=float), np.log(sigma2))
+    free = np.append(~_at_bound(theta, bounds), True)
+    psi_bounds = list(bounds) + [(None, None)]
+
+    def full(z, base):
+        x = base.copy()
+        x[free] = z
+        return x
+
+    fx = objective.neg2ll_estimation(psi)
+    H = None
+    decrement = np.inf
+    it = 0
+    for it in range(1, max_iter + 1):
+        base = psi.copy()
+        z = psi[free]
+        fsub = lambda zz, base=base: objective.neg2ll_estimation(full(zz, base))  # noqa: E731
+        h = rel * np.maximum(np.abs(z), 0.05)
+        H, g = fd_hessian_grad(fsub, z, h, fx)
+        try:
+            w, V = np.linalg.eigh(H)
+            w = np.maximum(np.abs(w), 1e-8 * max(1.0, np.abs(w).max()))
+            step = -(V / w) @ (V.T @ g)
+        except np.linalg.LinAlgError:
+            break
+        decrement = float(-g @ step)
+        if decrement < _NR_EXACT:
+            break
+        for shrink in (1.0, 0.5, 0.25, 0.1, 0.01):
+            cand = _project(full(z + shrink * step, base), psi_bounds)
+            fc = objective.neg2ll_estimation(cand)
+            if np.isfinite(fc) and fc <= fx:
+                psi, fx = cand, fc
+                break
+        else:
+            break
+        if log:
+            log(fx)
+        if decrement < _NR_TOL:
+            break
+        new_free = np.append(~_at_bound(psi[:-1], bounds), True)
+        if not np.array_equal(new_free, free):
+            free = new_free
+    theta = psi[:-1]
+    dev = f(theta)  # profiled: sigma2 at its optimum given theta (<= fx)
+    return NewtonResult(theta, float(dev), it, decrement, psi, free, H)
 
 
 def _fmt_ll(v: float) -> str:
