@@ -65,11 +65,9 @@ from scipy.linalg import lapack
 from ._engine import Elimination
 from ._linalg import batched_cholesky, batched_lower_solve, batched_upper_solve_t, grouped_crossprod
 
-# Kmat is used while it has at most this many stored entries (and at most
-# _KMAT_DENSE_RATIO times the Q2 x Q2 lower triangle); otherwise the middle
-# sum is a sparse product per evaluation.
-_KMAT_MAX_NNZ = 40_000_000
-_KMAT_DENSE_RATIO = 8.0
+# Kmat is used while it has at most this many stored entries (12 bytes each);
+# otherwise the middle sum is a sparse product per evaluation.
+_KMAT_MAX_NNZ = 25_000_000
 # design.Z stays a dense array while it has at most this many entries (other
 # modules index it); larger crossed designs keep it as a scipy CSC matrix.
 DENSE_Z_MAX_ELEMS = 4_000_000
@@ -354,19 +352,31 @@ class CrossedEngine:
         C = self.S12.tocoo()  # rows (g, j), cols r
         g, j = np.divmod(C.row.astype(np.int64), q1)
         r = C.col.astype(np.int64)
-        v = C.data
         o = np.lexsort((j, r, g))
-        g, j, r, v = g[o], j[o], r[o], v[o]
+        g, j, r, v = g[o], j[o], r[o], C.data[o]
         del C, o
-        counts = np.bincount(g, minlength=G1).astype(np.int64)
-        # q1 = 1: rows within a group are distinct and sorted, the pairs are the local lower triangle
-        nnz_mid = int((counts * (counts + 1) // 2).sum()) if q1 == 1 else int((counts ** 2).sum())
-        tri = Q2 * (Q2 + 1) / 2.0
+        # one slot per distinct (g, r): the q1 values of row r of S21's columns (g, 0..q1-1)
+        new_slot = np.ones(g.size, dtype=bool)
+        new_slot[1:] = (g[1:] != g[:-1]) | (r[1:] != r[:-1])
+        slot = np.cumsum(new_slot) - 1
+        Vs = np.zeros((int(slot[-1]) + 1 if slot.size else 0, q1))
+        Vs[slot, j] = v
+        gs_, rs_ = g[new_slot], r[new_slot]
+        del g, j, r, v, slot, new_slot
+        counts = np.bincount(gs_, minlength=G1).astype(np.int64)  # distinct rows per group
+        # H_g is symmetric: one column per entry of its upper triangle; for a pair of rows
+        # (ra >= rb) the (j, k) coefficient is S[ra,j] S[rb,k] + S[ra,k] S[rb,j] (j < k)
+        nsym = q1 * (q1 + 1) // 2
+        ju, ku = np.triu_indices(q1)
+        self._sym = (ju, ku)
+        n_rowpairs = int((counts * (counts + 1) // 2).sum())
+        nnz_mid = n_rowpairs * nsym
         self.kmat = None
-        if nnz_mid > _KMAT_MAX_NNZ or nnz_mid > _KMAT_DENSE_RATIO * tri:
+        if nnz_mid > _KMAT_MAX_NNZ:
             return  # per-evaluation sparse products instead
-        ncol = G1 * q1 * q1
+        ncol = G1 * nsym
         folded = self.rest_q1
+        n_a22 = 0
         if folded:
             m_terms = len(self.terms) - 1
             term_of = np.repeat(np.arange(m_terms), [t.G for t in self.terms[1:]])
@@ -374,14 +384,13 @@ class CrossedEngine:
             shape = (Q2 * Q2, n_pairs * (ncol + 1))
             low = A22s.row >= A22s.col
             ar, ac = A22s.row[low].astype(np.int64), A22s.col[low].astype(np.int64)
-            nnz = nnz_mid + ar.size
+            n_a22 = ar.size
         else:
             shape = (Q2 * Q2, ncol)
-            nnz = nnz_mid
         idx = np.int32 if max(shape) < 2 ** 31 - 1 else np.int64
-        rows = np.empty(nnz, dtype=idx)
-        cols = np.empty(nnz, dtype=idx)
-        vals = np.empty(nnz)
+        rows = np.empty(nnz_mid + n_a22, dtype=idx)
+        cols = np.empty(nnz_mid + n_a22, dtype=idx)
+        vals = np.empty(nnz_mid + n_a22)
 
         def pair(rr, ss):  # rr >= ss, so term_of[rr] >= term_of[ss]
             ta, tb = term_of[rr], term_of[ss]
@@ -392,38 +401,33 @@ class CrossedEngine:
         for m in np.unique(counts):
             if m == 0:
                 continue
-            if q1 == 1:
-                a, b = np.tril_indices(m)
-            else:
-                a, b = np.divmod(np.arange(m * m, dtype=np.int64), m)
-            gs_all = np.flatnonzero(counts == m)
-            step = max(1, 1_000_000 // a.size)  # bound the temporaries
-            for c0 in range(0, gs_all.size, step):
-                st = starts[gs_all[c0:c0 + step]][:, None]
+            a, b = np.tril_indices(m)  # rows are sorted within a group: ra >= rb
+            gsel = np.flatnonzero(counts == m)
+            step = max(1, 500_000 // (a.size * nsym))  # bound the temporaries
+            for c0 in range(0, gsel.size, step):
+                st = starts[gsel[c0:c0 + step]][:, None]
                 A = (st + a[None, :]).ravel()
                 B = (st + b[None, :]).ravel()
-                if q1 > 1:
-                    keep = r[A] >= r[B]
-                    A, B = A[keep], B[keep]
-                ra, rb = r[A], r[B]
-                col = g[A] * (q1 * q1) + j[A] * q1 + j[B]
+                ra, rb = rs_[A], rs_[B]
+                pv = Vs[A][:, ju] * Vs[B][:, ku]
+                off = ju != ku
+                if off.any():
+                    pv[:, off] += Vs[A][:, ku[off]] * Vs[B][:, ju[off]]
+                col = gs_[A][:, None] * nsym + np.arange(nsym)[None, :]
                 if folded:
-                    col = pair(ra, rb) * ncol + col
-                k = A.size
-                rows[pos:pos + k] = ra * Q2 + rb
-                cols[pos:pos + k] = col
-                vals[pos:pos + k] = v[A] * v[B]
+                    col = col + (pair(ra, rb) * ncol)[:, None]
+                k = A.size * nsym
+                rows[pos:pos + k] = np.repeat(ra * Q2 + rb, nsym)
+                cols[pos:pos + k] = col.ravel()
+                vals[pos:pos + k] = pv.ravel()
                 pos += k
         if folded:
-            k = ar.size
-            rows[pos:pos + k] = ar * Q2 + ac
-            cols[pos:pos + k] = n_pairs * ncol + pair(ar, ac)
-            vals[pos:pos + k] = A22s.data[low]
-            pos += k
+            rows[pos:] = ar * Q2 + ac
+            cols[pos:] = n_pairs * ncol + pair(ar, ac)
+            vals[pos:] = A22s.data[low]
             pa, pb = np.tril_indices(m_terms)
             self._pairs = (pa, pb)  # pair index -> (term, term) among the other terms
             self.A22 = None  # folded into Kmat
-        rows, cols, vals = rows[:pos], cols[:pos], vals[:pos]
         K = sp.coo_matrix((vals, (rows, cols)), shape=shape)
         del rows, cols, vals
         self.kmat = K.tocsr()
@@ -507,16 +511,18 @@ class CrossedEngine:
         """``Lambda2' (A22 - sum_g S21_g H_g S21_g') Lambda2 + I``; C-ordered, lower
         triangle exact (the upper one too when some other term has q > 1)."""
         Q2 = self.Q2
+        if self.kmat is not None:
+            ju, ku = self._sym
         if self.kmat is not None and self.kmat_folded:
             lam = np.array([float(l[0, 0]) for l in lam2])
             pa, pb = self._pairs
             dd = lam[pa] * lam[pb]
-            w = np.concatenate([np.outer(-dd, H.ravel()).ravel(), dd])
+            w = np.concatenate([np.outer(-dd, H[:, ju, ku].ravel()).ravel(), dd])
             P = (self.kmat @ w).reshape(Q2, Q2)
             P.flat[:: Q2 + 1] += 1.0
             return P
         if self.kmat is not None:
-            mid = self.kmat @ H.ravel()
+            mid = self.kmat @ H[:, ju, ku].ravel()
             P = self.A22 - mid.reshape(Q2, Q2)
             if not self.rest_q1:
                 il = np.triu_indices(Q2, 1)

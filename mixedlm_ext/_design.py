@@ -111,6 +111,26 @@ class Design:
     weights: Optional[object] = field(repr=False, default=None)
 
     @property
+    def Rx_inv(self) -> np.ndarray:
+        """``Rx^-1`` (cached for the current ``Rx``)."""
+        return self._rx_derived()[0]
+
+    @property
+    def logdet_Rx2(self) -> float:
+        """``log|Rx|^2 = log|X'X|`` (cached for the current ``Rx``)."""
+        return self._rx_derived()[1]
+
+    def _rx_derived(self):
+        cache = self.__dict__.get("_rx_cache")
+        if cache is None or cache[0] is not self.Rx:
+            p = self.Rx.shape[0]
+            inv = np.linalg.inv(self.Rx) if p else np.zeros((0, 0))
+            ld = 2.0 * float(np.log(np.abs(np.diag(self.Rx))).sum()) if p else 0.0
+            cache = (self.Rx, inv, ld)
+            self.__dict__["_rx_cache"] = cache
+        return cache[1], cache[2]
+
+    @property
     def n(self) -> int:
         return self.y.shape[0]
 

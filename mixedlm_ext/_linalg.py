@@ -61,7 +61,7 @@ def batched_cholesky(A: np.ndarray) -> np.ndarray:
         if np.any(A <= 0):
             raise np.linalg.LinAlgError("matrix not positive definite")
         return np.sqrt(A)
-    if q > _SMALL_Q:
+    if q > _SMALL_Q or A.shape[0] < 64:  # few groups: LAPACK's call beats the Python loop
         return np.linalg.cholesky(A)
     L = np.zeros_like(A)
     for j in range(q):
@@ -79,7 +79,7 @@ def batched_lower_solve(L: np.ndarray, B: np.ndarray) -> np.ndarray:
     q = L.shape[-1]
     if q == 1:
         return B / L
-    if q > _SMALL_Q:
+    if q > _SMALL_Q or L.shape[0] < 64:
         return np.linalg.solve(L, B)
     X = np.empty(np.broadcast_shapes(B.shape, L.shape[:-1] + (B.shape[-1],)))
     for i in range(q):

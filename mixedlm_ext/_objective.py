@@ -37,6 +37,14 @@ class Profile:
     beta_w: np.ndarray = None  # beta in the working metric (for the engine's back-substitution)
 
 
+def _cho_solve(L: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve ``L L' x = b`` (small dense system)."""
+    from scipy.linalg import solve_triangular
+
+    return solve_triangular(L, solve_triangular(L, b, lower=True, check_finite=False), lower=True,
+                            trans="T", check_finite=False)
+
+
 def _engine_levels(design: Design) -> tuple[list[int], list, Optional[np.ndarray]]:
     """Levels with random effects, finest first, and their parent maps.
 
@@ -153,13 +161,13 @@ class Objective:
         d = self.design
         p = d.p
         if p:
+            # B[:p, :p] = sigma2 X'V^-1 X in the working metric (near identity)
             RX = np.linalg.cholesky(B[:p, :p])
-            z = np.linalg.solve(RX, B[:p, p])
-            beta_w = np.linalg.solve(RX.T, z)
-            r2 = float(B[p, p] - z @ z)
+            beta_w = _cho_solve(RX, B[:p, p])
+            r2 = float(B[p, p] - B[:p, p] @ beta_w)
             # back from the working (orthonormalised, OLS-centred) fixed part
-            beta = np.linalg.solve(d.Rx, beta_w) + d.b_ols
-            logdet_X = 2.0 * float(np.log(np.diag(RX)).sum() + np.log(np.abs(np.diag(d.Rx))).sum())
+            beta = d.Rx_inv @ beta_w + d.b_ols
+            logdet_X = 2.0 * float(np.log(np.diagonal(RX)).sum()) + d.logdet_Rx2
             Bxx = d.Rx.T @ B[:p, :p] @ d.Rx
         else:
             beta, r2, logdet_X, Bxx = np.zeros(0), float(B[0, 0]), 0.0, np.zeros((0, 0))

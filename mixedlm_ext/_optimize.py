@@ -236,7 +236,7 @@ def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: 
     report(f(theta))
     res = so.minimize(f, theta, method="L-BFGS-B", jac=lambda x: central_gradient(f, x, bounds),
                       bounds=bounds, callback=lambda xk: report(f(xk)),
-                      options=dict(maxiter=maxiter, ftol=1e-12, gtol=1e-6))
+                      options=dict(maxiter=maxiter, ftol=1e-10, gtol=1e-6))
     theta = _project(res.x, bounds)
     budget = max(0, maxiter - int(res.nit))
     nr = newton_estimation(objective, theta, bounds, max_iter=min(50, budget), log=report, count=f) \
@@ -260,6 +260,7 @@ def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: 
 
 _NR_TOL = 1e-5  # Newton decrement (deviance units) below which a fit has converged
 _NR_EXACT = 1e-8  # below this the Hessian at the current point is final
+_NR_STALE = 1e-7  # after a step from a decrement below this, the point is final (its Hessian is kept)
 
 
 @dataclass
@@ -324,7 +325,7 @@ def newton_estimation(objective: Objective, theta: np.ndarray, bounds, max_iter:
             break
         if log:
             log(fx)
-        if decrement < _NR_TOL:
+        if decrement < _NR_STALE:
             break
         new_free = np.append(~_at_bound(psi[:-1], bounds), True)
         if not np.array_equal(new_free, free):

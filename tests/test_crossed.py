@@ -135,7 +135,6 @@ def schur_mode(request, monkeypatch):
     """Both ways of forming the Schur complement: the precomputed linear map and
     the per-evaluation sparse product."""
     if request.param == "kmat":
-        monkeypatch.setattr(_crossed, "_KMAT_DENSE_RATIO", 1e9)
         monkeypatch.setattr(_crossed, "_KMAT_MAX_NNZ", 10 ** 12)
     else:
         monkeypatch.setattr(_crossed, "_KMAT_MAX_NNZ", -1)
@@ -231,6 +230,27 @@ def test_conditional_modes_and_variances(key, schur_mode):
     for g in range(G0):
         sl = slice(g * q0, (g + 1) * q0)
         np.testing.assert_allclose(joint[0][g][:q0, :q0], Pinv[sl, sl], rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("cmd", ["mixed diameter || _all: R.plate || sample:",
+                                 "mixed diameter || _all: R.plate || _all: R.sample, reml"])
+def test_postestimation_with_sparse_Z(cmd, monkeypatch):
+    """Designs too large for a dense ``Z`` keep it sparse; BLUPs and their
+    conditional/comparative variances are unchanged."""
+    pen = mx.load_dataset("penicillin")
+    dense = mx.mixed(cmd, pen)
+    monkeypatch.setattr(_crossed, "DENSE_Z_MAX_ELEMS", 0)
+    sparse = mx.mixed(cmd, pen)
+    assert sp.issparse(sparse.model.design.Z) and not sp.issparse(dense.model.design.Z)
+    assert sparse.llf == pytest.approx(dense.llf, rel=1e-12)
+    for key, frame in dense.random_effects.items():
+        np.testing.assert_allclose(sparse.random_effects[key].to_numpy(), frame.to_numpy(), rtol=1e-9, atol=1e-12)
+    for kind in ("conditional", "comparative"):
+        a, b = dense.random_effects_cov(kind), sparse.random_effects_cov(kind)
+        for key in a:
+            np.testing.assert_allclose(b[key].to_numpy(), a[key].to_numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(sparse.predict(kind="fitted").to_numpy(), dense.predict(kind="fitted").to_numpy(),
+                               rtol=1e-10)
 
 
 def test_not_positive_definite_is_infinite():
