@@ -14,7 +14,6 @@ from ._optimize import BoundaryWarning, ConvergenceWarning
 from ._residual_specs import (AR, MA, Banded, ExchangeableResidual, Exponential, IndependentResidual, Toeplitz,
                               UnstructuredResidual)
 from ._results import LRTestResult, MixedLMExtResults, lrtest
-from ._sklearn import MixedLMRegressor
 from ._spec import ModelSpec, REEquation, ResidualSpec
 from ._stata_parser import StataSyntaxError, parse_stata
 
@@ -29,3 +28,12 @@ __all__ = [
     "load_dataset", "list_datasets", "MixedLMRegressor",
     "ModelSpecificationError", "StataSyntaxError", "ConvergenceWarning", "BoundaryWarning",
 ]
+
+
+def __getattr__(name):
+    # the scikit-learn estimator is imported on first use (scikit-learn costs ~0.1 s to import)
+    if name == "MixedLMRegressor":
+        from ._sklearn import MixedLMRegressor
+
+        return MixedLMRegressor
+    raise AttributeError("module 'mixedlm_ext' has no attribute %r" % name)
