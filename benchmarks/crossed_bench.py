@@ -75,7 +75,8 @@ def data_file(name: str) -> Path:
 PY_FIT = r'''
 import json, resource, sys, time, warnings
 import pandas as pd
-peer, path, stata, formula, reml, repeats = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5] == "1", int(sys.argv[6])
+peer, path, stata, formula = sys.argv[1:5]
+reml, repeats = sys.argv[5] == "1", int(sys.argv[6])
 df = pd.read_csv(path)
 t0 = time.perf_counter()
 if peer == "mixedlm_ext":
@@ -147,8 +148,8 @@ def main(argv=None) -> int:
     old.update(results)
     out.write_text(json.dumps(old, indent=1))
     print()
-    print("| scenario | mixedlm_ext warm / cold (s) | evals | peak RSS (MB) | lme4 (s) | mixedlm warm / cold (s) "
-          "| lme4 / ours | mixedlm / ours | llf ours - lme4 |")
+    print("| scenario | mixedlm_ext warm / cold (s) | evals | peak RSS (MB) | lme4 (s) "
+          "| mixedlm warm / cold (s) | lme4 / ours | mixedlm / ours | llf ours - lme4 |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, row in results.items():
         me, lm, rs = row["mixedlm_ext"], row.get("lme4", {}), row.get("mixedlm", {})

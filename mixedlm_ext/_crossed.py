@@ -34,15 +34,16 @@ With ``S21 = Z2'Z1`` (sparse, computed once) and
 ``H_g = Lambda1 P11_g^{-1} Lambda1'`` (``q1 x q1`` per group of term 1),
 ``P21 P11^{-1} P21' = Lambda2' (sum_g S21[:, g] H_g S21[:, g]') Lambda2``.
 The middle sum is linear in the ``H_g``: its lower triangle is
-``Kmat @ vec(H)`` with a sparse matrix ``Kmat`` whose sparsity pattern (one
-row per position of ``Q2 x Q2``, one column per entry of ``H``) and values
-are built once per fit from ``S21`` -- the symbolic and numeric work that
-does not depend on the parameters.  Each evaluation is then one sparse
-matrix-vector product, an elementwise scaling by ``Lambda2`` and one dense
-Cholesky of order ``Q2``; the number of observations never enters.  When
-``Kmat`` would be too large (a group of term 1 touching most levels of the
-others) the middle sum is formed per evaluation by a sparse product
-instead.
+``Kmat @ vech(H)`` with a sparse matrix ``Kmat`` whose sparsity pattern (one
+row per position of ``Q2 x Q2``, one column per entry of the triangle of each
+``H_g``) and values are built once per fit from ``S21`` -- the symbolic and
+numeric work that does not depend on the parameters.  When ``Lambda2`` is
+diagonal (the other terms have one column each) the scaling by ``Lambda2``
+and ``Z2'Z2`` are folded into the same map.  Each evaluation is then one
+sparse matrix-vector product and one dense Cholesky of order ``Q2``; the
+number of observations never enters.  When ``Kmat`` would be too large (a
+group of term 1 touching most levels of the others) the middle sum is
+formed per evaluation by a sparse product instead.
 
 The ``[X y]`` columns follow the same blocks: ``U1 = L1^{-1} Lambda1'
 Z1'[X y]``, ``U2 = L22^{-1} Lambda2' (Z2'[X y] - S21 H Z1'[X y])`` and the
@@ -52,6 +53,10 @@ Conditional modes (BLUPs) ``u = P^{-1} Lambda' Z'(y - X beta)`` come from
 the same factor by back substitution (:meth:`CrossedEngine.solve_u`), in the
 layout of the nested engine (one ``(G, q)`` array per level, finest first),
 so postestimation code does not need to know which engine ran.
+:meth:`CrossedEngine.conditional_variances` gives the diagonal blocks of
+``P^{-1}`` per term and :func:`level_blups` the BLUPs with their conditional
+and comparative covariances in postestimation's per-level layout, without the
+dense nested-layout factor (:class:`_NestedView`, small designs only).
 """
 from __future__ import annotations
 
@@ -524,9 +529,8 @@ class CrossedEngine:
         if self.kmat is not None:
             mid = self.kmat @ H[:, ju, ku].ravel()
             P = self.A22 - mid.reshape(Q2, Q2)
-            if not self.rest_q1:
-                il = np.triu_indices(Q2, 1)
-                P[il] = P.T[il]
+            if not self.rest_q1:  # the block scaling below needs the full symmetric matrix
+                P = np.tril(P) + np.tril(P, -1).T
         else:
             if self.q1 == 1:
                 W = self.S12.multiply(H[:, 0, 0][:, None]).tocsr()
@@ -576,13 +580,13 @@ class CrossedEngine:
         xb = np.append(-np.asarray(beta, dtype=float), 1.0)
         L1, U1, lam1 = st["L1"], st["U1"], st["lam1"]
         r1 = U1 @ xb  # (G1, q1)
-        out = []
         if self.Q2:
             r2 = st["U2"] @ xb
             u2, info = lapack.dtrtrs(st["U"], r2, lower=0, trans=0)  # L22' u2 = r2
             t = (self.S12 @ self._lam2(st["lam2"], u2)).reshape(self.G1, self.q1)
             r1 = r1 - _lower_solve_vec(L1, t @ lam1)  # L1^-1 Lambda1' t
-            rest = [u2[a:b].reshape(tt.G, tt.q) for tt, a, b in zip(self.terms[1:], self.offs2[:-1], self.offs2[1:])]
+            rest = [u2[a:b].reshape(tt.G, tt.q)
+                    for tt, a, b in zip(self.terms[1:], self.offs2[:-1], self.offs2[1:])]
         else:
             rest = []
         u1 = _upper_solve_vec(L1, r1)
@@ -682,6 +686,93 @@ class CrossedEngine:
             Wzx = grouped_crossprod(Z, XY, codes, G)
         eng = NestedEngine(self.q, self.parents)
         return eng.eliminate(Wzz, Wzx, Bxx, Lam, keep=True).factors
+
+
+# ---------------------------------------------------------------------------
+# BLUPs and their variances at scale (for postestimation)
+# ---------------------------------------------------------------------------
+_LEVEL_LAMBDA_MAX_Q = 2000  # the dense per-level Lambda is attached only below this size
+
+
+def level_blups(results) -> dict:
+    """BLUPs with conditional and comparative covariances, per design level,
+    from the crossed engine's factor -- the layout of
+    ``PostestimationMixin._pe_blups`` (``level_index -> _LevelBLUP``).
+
+    Only the diagonal blocks that postestimation reports are filled (for
+    the ``_all`` level: one ``q x q`` block per level of each factor; the
+    rest of the level's ``Q x Q`` covariance is zero), so nothing costs more
+    than the per-term :meth:`CrossedEngine.conditional_variances`, and no
+    dense nested-layout factor is needed.  ``lam`` is ``None`` for levels
+    with more than 2,000 random-effect columns.
+    """
+    from ._postestimation import _LevelBLUP
+
+    r = getattr(results, "_results", results)
+    ob = r.model.objective
+    eng = ob.engine
+    d = ob.design
+    theta = np.asarray(r.opt.theta, dtype=float)
+    prof = ob.profile(theta, keep=True)
+    sigma2 = prof.sigma2
+    elim = prof.elim
+    lams = elim.state["lams"] if elim.state else []
+    p = d.p
+    u_terms = eng.solve_u_terms(elim, prof.beta_w)
+    cv_terms = eng.conditional_variances(elim)
+    if p:
+        u0 = eng.solve_u_terms(elim, np.zeros(p))
+        D_terms = [np.empty(u.shape + (p,)) for u in u0]
+        for jj in range(p):
+            e = np.zeros(p)
+            e[jj] = 1.0
+            for i, u in enumerate(eng.solve_u_terms(elim, e)):
+                D_terms[i][:, :, jj] = u - u0[i]
+        cov_fe = np.asarray(r.cov_params())[:p, :p]
+        V_w = d.Rx @ cov_fe @ d.Rx.T  # beta_w = Rx (beta - b_ols)
+    offs, _ = _level_layout(d)
+    arrays, col_off, off = {}, {}, 0
+    for li in range(len(d.levels) - 1, -1, -1):
+        lvl = d.levels[li]
+        if lvl.q == 0:
+            continue
+        G, q = lvl.n_groups, lvl.q
+        arrays[li] = (np.zeros((G, q)), np.zeros((G, q, q)), np.zeros((G, q, q)))
+        col_off[li] = off
+        off += q
+    starts = sorted(offs.items(), key=lambda kv: kv[1])
+    level_starts = np.array([s for _, s in starts])
+    level_ids = [li for li, _ in starts]
+    for ti, t in enumerate(eng.terms):
+        lam_t = t.factor(lams)
+        b = u_terms[ti] @ lam_t.T
+        cond = sigma2 * np.matmul(np.matmul(lam_t, cv_terms[ti]), lam_t.T)
+        comp = cond
+        if p:
+            extra = np.matmul(np.matmul(D_terms[ti], V_w), np.swapaxes(D_terms[ti], 1, 2))
+            comp = cond + np.matmul(np.matmul(lam_t, extra), lam_t.T)
+        li = level_ids[int(np.searchsorted(level_starts, t.pos[0, 0], side="right")) - 1]
+        q_l = d.levels[li].q
+        rel = t.pos - offs[li]
+        grp, cols = rel // q_l, rel % q_l  # (G_t, q_t): level group and column of each entry
+        Bl, Cl, Pl = arrays[li]
+        Bl[grp, cols] = b
+        gi = grp[:, 0][:, None, None]
+        Cl[gi, cols[:, :, None], cols[:, None, :]] = cond
+        Pl[gi, cols[:, :, None], cols[:, None, :]] = comp
+    out = {}
+    for li, (Bl, Cl, Pl) in arrays.items():
+        q = d.levels[li].q
+        lam = None
+        if q <= _LEVEL_LAMBDA_MAX_Q:
+            from ._linalg import block_diag
+
+            i0 = sum(len(l.blocks) for l in d.levels[:li])
+            mats = [np.kron(np.eye(blk.n_expand), lams[i0 + k]) if blk.n_expand > 1 else lams[i0 + k]
+                    for k, blk in enumerate(d.levels[li].blocks)]
+            lam = block_diag(*mats)
+        out[li] = _LevelBLUP(li, col_off[li], lam, Bl, Cl, Pl)
+    return out
 
 
 def _inv_lower(L: np.ndarray) -> np.ndarray:

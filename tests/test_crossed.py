@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-import scipy.sparse.linalg  # noqa: F401
+from scipy.sparse.linalg import spsolve
 
 import mixedlm_ext as mx
 from mixedlm_ext import _crossed
@@ -45,7 +45,8 @@ def _random_crossed(seed, n=None):
         "a": rng.integers(0, na, n), "b": rng.integers(0, nb, n), "c": rng.integers(0, nc, n),
         "x": rng.normal(size=n), "z": rng.normal(size=n),
     })
-    df["y"] = 1 + df.x + rng.normal(size=na)[df.a] + rng.normal(size=nb)[df.b] * (1 + df.x) + rng.normal(size=n)
+    ua, ub = rng.normal(size=na), rng.normal(size=nb)
+    df["y"] = 1 + df.x + ua[df.a] + ub[df.b] * (1 + df.x) + rng.normal(size=n)
     return df
 
 
@@ -244,13 +245,51 @@ def test_postestimation_with_sparse_Z(cmd, monkeypatch):
     assert sp.issparse(sparse.model.design.Z) and not sp.issparse(dense.model.design.Z)
     assert sparse.llf == pytest.approx(dense.llf, rel=1e-12)
     for key, frame in dense.random_effects.items():
-        np.testing.assert_allclose(sparse.random_effects[key].to_numpy(), frame.to_numpy(), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(sparse.random_effects[key].to_numpy(), frame.to_numpy(),
+                                   rtol=1e-9, atol=1e-12)
     for kind in ("conditional", "comparative"):
         a, b = dense.random_effects_cov(kind), sparse.random_effects_cov(kind)
         for key in a:
             np.testing.assert_allclose(b[key].to_numpy(), a[key].to_numpy(), rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(sparse.predict(kind="fitted").to_numpy(), dense.predict(kind="fitted").to_numpy(),
-                               rtol=1e-10)
+    np.testing.assert_allclose(sparse.predict(kind="fitted").to_numpy(),
+                               dense.predict(kind="fitted").to_numpy(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("formula,stata", [
+    ("diameter ~ 1 + (1|plate) + (1|sample)", None),
+    (None, "mixed diameter || _all: R.plate || sample:"),
+    (None, "mixed diameter || _all: R.plate || _all: R.sample, reml"),
+])
+def test_level_blups_equal_postestimation(formula, stata):
+    """``_crossed.level_blups`` (no dense nested-layout factor) gives the BLUPs and
+    the reported diagonal blocks of their conditional and comparative
+    covariances exactly as the postestimation code does through the dense view."""
+    pen = mx.load_dataset("penicillin")
+    res = mx.lmer(formula, pen, reml=False) if formula else mx.mixed(stata, pen)
+    ref = res._pe_blups
+    mine = _crossed.level_blups(res)
+    assert set(mine) == set(ref)
+    d = res.model.design
+    for li, lb in ref.items():
+        mb = mine[li]
+        assert mb.col_offset == lb.col_offset
+        np.testing.assert_allclose(mb.lam, lb.lam, atol=1e-14)
+        np.testing.assert_allclose(mb.b, lb.b, rtol=1e-9, atol=1e-12)
+        mask = mb.cond != 0  # the blocks postestimation reports
+        assert mask.sum() >= sum(blk.n_expand * blk.structure.q ** 2 for blk in d.levels[li].blocks)
+        np.testing.assert_allclose(mb.cond[mask], lb.cond[mask], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(mb.comp[mask], lb.comp[mask], rtol=1e-9, atol=1e-12)
+
+
+def test_level_blups_random_slopes():
+    d, ob = _objective("_all:R.a||b:x,unstr", 6)
+    res = mx.MixedLMExt(ob.design.spec, _random_crossed(6)).fit()
+    ref, mine = res._pe_blups, _crossed.level_blups(res)
+    for li, lb in ref.items():
+        mask = mine[li].cond != 0
+        np.testing.assert_allclose(mine[li].b, lb.b, rtol=1e-8, atol=1e-11)
+        np.testing.assert_allclose(mine[li].cond[mask], lb.cond[mask], rtol=1e-8, atol=1e-12)
+        np.testing.assert_allclose(mine[li].comp[mask], lb.comp[mask], rtol=1e-8, atol=1e-12)
 
 
 def test_not_positive_definite_is_infinite():
@@ -304,13 +343,11 @@ def test_penicillin_reference(name, front):
         np.testing.assert_allclose(se, np.array(list(case["re_se"].values())), rtol=1e-3)
 
 
+_SLOPES_A = {"a:var(x)": ("a", "x", None), "a:var(_cons)": ("a", "(Intercept)", None),
+             "a:cov(x,_cons)": ("a", "(Intercept)", "x"), "b:var(_cons)": ("b", "(Intercept)", None)}
 LME4_MODELS = {
-    "slopes_a_ml": ("y ~ x + (x|a) + (1|b)", False,
-                    {"a:var(x)": ("a", "x", None), "a:var(_cons)": ("a", "(Intercept)", None),
-                     "a:cov(x,_cons)": ("a", "(Intercept)", "x"), "b:var(_cons)": ("b", "(Intercept)", None)}),
-    "slopes_a_reml": ("y ~ x + (x|a) + (1|b)", True,
-                      {"a:var(x)": ("a", "x", None), "a:var(_cons)": ("a", "(Intercept)", None),
-                       "a:cov(x,_cons)": ("a", "(Intercept)", "x"), "b:var(_cons)": ("b", "(Intercept)", None)}),
+    "slopes_a_ml": ("y ~ x + (x|a) + (1|b)", False, _SLOPES_A),
+    "slopes_a_reml": ("y ~ x + (x|a) + (1|b)", True, _SLOPES_A),
     "slopes_b_ml": ("y ~ x + (1|a) + (x||b)", False,
                     {"a:var(_cons)": ("a", "(Intercept)", None), "b:var(x)": ("b.1", "x", None),
                      "b:var(_cons)": ("b", "(Intercept)", None)}),
@@ -379,11 +416,22 @@ def test_large_design_stays_sparse():
     prof = m.objective.profile(theta, keep=True)
     us = eng.solve_u(prof.elim, prof.beta_w)
     la, lb = theta[0], theta[1]
-    Zf = sp.hstack([sp.csr_matrix((np.full(d.n, lb), (np.arange(d.n), d.data["b"].to_numpy())), shape=(d.n, 400)),
-                    sp.csr_matrix((np.full(d.n, la), (np.arange(d.n), d.data["a"].to_numpy())), shape=(d.n, 1200))])
+    rows = np.arange(d.n)
+    Zf = sp.hstack([sp.csr_matrix((np.full(d.n, lb), (rows, d.data["b"].to_numpy())), shape=(d.n, 400)),
+                    sp.csr_matrix((np.full(d.n, la), (rows, d.data["a"].to_numpy())), shape=(d.n, 1200))])
     P = (Zf.T @ Zf + sp.eye(1600)).tocsc()
-    u = sp.linalg.spsolve(P, Zf.T @ (d.y - d.X @ prof.beta))
+    u = spsolve(P, Zf.T @ (d.y - d.X @ prof.beta))
     np.testing.assert_allclose(np.concatenate([us[0].ravel(), us[1].ravel()]), u, rtol=1e-8, atol=1e-10)
+    # BLUPs and their conditional variances without any dense nested-layout factor
+    blups = _crossed.level_blups(res)  # level 0 is _all (R.a), level 1 is b
+    np.testing.assert_allclose(blups[1].b[:, 0], us[0][:, 0] * theta[1], rtol=1e-10)
+    np.testing.assert_allclose(blups[0].b[0], us[1][0] * theta[0], rtol=1e-10)
+    Pinv = np.linalg.inv(P.toarray())
+    np.testing.assert_allclose(blups[1].cond[:, 0, 0], res.sigma2 * theta[1] ** 2 * np.diag(Pinv)[:400],
+                               rtol=1e-8)
+    np.testing.assert_allclose(np.diagonal(blups[0].cond[0]), res.sigma2 * theta[0] ** 2 * np.diag(Pinv)[400:],
+                               rtol=1e-8)
+    assert np.all(blups[1].comp >= blups[1].cond)
 
 
 def test_sparse_expand_matches_dense():
@@ -459,8 +507,9 @@ def make_reference() -> dict:
         Path(script).write_text(R_SCRIPT)
         out = subprocess.run(["Rscript", script, csv], capture_output=True, text=True, check=True).stdout
     ref = {"id": "crossed_slopes_lme4",
-           "description": "simulated crossed design with random slopes (800 rows, a: 40 levels, b: 25 levels); "
-                          "lme4 fits: logLik, fixef, sqrt(diag(vcov)), as.data.frame(VarCorr), ranef "
+           "description": "simulated crossed design with random slopes (800 rows, a: 40 levels, "
+                          "b: 25 levels); lme4 fits: logLik, fixef, sqrt(diag(vcov)), "
+                          "as.data.frame(VarCorr), ranef "
                           "(made by tests/test_crossed.py --make-reference)",
            "r_script": R_SCRIPT, **json.loads(out),
            "data": {c: df[c].tolist() for c in df.columns}}
