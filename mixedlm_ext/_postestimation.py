@@ -197,9 +197,12 @@ class PostestimationMixin:
     @cached_property
     def _pe_blups(self) -> dict:
         """``level_index -> _LevelBLUP`` for every design level with random effects."""
+        from ._crossed import CrossedEngine, level_blups
         from ._em import conditional_moments
 
         ob = self.model.objective
+        if isinstance(ob.engine, CrossedEngine):  # sparse factor: never the dense inverse
+            return level_blups(self)
         d = self._pe_design
         theta = self._pe_theta
         prof, u_hat, joint = conditional_moments(ob, theta)
