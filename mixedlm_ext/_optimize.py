@@ -88,8 +88,9 @@ def _steps(x: np.ndarray, rel: float) -> np.ndarray:
     return rel * np.maximum(np.abs(x), 0.1)
 
 
-def central_gradient(f, x: np.ndarray, bounds, rel: float = 1e-6) -> np.ndarray:
-    """Central differences, one-sided next to a bound."""
+def central_gradient(f, x: np.ndarray, bounds, rel: float = 1e-6, forward: bool = False) -> np.ndarray:
+    """Central differences, one-sided next to a bound (``forward=True``: one-sided
+    everywhere, half the evaluations, for the quasi-Newton stage that Newton finishes)."""
     h = _steps(x, rel)
     g = np.zeros_like(x)
     f0 = None
@@ -98,7 +99,10 @@ def central_gradient(f, x: np.ndarray, bounds, rel: float = 1e-6) -> np.ndarray:
         xp, xm = x.copy(), x.copy()
         xp[i] += h[i]
         xm[i] -= h[i]
-        if lo is not None and xm[i] < lo:
+        if forward and (hi is None or xp[i] <= hi):
+            f0 = f(x) if f0 is None else f0
+            g[i] = (f(xp) - f0) / h[i]
+        elif lo is not None and xm[i] < lo:
             f0 = f(x) if f0 is None else f0
             g[i] = (f(xp) - f0) / h[i]
         elif hi is not None and xp[i] > hi:
@@ -234,7 +238,7 @@ def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: 
             stream.write("Iteration %d:  %s = %s\n" % (k, label, _fmt_ll(_loglik(dev))))
 
     report(f(theta))
-    res = so.minimize(f, theta, method="L-BFGS-B", jac=lambda x: central_gradient(f, x, bounds),
+    res = so.minimize(f, theta, method="L-BFGS-B", jac=lambda x: central_gradient(f, x, bounds, rel=1e-7, forward=True),
                       bounds=bounds, callback=lambda xk: report(f(xk)),
                       options=dict(maxiter=maxiter, ftol=1e-10, gtol=1e-6))
     theta = _project(res.x, bounds)
@@ -259,8 +263,8 @@ def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: 
 
 
 _NR_TOL = 1e-5  # Newton decrement (deviance units) below which a fit has converged
-_NR_EXACT = 1e-8  # below this the Hessian at the current point is final
-_NR_STALE = 1e-7  # after a step from a decrement below this, the point is final (its Hessian is kept)
+_NR_EXACT = 1e-10  # below this not even the (one-evaluation) Newton step is taken
+_NR_STALE = 1e-8  # after a step from a decrement below this, the point is final (its Hessian is kept)
 
 
 @dataclass

@@ -167,9 +167,11 @@ def test_pwscale_against_definition(survey_pig, method):
         pig["v1"], pig["v2"] = 1.0, mean_prod.reindex(pig.id).to_numpy()
     a = _fit("mixed weight week [pw=w1] || id: week, pweight(w2) pwscale(%s)" % method, pig)
     b = _fit("mixed weight week [pw=v1] || id: week, pweight(v2)", pig)
+    # two separate optimisations of the same objective agree to the optimiser's
+    # precision (a wrong scaling moves the estimates by far more than 1e-5)
     assert np.isclose(a.llf, b.llf, rtol=1e-12)
-    assert np.allclose(np.asarray(a.params), np.asarray(b.params), rtol=1e-7)
-    assert np.allclose(np.asarray(a.bse), np.asarray(b.bse), rtol=1e-6)
+    assert np.allclose(np.asarray(a.params), np.asarray(b.params), rtol=1e-5)
+    assert np.allclose(np.asarray(a.bse), np.asarray(b.bse), rtol=1e-4)
     # the helper itself
     codes = pd.factorize(pig.id, sort=True)[0]
     gw = pig.groupby("id").w2.first().to_numpy()
