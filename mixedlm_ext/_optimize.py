@@ -264,7 +264,7 @@ def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: 
 
 _NR_TOL = 1e-5  # Newton decrement (deviance units) below which a fit has converged
 _NR_EXACT = 1e-10  # below this not even the (one-evaluation) Newton step is taken
-_NR_STALE = 1e-8  # after a step from a decrement below this, the point is final (its Hessian is kept)
+_NR_STALE = 1e-7  # after a step from a decrement below this, the point is final (its Hessian is kept)
 
 
 @dataclass
