@@ -7,8 +7,9 @@ gradient-based optimiser; so does :func:`optimize`:
    the conditional moments of the random effects from the engine;
 2. L-BFGS-B on the bounded ``theta`` metric with central-difference
    gradients;
-3. Newton steps with a finite-difference Hessian on the parameters that are
-   not at a bound, until the deviance stops improving.
+3. Newton-Raphson in the estimation metric ``(theta, log sigma2)`` with a
+   finite-difference Hessian on the parameters not at a bound
+   (:func:`newton_estimation`); its last Hessian gives the standard errors.
 
 The iteration log, when requested, is printed in Stata's form.
 """
@@ -152,56 +153,6 @@ def _at_bound(x, bounds, tol=1e-7) -> np.ndarray:
         if hi is not None and hi - x[i] <= tol * max(1.0, abs(hi)):
             out[i] = True
     return out
-
-
-def newton_polish(f, x: np.ndarray, bounds, max_iter: int = 8, tol: float = 1e-10,
-                  log: Optional[Callable[[float], None]] = None) -> tuple[np.ndarray, float, int, float]:
-    """Newton steps on the free (not at a bound) parameters.
-
-    Returns ``(x, f(x), iterations, decrement)`` where ``decrement`` is the
-    Newton decrement ``g' H^-1 g`` at the last point (Stata's convergence
-    criterion, scale free).
-    """
-    fx = f(x)
-    it = 0
-    decrement = np.inf
-    for it in range(1, max_iter + 1):
-        free = ~_at_bound(x, bounds)
-        if not free.any():
-            decrement = 0.0
-            break
-        xf = x[free]
-
-        def fsub(z, x=x, free=free):
-            full = x.copy()
-            full[free] = z
-            return f(full)
-
-        sub_bounds = [b for b, m in zip(bounds, free) if m]
-        g = central_gradient(fsub, xf, sub_bounds)
-        H = fd_hessian(fsub, xf, _steps(xf, 1e-4), fx)
-        try:
-            w, V = np.linalg.eigh(H)
-            w = np.maximum(np.abs(w), 1e-8 * max(1.0, np.abs(w).max()))
-            step = -(V / w) @ (V.T @ g)
-        except np.linalg.LinAlgError:
-            break
-        decrement = float(-g @ step)
-        if decrement < tol * max(1.0, abs(fx)):
-            break
-        for shrink in (1.0, 0.5, 0.25, 0.1, 0.01):
-            cand = x.copy()
-            cand[free] = xf + shrink * step
-            cand = _project(cand, bounds)
-            fc = f(cand)
-            if np.isfinite(fc) and fc <= fx:
-                x, fx = cand, fc
-                break
-        else:
-            break
-        if log:
-            log(fx)
-    return x, fx, it, decrement
 
 
 def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: bool = False,
