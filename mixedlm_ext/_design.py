@@ -18,7 +18,7 @@ import pandas as pd
 import patsy
 
 from ._covariance import CovStruct, make_structure
-from ._linalg import block_diag, group_starts, grouped_crossprod, orthonormalize
+from ._linalg import block_diag, grouped_crossprod, orthonormalize
 from ._spec import ModelSpec, REEquation
 
 

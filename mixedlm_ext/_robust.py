@@ -198,7 +198,6 @@ def robust_covariance(model, params: np.ndarray, cov_model: np.ndarray, var: Opt
     beta, phi = params[:p], params[p:]
     sb, sp, Hpb = cl.scores(beta, phi)
     cov_fe = cov_model[:p, :p]
-    cov_vc = cov_model[p:, p:]
     # efficient (profile) scores of the variance parameters: H_beta = -inv(cov_fe)
     sp_eff = sp + sb @ cov_fe @ Hpb.T if p else sp
     S = np.column_stack([sb, sp_eff])

@@ -25,7 +25,7 @@ import keyword
 import numbers
 import warnings
 from dataclasses import replace
-from typing import Optional
+
 
 import numpy as np
 import pandas as pd
