@@ -18,7 +18,7 @@ import pandas as pd
 import patsy
 
 from ._covariance import CovStruct, make_structure
-from ._linalg import block_diag, grouped_crossprod, orthonormalize
+from ._linalg import grouped_crossprod, orthonormalize
 from ._spec import ModelSpec, REEquation
 
 
@@ -101,6 +101,7 @@ class Design:
     Wzx: np.ndarray = field(repr=False, default=None)  # (G, Q, p+1)
     Bxx: np.ndarray = field(repr=False, default=None)  # (p+1, p+1)
     crossed: bool = False
+    row_pos: np.ndarray = field(repr=False, default=None)  # positions of the rows in the user's data
     # working fixed part: X = Xw @ Rx (Xw orthonormal), y = yw + X @ b_ols.  The
     # cross-products use (Xw, yw) so the Schur complements do not cancel.
     Xw: np.ndarray = field(repr=False, default=None)
@@ -190,6 +191,25 @@ def _check_columns(data: pd.DataFrame, names, what: str) -> None:
     for nm in names:
         if nm not in data.columns:
             raise ModelSpecificationError("variable '%s' not found (%s)" % (nm, what))
+
+
+def _check_group_types(df: pd.DataFrame, names) -> None:
+    """Grouping variables must be sortable: one type of value per column."""
+    for c in dict.fromkeys(names):
+        if df[c].dtype == object and df[c].map(type).nunique() > 1:
+            raise ModelSpecificationError(
+                "grouping variable '%s' mixes values of different types (e.g. numbers and strings); "
+                "convert it to one type" % c)
+
+
+def _check_finite(data: pd.DataFrame, names) -> None:
+    """Infinite values are not data: say which variable holds them."""
+    for nm in dict.fromkeys(names):
+        col = data[nm]
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            v = col.to_numpy(dtype=float)
+            if np.isinf(v).any():
+                raise ModelSpecificationError("variable '%s' has %d infinite value(s)" % (nm, int(np.isinf(v).sum())))
 
 
 def _check_numeric(data: pd.DataFrame, names, what: str) -> None:
@@ -321,7 +341,7 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
     weight_vars = [w.var for w in getattr(spec, "weights", ())]
     _check_columns(data, weight_vars, "weights")
 
-    df = data
+    df = data.set_axis(pd.RangeIndex(len(data)))  # positions; labels restored below
     if spec.subset:
         try:
             mask = df.eval(spec.subset)
@@ -339,13 +359,18 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
         warnings.warn("%d observation%s with missing values in the model's variables dropped"
                       % (n_dropped, "s" if n_dropped > 1 else ""), stacklevel=3)
     if len(df) == 0:
+        if len(data) == 0:
+            raise ModelSpecificationError("no observations: the data has no rows")
+        if n_dropped == 0:
+            raise ModelSpecificationError("no observations: the if condition %r selects no rows" % spec.subset)
         raise ModelSpecificationError("no observations: every row has a missing value in a used variable")
+    _check_finite(df, [spec.response] + fixed_vars + re_vars + resid_vars)
 
     if not pd.api.types.is_numeric_dtype(df[spec.response]) or pd.api.types.is_bool_dtype(df[spec.response]):
         raise ModelSpecificationError("dependent variable '%s' is not numeric" % spec.response)
     _check_numeric(df, [v for v in fixed_vars if v not in factor_vars], "fixed part")
     _check_numeric(df, re_vars, "random effects")
-    _check_numeric(df, resid_vars, "residuals() option")
+    _check_numeric(df, [res.time] if res.time is not None else [], "residuals() option t()")
 
     # -- levels: nesting order and sort -----------------------------------
     merged = _merge_equations(spec.random)
@@ -369,10 +394,12 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
     from ._crossed import finish_Z, hstack_columns, sparse_expand, uses_sparse_design
     sparse_re = crossed or uses_sparse_design(merged)
 
+    _check_group_types(df, group_vars + factor_re)
     sort_cols = list(paths[-1]) if paths else []
     if sort_cols:
         df = df.sort_values(sort_cols, kind="stable")
-    row_index = df.index
+    row_pos = df.index.to_numpy()
+    row_index = data.index[row_pos]
     df = df.reset_index(drop=True)
 
     y = df[spec.response].to_numpy(dtype=float)
@@ -428,6 +455,7 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
         Z = np.column_stack(Z_by_level[::-1]) if Z_by_level else np.zeros((len(df), 0))
     design = Design(spec, y, X, fe_names, omitted, levels, Z, row_index, n_dropped, df,
                     crossed=crossed or sparse_re)
+    design.row_pos = row_pos
     _check_identified(design)
     design.Xw, design.Rx = _orthonormalize(X) if X.shape[1] else (X, np.zeros((0, 0)))
     design.b_ols = np.linalg.solve(design.Rx, design.Xw.T @ y) if X.shape[1] else np.zeros(0)
@@ -517,8 +545,3 @@ def _check_identified(design: Design) -> None:
                 "level %s has one observation per group: its variance is not identified "
                 "separately from the residual variance" % lvl.label
             )
-
-
-def relative_factor_matrix(level: Level, thetas: list[np.ndarray]) -> np.ndarray:
-    """Block-diagonal ``Lambda`` of a level from per-block parameters."""
-    return block_diag(*[b.relative_factor(t) for b, t in zip(level.blocks, thetas)])

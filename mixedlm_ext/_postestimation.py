@@ -627,19 +627,25 @@ class PostestimationMixin:
 
     @property
     def fittedvalues(self) -> pd.Series:
-        """Fitted values ``X beta_hat + Z b_hat`` on the estimation sample (design order)."""
-        d = self._pe_design
-        rows = self._rows_for(d.data, estimation=True)
-        zb = self._random_part(rows, len(d.levels) - 1)
-        fit = d.X @ self._beta() + (zb if zb is not None else 0.0)
-        return pd.Series(fit, index=d.row_index, name="fitted")
+        """Fitted values ``X beta_hat + Z b_hat`` on the estimation sample, in data order."""
+        return self._in_data_order(self.predict(kind="fitted").to_numpy(), "fitted")
 
     @property
     def resid(self) -> pd.Series:
-        """Residuals ``y - fitted`` on the estimation sample (design order)."""
+        """Residuals ``y - fitted`` on the estimation sample, in data order."""
+        return self._in_data_order(self.predict(kind="residuals").to_numpy(), "residuals")
+
+    def _in_data_order(self, values_in_predict_order: np.ndarray, name: str) -> pd.Series:
         d = self._pe_design
-        f = self.fittedvalues
-        return pd.Series(d.y - f.to_numpy(), index=d.row_index, name="residuals")
+        pred_index = self.predict(kind="xb").index
+        # map predict's labels back to design rows, then order by position in the user's data
+        by_label = pd.Series(values_in_predict_order, index=pred_index)
+        order = np.argsort(d.row_pos, kind="stable")
+        if pred_index.is_unique:
+            vals = by_label.reindex(d.row_index[order]).to_numpy()
+        else:
+            vals = values_in_predict_order
+        return pd.Series(vals, index=d.row_index[order], name=name)
 
     # -- estat --------------------------------------------------------------------------
     def estat_recovariance(self, level: Optional[str] = None, correlation: bool = False):

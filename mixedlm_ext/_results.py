@@ -195,8 +195,10 @@ class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResu
 
 
 class MixedLMExtResultsWrapper(LikelihoodResultsWrapper):
-    _attrs = dict(LikelihoodResultsWrapper._attrs)
-    _wrap_attrs = wrap.union_dicts(LikelihoodResultsWrapper._wrap_attrs, _attrs)
+    # fittedvalues/resid are returned labelled, in the user's data order: no re-wrapping
+    _attrs = {k: v for k, v in LikelihoodResultsWrapper._attrs.items() if k not in ("fittedvalues", "resid")}
+    _wrap_attrs = {k: v for k, v in wrap.union_dicts(LikelihoodResultsWrapper._wrap_attrs, _attrs).items()
+                   if k not in ("fittedvalues", "resid")}
     _methods = dict(LikelihoodResultsWrapper._wrap_methods)
     _wrap_methods = wrap.union_dicts(LikelihoodResultsWrapper._wrap_methods, _methods)
 

@@ -103,3 +103,28 @@ def test_nonconvergence_is_reported(pig):
         r = mx.mixed("weight week || id: week, cov(un)", pig, maxiter=1, em_iterations=0)
     assert not r.converged
     assert "convergence not achieved" in str(r.summary())
+
+
+def test_infinite_values_named(pig):
+    df = pig.assign(week=pig.week.astype(float))
+    df.loc[3, "week"] = np.inf
+    with pytest.raises(ModelSpecificationError, match="'week' has 1 infinite"):
+        mx.mixed("weight week || id:", df)
+
+
+def test_mixed_type_group_and_empty_selections(pig):
+    df = pig.astype({"id": object})
+    df.loc[0, "id"] = "a"
+    with pytest.raises(ModelSpecificationError, match="mixes values of different types"):
+        mx.mixed("weight week || id:", df)
+    with pytest.raises(ModelSpecificationError, match="selects no rows"):
+        mx.mixed("weight week if week > 100 || id:", pig)
+    with pytest.raises(ModelSpecificationError, match="has no rows"):
+        mx.mixed("weight week || id:", pig.iloc[:0])
+
+
+def test_fitted_and_resid_in_data_order():
+    prod = mx.load_dataset("productivity")
+    r = mx.mixed("gsp private || region: || state:", prod)
+    assert list(r.fittedvalues.index) == list(prod.index)
+    np.testing.assert_allclose((r.fittedvalues + r.resid).to_numpy(), prod.gsp.to_numpy())
