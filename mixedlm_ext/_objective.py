@@ -212,20 +212,36 @@ class Objective:
         th = [b.structure.theta_from_cov(b.structure.cov_from_natural(t) / sigma2) for b, t in zip(self.blocks, parts)]
         return np.concatenate(th + [rho])
 
+    def _neg2ll(self, prof: Profile, sigma2: float, r2: Optional[float] = None) -> float:
+        """-2 log-likelihood from a profile at a given sigma2 (not profiled)."""
+        r2 = prof.r2 if r2 is None else r2
+        out = prof.logdet_L + prof.logdet_R + self.n_eff * (LOG2PI + np.log(sigma2)) + r2 / sigma2
+        if self.reml:
+            out += prof.logdet_X
+        return float(out)
+
+    def _profile_natural(self, phi: np.ndarray) -> tuple[Profile, float]:
+        """Profile at reported parameters ``phi``; returns it with their sigma2."""
+        parts, res_nat = self.split_natural(np.asarray(phi, dtype=float))
+        rho, sigma2 = self.residual.from_natural(res_nat)
+        if not sigma2 > 0:
+            raise ValueError("residual variance must be positive")
+        if self._crossed:  # per-block factors for the crossed engine
+            lam_arg = [b.structure.factor_from_natural(t, sigma2) for b, t in zip(self.blocks, parts)]
+        else:
+            lam_arg = self._lambda([b.factor_from_natural(t, sigma2) for b, t in zip(self.blocks, parts)])
+        return self._profile(lam_arg, rho), sigma2
+
     def neg2ll_estimation(self, psi: np.ndarray) -> float:
         """-2 log-likelihood (beta profiled) in the estimation metric
         ``psi = (theta, log sigma2)``: smooth and well conditioned even where the
         reported covariance matrices are nearly singular."""
         psi = np.asarray(psi, dtype=float)
-        sigma2 = float(np.exp(psi[-1]))
         try:
             prof = self.profile(psi[:-1])
         except (np.linalg.LinAlgError, FloatingPointError, ValueError):
             return np.inf
-        out = prof.logdet_L + prof.logdet_R + self.n_eff * (LOG2PI + np.log(sigma2)) + prof.r2 / sigma2
-        if self.reml:
-            out += prof.logdet_X
-        return float(out)
+        return self._neg2ll(prof, float(np.exp(psi[-1])))
 
     def natural_from_estimation(self, psi: np.ndarray) -> np.ndarray:
         """Reported parameters ``phi`` from ``psi = (theta, log sigma2)``."""
@@ -239,35 +255,18 @@ class Objective:
         otherwise the likelihood is evaluated at ``beta`` (ML only: the REML
         criterion does not depend on ``beta``).
         """
-        parts, res_nat = self.split_natural(np.asarray(phi, dtype=float))
-        rho, sigma2 = self.residual.from_natural(res_nat)
-        if not sigma2 > 0:
-            return np.inf
-        if self._crossed:  # per-block factors for the crossed engine
-            lam_arg = [b.structure.factor_from_natural(t, sigma2) for b, t in zip(self.blocks, parts)]
-        else:
-            lam_arg = self._lambda([b.factor_from_natural(t, sigma2) for b, t in zip(self.blocks, parts)])
         try:
-            prof = self._profile(lam_arg, rho)
-        except np.linalg.LinAlgError:
+            prof, sigma2 = self._profile_natural(phi)
+        except (np.linalg.LinAlgError, ValueError):
             return np.inf
         r2 = prof.r2
         if beta is not None and not self.reml and self.design.p:
             d = np.asarray(beta, dtype=float) - prof.beta
             r2 = r2 + float(d @ prof.Bxx @ d)
-        out = prof.logdet_L + prof.logdet_R + self.n_eff * (LOG2PI + np.log(sigma2)) + r2 / sigma2
-        if self.reml:
-            out += prof.logdet_X
-        return float(out)
+        return self._neg2ll(prof, sigma2, r2)
 
     def vcov_beta_natural(self, phi: np.ndarray) -> np.ndarray:
         """``Var(beta_hat) = (X' V(phi)^-1 X)^-1`` at reported parameters ``phi``
         (Satterthwaite's degrees of freedom differentiate it; _smallsample.py)."""
-        parts, res_nat = self.split_natural(np.asarray(phi, dtype=float))
-        rho, sigma2 = self.residual.from_natural(res_nat)
-        if getattr(self, "_crossed", False):
-            lam_arg = [b.structure.factor_from_natural(t, sigma2) for b, t in zip(self.blocks, parts)]
-        else:
-            lam_arg = self._lambda([b.factor_from_natural(t, sigma2) for b, t in zip(self.blocks, parts)])
-        prof = self._profile(lam_arg, rho)
+        prof, sigma2 = self._profile_natural(phi)
         return sigma2 * np.linalg.inv(prof.Bxx)
