@@ -653,7 +653,7 @@ class CrossedEngine:
         from ._linalg import block_diag
 
         d = self.design
-        fine = [lvl for lvl in d.levels[::-1] if lvl.q > 0]
+        fine = d.re_levels()
         codes, G = fine[0].codes, fine[0].n_groups
         Q = d.Z.shape[1]
         if G * Q * Q > _NESTED_VIEW_MAX_ELEMS:

@@ -150,6 +150,15 @@ class Design:
             return np.zeros(self.n, dtype=np.intp)
         return self.levels[-1].codes
 
+    def re_level_indices(self) -> list[int]:
+        """Indices into ``levels`` of the levels with random effects, finest first
+        (the engine's level order)."""
+        return [li for li in range(len(self.levels) - 1, -1, -1) if self.levels[li].q > 0]
+
+    def re_levels(self) -> list[Level]:
+        """The levels with random effects, finest first (the engine's level order)."""
+        return [self.levels[li] for li in self.re_level_indices()]
+
     @property
     def n_panels(self) -> int:
         return self.levels[-1].n_groups if self.levels else 1

@@ -73,7 +73,7 @@ def em_step(objective: Objective, theta: np.ndarray) -> np.ndarray:
     d = objective.design
     prof, u_hat, joint = conditional_moments(objective, theta)
     parts, rho = objective.split_theta(theta)
-    levels_fine = [l for l in d.levels[::-1] if l.q > 0]  # the engine's levels
+    levels_fine = d.re_levels()  # the engine's levels
     # residual variance: E||y - X b - Z Lambda u||^2 / n
     Lam = objective.lambda_from_theta(theta)
     Wzz, _, _, _ = objective.crossproducts(rho)

@@ -224,7 +224,7 @@ class PostestimationMixin:
             cov_fe = np.asarray(self.cov_params())[:p, :p]
             V_w = d.Rx @ cov_fe @ d.Rx.T  # beta_w = Rx (beta - b_ols)
         out = {}
-        fine_first = [li for li in range(len(d.levels) - 1, -1, -1) if d.levels[li].q > 0]
+        fine_first = d.re_level_indices()
         off = 0
         for ei, li in enumerate(fine_first):
             lvl = d.levels[li]

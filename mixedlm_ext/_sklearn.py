@@ -61,7 +61,7 @@ def _level_blups(results) -> list[tuple[object, np.ndarray]]:
     r = getattr(results, "_results", results)
     design = r.model.design
     ob = r.model.objective
-    fine_first = [lvl for lvl in design.levels[::-1] if lvl.q > 0]
+    fine_first = design.re_levels()
     if not fine_first:
         return []
     prof = r.profile

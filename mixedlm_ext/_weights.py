@@ -228,7 +228,7 @@ def _reweight(design: Design, a: np.ndarray) -> None:
 # ---------------------------------------------------------------------------
 def engine_level_indices(design: Design) -> list[int]:
     """Design-level index of each engine level (levels with random effects, finest first)."""
-    return [li for li in range(len(design.levels) - 1, -1, -1) if design.levels[li].q > 0]
+    return design.re_level_indices()
 
 
 # The weighted elimination is NestedEngine itself (group weights are one of its options).
