@@ -535,7 +535,7 @@ class CrossedEngine:
             if self.q1 == 1:
                 W = self.S12.multiply(H[:, 0, 0][:, None]).tocsr()
             else:
-                Hb = sp.block_diag(list(H), format="csr")
+                Hb = self._block_diag_csr(H)
                 W = (Hb @ self.S12).tocsr()
             P = self.A22 - (self.S21 @ W).toarray()
         if self.rest_q1:
@@ -550,6 +550,19 @@ class CrossedEngine:
             P = np.ascontiguousarray(self._lam2t(lam2, P.T).T)
         P.flat[:: Q2 + 1] += 1.0
         return P
+
+    def _block_diag_csr(self, H: np.ndarray) -> "sp.csr_matrix":
+        """Block-diagonal CSR of a ``(G, q, q)`` stack, structure built once (no loop over groups)."""
+        G, q = H.shape[0], H.shape[1]
+        cached = getattr(self, "_bd_struct", None)
+        if cached is None or cached[0] != (G, q):
+            rows = np.arange(G * q)
+            indptr = np.arange(0, G * q * q + 1, q)
+            indices = ((rows // q) * q)[:, None] + np.arange(q)[None, :]
+            cached = ((G, q), indptr, indices.ravel())
+            self._bd_struct = cached
+        _, indptr, indices = cached
+        return sp.csr_matrix((H.reshape(-1), indices, indptr), shape=(G * q, G * q))
 
     def _lam2t(self, lam2: list, M: np.ndarray) -> np.ndarray:
         """``Lambda2' M`` for a ``(Q2, c)`` array (block diagonal ``Lambda2``)."""
