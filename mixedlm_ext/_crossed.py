@@ -679,8 +679,7 @@ class CrossedEngine:
         for lvl in d.levels:
             mats = []
             for blk in lvl.blocks:
-                lam = np.asarray(lams[i], dtype=float)
-                mats.append(lam if blk.n_expand == 1 else np.kron(np.eye(blk.n_expand), lam))
+                mats.append(blk.expand(lams[i]))
                 i += 1
             per_level.append(block_diag(*mats) if mats else np.zeros((0, 0)))
         Lam = block_diag(*per_level[::-1])
@@ -781,8 +780,7 @@ def level_blups(results) -> dict:
             from ._linalg import block_diag
 
             i0 = sum(len(l.blocks) for l in d.levels[:li])
-            mats = [np.kron(np.eye(blk.n_expand), lams[i0 + k]) if blk.n_expand > 1 else lams[i0 + k]
-                    for k, blk in enumerate(d.levels[li].blocks)]
+            mats = [blk.expand(lams[i0 + k]) for k, blk in enumerate(d.levels[li].blocks)]
             lam = block_diag(*mats)
         out[li] = _LevelBLUP(li, col_off[li], lam, Bl, Cl, Pl)
     return out

@@ -50,13 +50,16 @@ class Block:
     def q(self) -> int:
         return self.structure.q * self.n_expand
 
+    def expand(self, M: np.ndarray) -> np.ndarray:
+        """``kron(I_k, M)``: a per-level ``q x q`` matrix repeated over the factor's levels."""
+        M = np.asarray(M, dtype=float)
+        return M if self.n_expand == 1 else np.kron(np.eye(self.n_expand), M)
+
     def relative_factor(self, theta: np.ndarray) -> np.ndarray:
-        lam = self.structure.relative_factor(theta)
-        return lam if self.n_expand == 1 else np.kron(np.eye(self.n_expand), lam)
+        return self.expand(self.structure.relative_factor(theta))
 
     def factor_from_natural(self, nat: np.ndarray, sigma2: float) -> np.ndarray:
-        lam = self.structure.factor_from_natural(nat, sigma2)
-        return lam if self.n_expand == 1 else np.kron(np.eye(self.n_expand), lam)
+        return self.expand(self.structure.factor_from_natural(nat, sigma2))
 
     @property
     def title(self) -> str:

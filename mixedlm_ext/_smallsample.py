@@ -135,9 +135,7 @@ class MarginalBlocks:
                 for m in range(nat.size):
                     e = nat.copy()
                     e[m] += 1.0
-                    E = blk.structure.cov_from_natural(e) - base
-                    if blk.n_expand > 1:
-                        E = np.kron(np.eye(blk.n_expand), E)
+                    E = blk.expand(blk.structure.cov_from_natural(e) - base)
                     self.terms.append((li, np.arange(col, col + blk.q), E))
                 col += blk.q
                 bi += 1
