@@ -153,6 +153,18 @@ class Design:
             return np.zeros(self.n, dtype=np.intp)
         return self.levels[-1].codes
 
+    def set_working_fixed_part(self, row_scale: Optional[np.ndarray] = None) -> None:
+        """``Xw``, ``Rx``, ``b_ols``, ``yw`` for rows scaled by ``row_scale`` (weights: sqrt(a))."""
+        X, y = self.X, self.y
+        if row_scale is not None:
+            X, y = X * row_scale[:, None], y * row_scale
+        if X.shape[1]:
+            self.Xw, self.Rx = _orthonormalize(X)
+            self.b_ols = np.linalg.solve(self.Rx, self.Xw.T @ y)
+        else:
+            self.Xw, self.Rx, self.b_ols = X, np.zeros((0, 0)), np.zeros(0)
+        self.yw = y - X @ self.b_ols
+
     def re_level_indices(self) -> list[int]:
         """Indices into ``levels`` of the levels with random effects, finest first
         (the engine's level order)."""
@@ -469,9 +481,7 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
                     crossed=crossed or sparse_re)
     design.row_pos = row_pos
     _check_identified(design)
-    design.Xw, design.Rx = _orthonormalize(X) if X.shape[1] else (X, np.zeros((0, 0)))
-    design.b_ols = np.linalg.solve(design.Rx, design.Xw.T @ y) if X.shape[1] else np.zeros(0)
-    design.yw = y - X @ design.b_ols
+    design.set_working_fixed_part()
     if sparse_re:  # the crossed engine builds its own sparse cross-products of Z
         XY = np.column_stack([design.Xw, design.yw])
         design.Bxx = XY.T @ XY

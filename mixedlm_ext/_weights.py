@@ -57,7 +57,6 @@ import numpy as np
 
 from ._design import Design, ModelSpecificationError
 from ._engine import NestedEngine
-from ._linalg import orthonormalize
 
 __all__ = ["WeightInfo", "apply_weights", "scale_level_one", "WeightedEngine", "weighted_engine",
            "engine_level_indices", "weight_columns"]
@@ -208,19 +207,8 @@ def apply_weights(design: Design) -> None:
 def _reweight(design: Design, a: np.ndarray) -> None:
     """Working fixed part and cross-products with rows scaled by ``sqrt(a)``."""
     s = np.sqrt(a)
-    X, y = design.X, design.y
-    if X.shape[1]:
-        Xs = X * s[:, None]
-        try:
-            Xw, Rx = orthonormalize(Xs)
-        except np.linalg.LinAlgError:
-            Xw, Rx = np.linalg.qr(Xs)
-        b_ols = np.linalg.solve(Rx, Xw.T @ (s * y))
-    else:
-        Xw, Rx, b_ols = X, np.zeros((0, 0)), np.zeros(0)
-    design.Xw, design.Rx, design.b_ols = Xw, Rx, b_ols
-    design.yw = s * (y - X @ b_ols)
-    design.Wzz, design.Wzx, design.Bxx = design.compute_crossproducts(design.Z * s[:, None], Xw, design.yw)
+    design.set_working_fixed_part(row_scale=s)
+    design.Wzz, design.Wzx, design.Bxx = design.compute_crossproducts(design.Z * s[:, None], design.Xw, design.yw)
 
 
 # ---------------------------------------------------------------------------
