@@ -9,7 +9,6 @@ once.  Nothing here depends on the parameters.
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -20,6 +19,7 @@ import patsy
 from ._covariance import CovStruct, make_structure
 from ._linalg import grouped_crossprod, orthonormalize
 from ._spec import ModelSpec, REEquation
+from ._warn import warn_user
 
 
 class ModelSpecificationError(ValueError):
@@ -380,8 +380,8 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
     n_dropped = int((~complete).sum())
     df = df.loc[complete]
     if n_dropped:
-        warnings.warn("%d observation%s with missing values in the model's variables dropped"
-                      % (n_dropped, "s" if n_dropped > 1 else ""), stacklevel=3)
+        warn_user("%d observation%s with missing values in the model's variables dropped"
+                  % (n_dropped, "s" if n_dropped > 1 else ""))
     if len(df) == 0:
         if len(data) == 0:
             raise ModelSpecificationError("no observations: the data has no rows")
@@ -430,7 +430,7 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
     X, fe_names = _fixed_matrix(spec, df)
     X, fe_names, omitted = _drop_collinear(X, fe_names)
     for nm in omitted:
-        warnings.warn("note: %s omitted because of collinearity" % nm, stacklevel=3)
+        warn_user("note: %s omitted because of collinearity" % nm)
 
     levels: list[Level] = []
     Z_by_level: list[np.ndarray] = []

@@ -7,7 +7,6 @@ new results object without touching the model.
 from __future__ import annotations
 
 import sys
-import warnings
 from typing import Optional
 
 import numpy as np
@@ -20,6 +19,7 @@ from ._inference import numerical_hessian
 from ._objective import Objective
 from ._optimize import BoundaryWarning, central_gradient, optimize
 from ._spec import ModelSpec, ResidualSpec
+from ._warn import warn_user
 
 
 def _with_residual(spec: ModelSpec, residual: Optional[ResidualSpec]) -> ModelSpec:
@@ -225,8 +225,8 @@ class MixedLMExt(LikelihoodModel):
         cov[p:, p:] = cov_vc
         params = np.concatenate([prof.beta, phi])
         if opt.at_bound is not None and opt.at_bound[: ob.n_theta_re].any():
-            warnings.warn("a variance component is estimated at the boundary (zero); "
-                          "its standard error is not meaningful", BoundaryWarning, stacklevel=2)
+            warn_user("a variance component is estimated at the boundary (zero); "
+                      "its standard error is not meaningful", BoundaryWarning)
         setup = configure_inference(self, params, cov, df_method, vce)  # vce(robust), dfmethod()
         res = MixedLMExtResults(self, params, setup.cov, opt=opt, profile=prof, level=level)
         res._set_inference(setup)

@@ -16,7 +16,6 @@ The iteration log, when requested, is printed in Stata's form.
 from __future__ import annotations
 
 import sys
-import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Optional, TextIO
 
@@ -24,6 +23,7 @@ import numpy as np
 import scipy.optimize as so
 
 from ._objective import Objective
+from ._warn import warn_user
 
 
 class ConvergenceWarning(UserWarning):
@@ -204,8 +204,8 @@ def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: 
     converged = bool(np.isfinite(dev) and decrement < _NR_TOL)
     msg = res.message if isinstance(res.message, str) else str(res.message)
     if not converged:
-        warnings.warn("the optimizer did not converge (Newton decrement %.3g after %d iterations): %s"
-                      % (decrement, int(res.nit) + n_newton, msg), ConvergenceWarning, stacklevel=3)
+        warn_user("the optimizer did not converge (Newton decrement %.3g after %d iterations): %s"
+                  % (decrement, int(res.nit) + n_newton, msg), ConvergenceWarning)
     out = OptResult(theta, float(dev), converged, int(res.nit) + n_newton, f.n, msg, history,
                     _at_bound(theta, bounds))
     if nr is not None:
