@@ -718,7 +718,7 @@ def level_blups(results) -> dict:
     dense nested-layout factor is needed.  ``lam`` is ``None`` for levels
     with more than 2,000 random-effect columns.
     """
-    from ._postestimation import _LevelBLUP
+    from ._postestimation import _LevelBLUP, beta_sensitivity
 
     r = getattr(results, "_results", results)
     ob = r.model.objective
@@ -733,15 +733,7 @@ def level_blups(results) -> dict:
     u_terms = eng.solve_u_terms(elim, prof.beta_w)
     cv_terms = eng.conditional_variances(elim)
     if p:
-        u0 = eng.solve_u_terms(elim, np.zeros(p))
-        D_terms = [np.empty(u.shape + (p,)) for u in u0]
-        for jj in range(p):
-            e = np.zeros(p)
-            e[jj] = 1.0
-            for i, u in enumerate(eng.solve_u_terms(elim, e)):
-                D_terms[i][:, :, jj] = u - u0[i]
-        cov_fe = np.asarray(r.cov_params())[:p, :p]
-        V_w = d.Rx @ cov_fe @ d.Rx.T  # beta_w = Rx (beta - b_ols)
+        D_terms, V_w = beta_sensitivity(lambda b: eng.solve_u_terms(elim, b), p, r)
     offs, _ = _level_layout(d)
     arrays, col_off, off = {}, {}, 0
     for li in range(len(d.levels) - 1, -1, -1):

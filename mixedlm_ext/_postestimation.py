@@ -132,6 +132,24 @@ def _expand_index(levels: list, names: tuple) -> pd.Index:
 
 
 # ---------------------------------------------------------------------------
+def beta_sensitivity(solve_u, p: int, results) -> tuple[list, np.ndarray]:
+    """``d u_hat / d beta_w`` per level and ``Var(beta_w)``, for comparative variances.
+
+    ``u_hat`` is linear in the working fixed effects ``beta_w``, so one
+    back-substitution per fixed effect gives the derivative exactly.
+    """
+    u0 = solve_u(np.zeros(p))
+    D = [np.empty(u.shape + (p,)) for u in u0]
+    for j in range(p):
+        e = np.zeros(p)
+        e[j] = 1.0
+        for i, u in enumerate(solve_u(e)):
+            D[i][:, :, j] = u - u0[i]
+    d = results.model.design
+    cov_fe = np.asarray(results.cov_params())[:p, :p]
+    return D, d.Rx @ cov_fe @ d.Rx.T  # beta_w = Rx (beta - b_ols)
+
+
 class PostestimationMixin:
     """Stata's ``predict`` and ``estat`` after ``mixed``.
 
@@ -211,18 +229,8 @@ class PostestimationMixin:
         engine = ob.engine
         elim = prof.elim
         p = d.p
-        # d u_hat / d beta_w, one back-substitution per fixed effect (linear in beta_w)
         if p:
-            u0 = engine.solve_u(elim, np.zeros(p))
-            D = [np.empty(u.shape + (p,)) for u in u0]
-            for j in range(p):
-                e = np.zeros(p)
-                e[j] = 1.0
-                uj = engine.solve_u(elim, e)
-                for i in range(len(u0)):
-                    D[i][:, :, j] = uj[i] - u0[i]
-            cov_fe = np.asarray(self.cov_params())[:p, :p]
-            V_w = d.Rx @ cov_fe @ d.Rx.T  # beta_w = Rx (beta - b_ols)
+            D, V_w = beta_sensitivity(lambda b: engine.solve_u(elim, b), p, self)
         out = {}
         fine_first = d.re_level_indices()
         off = 0
