@@ -322,7 +322,25 @@ class ExchangeableKernel(Kernel):
 
 # ---------------------------------------------------------------------------
 class _StationaryKernel(Kernel):
-    """Correlation a function of the lag ``|t_i - t_j|`` with unit variance."""
+    """Correlation a function of the lag ``|t_i - t_j|`` with unit variance.
+
+    Subclasses have ``order`` parameters named ``<param><k>`` (``phi1``...)
+    plus ``var(e)``, and the heading ``<label>(order)``.
+    """
+
+    label = ""
+    param = ""
+
+    @property
+    def title(self):
+        return "%s(%d)" % (self.label, self.order)
+
+    @property
+    def n_params(self):
+        return self.order
+
+    def names(self):
+        return ["%s%d" % (self.param, i + 1) for i in range(self.order)] + ["var(e)"]
 
     def _acf(self, rho, max_lag: int) -> np.ndarray:
         raise NotImplementedError
@@ -344,16 +362,8 @@ class ARKernel(_StationaryKernel):
     kind = "ar"
     default_order = 1
 
-    @property
-    def title(self):
-        return "AR(%d)" % self.order
-
-    @property
-    def n_params(self):
-        return self.order
-
-    def names(self):
-        return ["phi%d" % (i + 1) for i in range(self.order)] + ["var(e)"]
+    label = "AR"
+    param = "phi"
 
     def kinds(self):
         # AR(1)'s phi is estimated as tanh and its CI is on the atanh scale; higher orders: normal CIs
@@ -414,16 +424,8 @@ class MAKernel(_StationaryKernel):
     kind = "ma"
     default_order = 1
 
-    @property
-    def title(self):
-        return "MA(%d)" % self.order
-
-    @property
-    def n_params(self):
-        return self.order
-
-    def names(self):
-        return ["theta%d" % (i + 1) for i in range(self.order)] + ["var(e)"]
+    label = "MA"
+    param = "theta"
 
     def kinds(self):
         return ["theta"] * self.order + ["var"]
@@ -454,16 +456,8 @@ class ToeplitzKernel(_StationaryKernel):
 
     kind = "toeplitz"
 
-    @property
-    def title(self):
-        return "Toeplitz(%d)" % self.order
-
-    @property
-    def n_params(self):
-        return self.order
-
-    def names(self):
-        return ["rho%d" % (i + 1) for i in range(self.order)] + ["var(e)"]
+    label = "Toeplitz"
+    param = "rho"
 
     def kinds(self):
         return ["corr"] * self.order + ["var"]
