@@ -77,3 +77,29 @@ def load_reference(name: str) -> dict[str, Any]:
 def reference_case() -> Callable[[str], dict[str, Any]]:
     """Fixture returning a loader: ``reference_case("pig_ri_ml") -> dict``."""
     return load_reference
+
+
+# Stata commands equivalent to the lmerTest models of small_sample_lmertest.json
+SMALL_SAMPLE_COMMANDS = {
+    "pig_rs_un_reml": ("mixed weight week || id: week, covariance(unstructured) reml", "pig"),
+    "sleepstudy_un_reml": ("mixed reaction days || subject: days, covariance(unstructured) reml",
+                           "sleepstudy"),
+    "productivity_3l_reml": ("mixed gsp private emp hwy water other unemp || region: || state:, reml",
+                             "productivity"),
+    "pastes_nested_reml": ("mixed strength || batch: || cask:, reml", "pastes"),
+}
+
+
+def dense_neg2ll(V, X, y, reml: bool) -> float:
+    """-2 log-likelihood of ``y ~ N(X beta, V)`` with beta at its GLS value (brute force)."""
+    import numpy as np
+
+    n = len(y)
+    Vi = np.linalg.inv(V)
+    XtViX = X.T @ Vi @ X
+    beta = np.linalg.solve(XtViX, X.T @ Vi @ y)
+    r = y - X @ beta
+    out = np.linalg.slogdet(V)[1] + r @ Vi @ r
+    if reml:
+        return out + (n - X.shape[1]) * np.log(2 * np.pi) + np.linalg.slogdet(XtViX)[1]
+    return out + n * np.log(2 * np.pi)

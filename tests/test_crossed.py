@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from conftest import dense_neg2ll
 from scipy.sparse.linalg import spsolve
 
 import mixedlm_ext as mx
@@ -80,16 +81,7 @@ def _dense_V(design, objective, phi):
 
 
 def _dense_neg2ll(design, objective, phi, reml):
-    V = _dense_V(design, objective, phi)
-    X, y, n = design.X, design.y, design.n
-    Vi = np.linalg.inv(V)
-    XtViX = X.T @ Vi @ X
-    beta = np.linalg.solve(XtViX, X.T @ Vi @ y)
-    r = y - X @ beta
-    out = np.linalg.slogdet(V)[1] + r @ Vi @ r
-    if reml:
-        return out + (n - X.shape[1]) * np.log(2 * np.pi) + np.linalg.slogdet(XtViX)[1]
-    return out + n * np.log(2 * np.pi)
+    return dense_neg2ll(_dense_V(design, objective, phi), design.X, design.y, reml)
 
 
 def _all(factor, cov="identity"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import dense_neg2ll
 
 from mixedlm_ext._design import build_design
 from mixedlm_ext._em import conditional_moments
@@ -43,15 +44,7 @@ def _dense_neg2ll(design, objective, phi, reml):
             B = np.column_stack(cols)
             same = lvl.codes[:, None] == lvl.codes[None, :]
             V += same * (B @ G @ B.T)
-    X, y = design.X, design.y
-    Vi = np.linalg.inv(V)
-    XtViX = X.T @ Vi @ X
-    beta = np.linalg.solve(XtViX, X.T @ Vi @ y)
-    r = y - X @ beta
-    out = np.linalg.slogdet(V)[1] + r @ Vi @ r
-    if reml:
-        return out + (n - X.shape[1]) * np.log(2 * np.pi) + np.linalg.slogdet(XtViX)[1]
-    return out + n * np.log(2 * np.pi)
+    return dense_neg2ll(V, design.X, design.y, reml)
 
 
 SPECS = [

@@ -13,20 +13,13 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import load_reference
+from conftest import SMALL_SAMPLE_COMMANDS, load_reference
 
 import mixedlm_ext as mx
 from mixedlm_ext._robust import ClusterLikelihood
 
 REF = load_reference("small_sample_lmertest")
-COMMANDS = {
-    "pig_rs_un_reml": ("mixed weight week || id: week, covariance(unstructured) reml", "pig"),
-    "sleepstudy_un_reml": ("mixed reaction days || subject: days, covariance(unstructured) reml",
-                           "sleepstudy"),
-    "productivity_3l_reml": ("mixed gsp private emp hwy water other unemp || region: || state:, reml",
-                             "productivity"),
-    "pastes_nested_reml": ("mixed strength || batch: || cask:, reml", "pastes"),
-}
+COMMANDS = SMALL_SAMPLE_COMMANDS
 
 
 @pytest.mark.parametrize("case", list(COMMANDS))

@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import load_reference
+from conftest import SMALL_SAMPLE_COMMANDS, load_reference
 from scipy import stats
 
 import mixedlm_ext as mx
@@ -20,14 +20,7 @@ from mixedlm_ext._smallsample import kenward_roger_pieces, normalize_df_method, 
 
 REF = load_reference("small_sample_lmertest")
 
-COMMANDS = {
-    "pig_rs_un_reml": ("mixed weight week || id: week, covariance(unstructured) reml", "pig"),
-    "sleepstudy_un_reml": ("mixed reaction days || subject: days, covariance(unstructured) reml",
-                           "sleepstudy"),
-    "productivity_3l_reml": ("mixed gsp private emp hwy water other unemp || region: || state:, reml",
-                             "productivity"),
-    "pastes_nested_reml": ("mixed strength || batch: || cask:, reml", "pastes"),
-}
+COMMANDS = SMALL_SAMPLE_COMMANDS
 
 
 def _fit(case, dfm):
