@@ -5,17 +5,17 @@
 >>> res = mx.mixed("mixed weight week || id:", pig)
 >>> print(res.summary())  # doctest: +SKIP
 """
-from ._api import lmer, mixed
-from ._covariance import Exchangeable, Identity, Independent, Unstructured
-from ._datasets import list_datasets, load_dataset
-from ._design import ModelSpecificationError
-from ._model import MixedLMExt
-from ._optimize import BoundaryWarning, ConvergenceWarning
-from ._residual_specs import (AR, MA, Banded, ExchangeableResidual, Exponential, IndependentResidual, Toeplitz,
+from .api import lmer, mixed
+from .structures.covariance import Exchangeable, Identity, Independent, Unstructured
+from .datasets import list_datasets, load_dataset
+from .design.build import ModelSpecificationError
+from .model import MixedLMExt
+from .fit.optimizer import BoundaryWarning, ConvergenceWarning
+from .spec.residuals import (AR, MA, Banded, ExchangeableResidual, Exponential, IndependentResidual, Toeplitz,
                               UnstructuredResidual)
-from ._results import LRTestResult, MixedLMExtResults, lrtest
-from ._spec import ModelSpec, REEquation, ResidualSpec
-from ._stata_parser import StataSyntaxError, parse_stata
+from .results.results import LRTestResult, MixedLMExtResults, lrtest
+from .spec.model import ModelSpec, REEquation, ResidualSpec
+from .syntax.stata import StataSyntaxError, parse_stata
 
 __version__ = "0.1.0"
 
@@ -33,7 +33,7 @@ __all__ = [
 def __getattr__(name):
     # the scikit-learn estimator is imported on first use (scikit-learn costs ~0.1 s to import)
     if name == "MixedLMRegressor":
-        from ._sklearn import MixedLMRegressor
+        from .sklearn.estimator import MixedLMRegressor
 
         return MixedLMRegressor
     raise AttributeError("module 'mixedlm_ext' has no attribute %r" % name)

@@ -26,11 +26,11 @@ from conftest import dense_neg2ll
 from scipy.sparse.linalg import spsolve
 
 import mixedlm_ext as mx
-from mixedlm_ext import _crossed
-from mixedlm_ext._crossed import CrossedEngine
-from mixedlm_ext._design import build_design
-from mixedlm_ext._objective import Objective
-from mixedlm_ext._spec import ModelSpec, REEquation
+from mixedlm_ext.engines import crossed as _crossed
+from mixedlm_ext.engines.crossed import CrossedEngine
+from mixedlm_ext.design.build import build_design
+from mixedlm_ext.fit.objective import Objective
+from mixedlm_ext.spec.model import ModelSpec, REEquation
 
 REF_PATH = Path(__file__).resolve().parent / "reference" / "crossed" / "crossed_slopes_lme4.json"
 
@@ -155,9 +155,9 @@ def test_sparse_equals_dense(key, seed, reml, schur_mode):
 def test_sparse_equals_nested_engine_on_dense_crossproducts(key):
     """Same ``log|P|`` and Schur complement as the nested engine run on the dense
     per-panel cross-products (the previous path for crossed designs)."""
-    from mixedlm_ext._engine import NestedEngine
-    from mixedlm_ext._linalg import grouped_crossprod
-    from mixedlm_ext._objective import _engine_levels
+    from mixedlm_ext.engines.nested import NestedEngine
+    from mixedlm_ext.core.linalg import grouped_crossprod
+    from mixedlm_ext.fit.objective import _engine_levels
 
     d, ob = _objective(key, 4)
     theta = _theta(ob, 4)
@@ -201,7 +201,7 @@ def _dense_posterior(d, ob, theta, beta):
 @pytest.mark.parametrize("key", ["(x|a)+(1|b)", "(1|a)+(x|b)", "_all:R.a||b:x,unstr", "(1|a)+(1|b)+(1|c)",
                                  "_all:R.a"])
 def test_conditional_modes_and_variances(key, schur_mode):
-    from mixedlm_ext._em import conditional_moments
+    from mixedlm_ext.fit.em import conditional_moments
 
     d, ob = _objective(key, 5)
     theta = _theta(ob, 5)
@@ -427,7 +427,7 @@ def test_large_design_stays_sparse():
 
 
 def test_sparse_expand_matches_dense():
-    from mixedlm_ext._design import _expand
+    from mixedlm_ext.design.build import _expand
 
     rng = np.random.default_rng(0)
     base = rng.normal(size=(50, 2))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from mixedlm_ext._datasets import list_datasets, load_dataset
+from mixedlm_ext.datasets import list_datasets, load_dataset
 
 from conftest import REFERENCE_CASE_IDS
 

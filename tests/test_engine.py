@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 from conftest import dense_neg2ll
 
-from mixedlm_ext._design import build_design
-from mixedlm_ext._em import conditional_moments
-from mixedlm_ext._objective import Objective
-from mixedlm_ext._spec import ModelSpec, REEquation
+from mixedlm_ext.design.build import build_design
+from mixedlm_ext.fit.em import conditional_moments
+from mixedlm_ext.fit.objective import Objective
+from mixedlm_ext.spec.model import ModelSpec, REEquation
 
 
 def _random_nested(seed):

@@ -6,10 +6,10 @@ import pandas as pd
 import patsy
 import pytest
 
-from mixedlm_ext._formula_parser import FormulaSyntaxError, parse_lme4
-from mixedlm_ext._sm_frontend import spec_from_statsmodels
-from mixedlm_ext._spec import ModelSpec, REEquation, ResidualSpec
-from mixedlm_ext._stata_parser import parse_stata
+from mixedlm_ext.syntax.lme4 import FormulaSyntaxError, parse_lme4
+from mixedlm_ext.syntax.statsmodels import spec_from_statsmodels
+from mixedlm_ext.spec.model import ModelSpec, REEquation, ResidualSpec
+from mixedlm_ext.syntax.stata import parse_stata
 
 
 def eq(group, columns=(), constant=True, covariance="identity", label=None):

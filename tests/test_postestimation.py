@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 import mixedlm_ext as mx
-from mixedlm_ext._linalg import block_diag, grouped_crossprod
-from mixedlm_ext._residual import RESIDUAL_TYPES, ResidualStructure
-from mixedlm_ext._spec import ResidualSpec
+from mixedlm_ext.core.linalg import block_diag, grouped_crossprod
+from mixedlm_ext.structures.residual.structure import RESIDUAL_TYPES, ResidualStructure
+from mixedlm_ext.spec.model import ResidualSpec
 
 from conftest import load_reference
 

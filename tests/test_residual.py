@@ -20,8 +20,8 @@ from conftest import REFERENCE_CASE_IDS, load_reference
 
 import mixedlm_ext as mx
 from mixedlm_ext import ModelSpecificationError
-from mixedlm_ext._inference import numerical_hessian
-from mixedlm_ext._model import MixedLMExt
+from mixedlm_ext.inference.vc import numerical_hessian
+from mixedlm_ext.model import MixedLMExt
 
 RESIDUAL_CASES = [c for c in REFERENCE_CASE_IDS if "residuals(" in load_reference(c)["stata"]]
 # The observed information of these unstructured/banded fits is ill-conditioned
@@ -373,7 +373,7 @@ def test_independent_by_varying_within_panels_equals_dense():
     w = np.where(d.data["h"].to_numpy() == 1, 1.0, 0.4 / 1.3)
     W = np.column_stack([d.Z, d.Xw, d.yw]) / np.sqrt(w)[:, None]
     Q = d.Q
-    from mixedlm_ext._linalg import grouped_crossprod
+    from mixedlm_ext.core.linalg import grouped_crossprod
 
     F = grouped_crossprod(W, W, d.panel_codes, d.n_panels)
     np.testing.assert_allclose(Wzz, F[:, :Q, :Q], rtol=1e-10)
@@ -533,7 +533,7 @@ def test_unidentified_structures():
 # Python objects for the other front-ends
 # ---------------------------------------------------------------------------
 def test_python_residual_objects_build_the_same_spec():
-    from mixedlm_ext._residual_specs import (AR, MA, Banded, ExchangeableResidual, Exponential,
+    from mixedlm_ext.spec.residuals import (AR, MA, Banded, ExchangeableResidual, Exponential,
                                              IndependentResidual, Toeplitz, UnstructuredResidual)
 
     def parsed(opt):

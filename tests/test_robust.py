@@ -16,7 +16,7 @@ import pytest
 from conftest import SMALL_SAMPLE_COMMANDS, load_reference
 
 import mixedlm_ext as mx
-from mixedlm_ext._robust import ClusterLikelihood
+from mixedlm_ext.inference.robust import ClusterLikelihood
 
 REF = load_reference("small_sample_lmertest")
 COMMANDS = SMALL_SAMPLE_COMMANDS

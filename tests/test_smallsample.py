@@ -16,7 +16,7 @@ from conftest import SMALL_SAMPLE_COMMANDS, load_reference
 from scipy import stats
 
 import mixedlm_ext as mx
-from mixedlm_ext._smallsample import kenward_roger_pieces, normalize_df_method, vcov_jacobian
+from mixedlm_ext.inference.smallsample import kenward_roger_pieces, normalize_df_method, vcov_jacobian
 
 REF = load_reference("small_sample_lmertest")
 

@@ -1,4 +1,4 @@
-"""Tests for the Stata ``mixed`` command parser (``mixedlm_ext._stata_parser``)."""
+"""Tests for the Stata ``mixed`` command parser (``mixedlm_ext.syntax.stata``)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,9 +6,9 @@ import pandas as pd
 import patsy
 import pytest
 
-from mixedlm_ext._formula_parser import parse_lme4
-from mixedlm_ext._spec import ModelSpec, REEquation, ResidualSpec
-from mixedlm_ext._stata_parser import StataSyntaxError, parse_stata, translate_if
+from mixedlm_ext.syntax.lme4 import parse_lme4
+from mixedlm_ext.spec.model import ModelSpec, REEquation, ResidualSpec
+from mixedlm_ext.syntax.stata import StataSyntaxError, parse_stata, translate_if
 
 # Every ``stata`` string of the shared reference cases (hard-coded on purpose:
 # tests must not read files outside the repository).

@@ -18,8 +18,8 @@ import pytest
 from scipy.special import logsumexp
 
 import mixedlm_ext as mx
-from mixedlm_ext._design import ModelSpecificationError
-from mixedlm_ext._weights import scale_level_one
+from mixedlm_ext.design.build import ModelSpecificationError
+from mixedlm_ext.design.weights import scale_level_one
 
 
 def _fit(cmd, data, **kw):

@@ -1,0 +1,230 @@
+"""Frequency and sampling weights at every level: the pseudo-likelihood.
+
+Stata's ``mixed`` accepts weights at the observation level (``[fw=w1]``,
+``[pw=w1]``) and at each higher level (``fweight(w2)``/``pweight(w2)`` in a
+level's equation).  A weight at a level is *conditional*: ``w_{i|j}`` for an
+observation given its group ``j``, ``w_{j|k}`` for a group given its parent
+``k``, ``w_k`` for a top-level group.  The (pseudo-)log-likelihood of a
+three-level model is
+
+    l = sum_k w_k log Int [ prod_j ( Int prod_i f(y_ijk | u)^{w_{i|jk}} phi(u_jk) du_jk )^{w_{j|k}} ]
+                          phi(u_k) du_k
+
+With integer frequency weights this is exactly the log-likelihood of the data
+with every observation (group) repeated ``w`` times.  For the Gaussian model
+every integral stays closed-form.  Writing ``a_i = w_{i|jk} w_{j|k} w_k`` for
+an observation's *total* weight and ``a_g`` for the product of the weights
+from the top down to group ``g``:
+
+* the cross-products ``Z'Z, Z'X, X'X, ...`` are computed with weights
+  ``a_i`` (rows scaled by ``sqrt(a_i)``);
+* eliminating group ``g``'s random effects uses ``Lambda' Z_g'A Z_g Lambda +
+  a_g I`` (the penalty ``|u_g|^2`` of a group counts ``a_g`` times) and adds
+  ``a_g (log|Lambda' Z_g'A Z_g Lambda + a_g I| - q log a_g)`` to the
+  log-determinant, i.e. ``a_g`` times the group's own conditional
+  log-determinant ``log|Lambda' Z_g' W_{.|g} Z_g Lambda + I|``;
+* the Schur complements are those of the ``a``-weighted system;
+* ``n`` in ``n log(2 pi sigma2)`` (and in the profiled ``sigma2 = r2 / n``)
+  becomes ``sum_i a_i``.
+
+:class:`WeightedEngine` is :class:`~._engine.NestedEngine` with group weights
+(all ones gives the unweighted engine); it can also return every top-level
+cluster's share of the log-determinant and of the Schur complement, which
+:mod:`._robust` uses for cluster scores.
+
+Scaling of level-one sampling weights (``pwscale()``, two-level models,
+following the Survey data section of Stata's [ME] mixed manual): within
+group ``j`` with ``n_j`` observations and weights ``w_{i|j}``
+
+* ``size``:       ``w*_{i|j} = w_{i|j} n_j / sum_i w_{i|j}`` (they sum to ``n_j``);
+* ``effective``:  ``w*_{i|j} = w_{i|j} sum_i w_{i|j} / sum_i w_{i|j}^2`` (they sum
+  to the effective size ``(sum w)^2 / sum w^2``);
+* ``gk`` (Graubard and Korn 1996): ``w*_j = w_j sum_i w_{i|j} / n_j`` (the
+  group average of the products ``w_{i|j} w_j``) and ``w*_{i|j} = 1``.
+
+Refusals (as Stata): REML with weights; frequency and sampling weights
+mixed; weights that vary within a group of their level; observation-level
+weights with a residual structure other than independent.  Not supported
+here: weights with crossed random effects or with any ``residuals()``
+structure, and ``pwscale()`` outside two-level models.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ..design.build import Design, ModelSpecificationError
+from ..engines.nested import NestedEngine
+
+__all__ = ["WeightInfo", "apply_weights", "scale_level_one", "WeightedEngine", "weighted_engine",
+           "engine_level_indices", "weight_columns"]
+
+
+@dataclass
+class WeightInfo:
+    """Weights bound to a design (rows sorted as the design's)."""
+
+    kind: str  # "fweight" or "pweight"
+    pwscale: Optional[str]
+    obs: np.ndarray  # (n,) conditional observation-level weights (after pwscale)
+    level: list  # per design level (coarsest first): (G,) conditional group weights
+    level_total: list  # per design level: (G,) product of the weights from the top down
+    total_obs: np.ndarray  # (n,) a_i, the total weight of each observation
+    total: float  # sum of a_i
+    levels_weighted: tuple  # labels of the levels given weights ("_obs" for level one)
+
+    @property
+    def is_frequency(self) -> bool:
+        return self.kind == "fweight"
+
+
+def weight_columns(spec) -> list[str]:
+    """Data columns the weights of ``spec`` use (the design keeps them)."""
+    return [w.var for w in getattr(spec, "weights", ())]
+
+
+def scale_level_one(w: np.ndarray, groups: np.ndarray, method: str,
+                    group_w: Optional[np.ndarray] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Stata's ``pwscale()`` for a two-level model.
+
+    Parameters
+    ----------
+    w : (n,) level-one weights ``w_{i|j}``
+    groups : (n,) group index ``j`` of each observation (0..G-1)
+    method : ``"size"``, ``"effective"`` or ``"gk"``
+    group_w : (G,) level-two weights ``w_j`` (ones if None)
+
+    Returns
+    -------
+    (w_star, group_w_star)
+    """
+    w = np.asarray(w, dtype=float)
+    G = int(groups.max()) + 1 if len(groups) else 0
+    gw = np.ones(G) if group_w is None else np.asarray(group_w, dtype=float)
+    n_j = np.bincount(groups, minlength=G).astype(float)
+    s1 = np.bincount(groups, weights=w, minlength=G)
+    if method == "size":
+        return w * (n_j / s1)[groups], gw
+    if method == "effective":
+        s2 = np.bincount(groups, weights=w * w, minlength=G)
+        return w * (s1 / s2)[groups], gw
+    if method == "gk":
+        return np.ones_like(w), gw * s1 / n_j
+    raise ValueError("pwscale must be size, effective or gk, got %r" % (method,))
+
+
+def _column(design: Design, var: str, what: str) -> np.ndarray:
+    if var not in design.data.columns:
+        raise ModelSpecificationError("weight variable '%s' not found (%s)" % (var, what))
+    v = design.data[var].to_numpy(dtype=float)
+    if not np.all(np.isfinite(v)):
+        raise ModelSpecificationError("weight variable '%s' has missing or infinite values" % var)
+    if np.any(v <= 0):
+        raise ModelSpecificationError("weight variable '%s' must be positive (%s)" % (var, what))
+    return v
+
+
+def apply_weights(design: Design) -> None:
+    """Validate the specification's weights and rebuild the design's
+    cross-products with them (sets ``design.weights``).  No-op without weights."""
+    spec = design.spec
+    specs = tuple(getattr(spec, "weights", ()))
+    pwscale = getattr(spec, "pwscale", None)
+    if not specs:
+        if pwscale is not None:
+            raise ModelSpecificationError("pwscale() requires sampling weights ([pw=var] and/or pweight())")
+        return
+    kinds = {w.kind for w in specs}
+    if len(kinds) > 1:
+        raise ModelSpecificationError("frequency weights and sampling weights cannot be combined")
+    kind = kinds.pop()
+    if spec.reml:
+        raise ModelSpecificationError(
+            "%ss are not allowed with REML: the weighted (pseudo-)likelihood is defined for ML only "
+            "(Stata refuses reml with weights)" % kind)
+    if design.crossed:
+        raise ModelSpecificationError("weights are not supported with crossed random effects")
+    res = spec.residual
+    obs_spec = [w for w in specs if w.level is None]
+    if res.kind != "independent" or res.by is not None:
+        if obs_spec:
+            raise ModelSpecificationError(
+                "observation-level weights are not allowed with residuals(%s%s): the residuals of a "
+                "panel are correlated (Stata refuses this combination)"
+                % (res.kind, ", by()" if res.by else ""))
+        raise ModelSpecificationError("weights with a residuals() structure are not supported")
+    if pwscale is not None:
+        if kind != "pweight":
+            raise ModelSpecificationError("pwscale() is only allowed with sampling weights (pweights)")
+        if len([l for l in design.levels if l.path]) != 1:
+            raise ModelSpecificationError("pwscale() is only allowed with two-level models")
+
+    n = design.n
+    obs = _column(design, obs_spec[0].var, "observation level") if obs_spec else np.ones(n)
+    if kind == "fweight" and obs_spec and np.any(obs != np.round(obs)):
+        raise ModelSpecificationError("frequency weights must be integers ('%s')" % obs_spec[0].var)
+    labels = [l.label for l in design.levels]
+    level_w = [np.ones(l.n_groups) for l in design.levels]
+    for w in specs:
+        if w.level is None:
+            continue
+        if w.level not in labels:
+            raise ModelSpecificationError("weights given for level '%s', which is not a level of the model"
+                                          % w.level)
+        li = labels.index(w.level)
+        lvl = design.levels[li]
+        v = _column(design, w.var, "level %s" % w.level)
+        lo = np.full(lvl.n_groups, np.inf)
+        hi = np.full(lvl.n_groups, -np.inf)
+        np.minimum.at(lo, lvl.codes, v)
+        np.maximum.at(hi, lvl.codes, v)
+        if np.any(hi - lo > 1e-12 * np.maximum(np.abs(hi), 1.0)):
+            g = int(np.argmax(hi - lo))
+            raise ModelSpecificationError(
+                "weight variable '%s' varies within group %d of level %s; weights at a level must be "
+                "constant within its groups" % (w.var, g + 1, w.level))
+        if kind == "fweight" and np.any(lo != np.round(lo)):
+            raise ModelSpecificationError("frequency weights must be integers ('%s')" % w.var)
+        level_w[li] = lo
+    if pwscale is not None:
+        li = [i for i, l in enumerate(design.levels) if l.path][0]
+        obs, level_w[li] = scale_level_one(obs, design.levels[li].codes, pwscale, level_w[li])
+    totals = []
+    for li, lvl in enumerate(design.levels):
+        t = level_w[li].copy()
+        if li > 0 and lvl.parent is not None:
+            t = t * totals[li - 1][lvl.parent]
+        totals.append(t)
+    a = obs * totals[-1][design.levels[-1].codes] if design.levels else obs.copy()
+    info = WeightInfo(kind, pwscale, obs, level_w, totals, a, float(a.sum()),
+                      tuple("_obs" if w.level is None else w.level for w in specs))
+    _reweight(design, a)
+    design.weights = info
+
+
+def _reweight(design: Design, a: np.ndarray) -> None:
+    """Working fixed part and cross-products with rows scaled by ``sqrt(a)``."""
+    s = np.sqrt(a)
+    design.set_working_fixed_part(row_scale=s)
+    design.Wzz, design.Wzx, design.Bxx = design.compute_crossproducts(design.Z * s[:, None], design.Xw, design.yw)
+
+
+# ---------------------------------------------------------------------------
+# the weighted engine
+# ---------------------------------------------------------------------------
+def engine_level_indices(design: Design) -> list[int]:
+    """Design-level index of each engine level (levels with random effects, finest first)."""
+    return design.re_level_indices()
+
+
+# The weighted elimination is NestedEngine itself (group weights are one of its options).
+WeightedEngine = NestedEngine
+
+
+def weighted_engine(design: Design, qs, parents) -> WeightedEngine:
+    """The engine of a weighted design (group weights from ``design.weights``)."""
+    info = design.weights
+    lis = engine_level_indices(design)
+    return WeightedEngine(qs, parents, [info.level_total[li] for li in lis])

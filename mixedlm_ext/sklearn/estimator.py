@@ -1,0 +1,609 @@
+"""scikit-learn estimator: :class:`MixedLMRegressor`.
+
+A thin wrapper: ``fit`` builds a :class:`~mixedlm_ext._spec.ModelSpec`,
+hands it with the data to :class:`~mixedlm_ext._model.MixedLMExt` and keeps
+the results; ``predict`` evaluates the fixed part and adds the BLUPs
+(conditional modes of the random effects) of the groups seen in training.
+There is no likelihood code here.
+
+Two ways to say the model:
+
+* **formula mode** (``formula=`` an lme4 formula such as
+  ``"reaction ~ days + (days | subject)"`` or a Stata ``mixed`` command):
+  ``X`` is a DataFrame holding every variable of the formula, grouping
+  columns included; the response is a column of ``X`` or is given as ``y``;
+* **array mode** (``formula=None``): ``fit(X, y, groups=g)``; fixed effects
+  on every column of ``X`` plus an intercept, one grouping level given by
+  ``groups`` with a random intercept and random slopes on ``re_columns``.
+  ``groups`` reaches ``fit`` (and ``predict``/``score``) through
+  scikit-learn's metadata routing inside ``cross_validate``, ``GridSearchCV``
+  and ``Pipeline``.
+"""
+from __future__ import annotations
+
+import keyword
+import numbers
+import warnings
+from dataclasses import replace
+
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.metrics import r2_score
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ..design.build import stata_name
+from ..model import MixedLMExt
+from ..spec.model import COVARIANCE_TYPES, ModelSpec, REEquation, ResidualSpec
+
+__all__ = ["MixedLMRegressor", "NoGroupsWarning"]
+
+# keyword arguments of MixedLMExt.fit that ``fit_options`` may carry
+_FIT_KEYS = ("start_params", "log", "emlog", "em_iterations", "emonly", "maxiter", "level", "stream")
+
+
+class NoGroupsWarning(UserWarning):
+    """``MixedLMRegressor.fit`` in array mode got no ``groups``: it fit a linear regression."""
+
+
+# ---------------------------------------------------------------------------
+# BLUPs and their use on new data (independent of the estimator)
+# ---------------------------------------------------------------------------
+def _level_blups(results) -> list[tuple[object, np.ndarray]]:
+    """``[(level, b)]`` for every level with random effects, coarsest first.
+
+    ``b`` is ``(n_groups, q)``: the BLUPs of the level's groups, columns in
+    the order of the level's blocks (each block's effects, expanded blocks
+    level by level).  ``b = Lambda u`` with ``u`` the spherical conditional
+    modes from the engine's back-substitution at the estimates.
+    """
+    r = getattr(results, "_results", results)
+    design = r.model.design
+    ob = r.model.objective
+    fine_first = design.re_levels()
+    if not fine_first:
+        return []
+    prof = r.profile
+    if prof.elim.factors is None:  # fitted without keep=True: redo the elimination at the estimates
+        prof = ob.profile(r.opt.theta, keep=True)
+    us = ob.engine.solve_u(prof.elim, prof.beta_w)
+    lam = ob.lambda_from_theta(r.opt.theta)
+    out, off = [], 0
+    for lvl, u in zip(fine_first, us):
+        q = lvl.q
+        out.append((lvl, u @ lam[off:off + q, off:off + q].T))
+        off += q
+    return out[::-1]
+
+
+def _effect_columns(level) -> list[str]:
+    names = []
+    for blk in level.blocks:
+        if blk.expand_levels is None:
+            names += list(blk.effects)
+        else:
+            names += ["%s[%s]" % (e, lev) for lev in blk.expand_levels for e in blk.effects]
+    return names
+
+
+def _key_index(keys: pd.DataFrame) -> pd.Index:
+    if keys.shape[1] == 1:
+        return pd.Index(keys.iloc[:, 0])
+    return pd.MultiIndex.from_frame(keys)
+
+
+def _positions(index: pd.Index, frame: pd.DataFrame) -> np.ndarray:
+    """Row -> position in ``index`` (-1 for values not seen in training)."""
+    if frame.shape[1] == 1:
+        return np.asarray(index.get_indexer(pd.Index(frame.iloc[:, 0])), dtype=np.intp)
+    return np.asarray(index.get_indexer(pd.MultiIndex.from_frame(frame)), dtype=np.intp)
+
+
+class _REPredictor:
+    """Everything needed to add BLUPs to predictions on new data (picklable).
+
+    Per level: the grouping columns, the index of the training groups, the
+    BLUP matrix and, per block, the random-effect columns, whether it has a
+    constant, and for expanded blocks (``R.x``, crossed terms) the expansion
+    columns and their training levels.
+    """
+
+    def __init__(self, results):
+        self.levels = []
+        for lvl, b in _level_blups(results):
+            index = _key_index(lvl.keys) if lvl.path else None
+            blocks = []
+            for blk in lvl.blocks:
+                eq = blk.equation
+                exp_index = None
+                if blk.expand_by is not None:
+                    lev = blk.expand_levels
+                    exp_index = (pd.MultiIndex.from_tuples(lev) if len(blk.expand_by) > 1
+                                 else pd.Index(lev))
+                blocks.append({
+                    "columns": list(eq.columns) if eq.factor is None else [],
+                    "constant": bool(eq.constant or eq.factor is not None),
+                    "q": blk.q,
+                    "expand_by": list(blk.expand_by) if blk.expand_by is not None else None,
+                    "expand_index": exp_index,
+                })
+            self.levels.append({"label": lvl.label, "path": list(lvl.path), "index": index,
+                                "b": np.asarray(b), "blocks": blocks,
+                                "effects": _effect_columns(lvl)})
+
+    @property
+    def columns(self) -> list[str]:
+        """Data columns the random part needs (grouping and random-effect variables)."""
+        cols = []
+        for lv in self.levels:
+            cols += lv["path"]
+            for bl in lv["blocks"]:
+                cols += bl["columns"] + (bl["expand_by"] or [])
+        return list(dict.fromkeys(cols))
+
+    def contribution(self, data: pd.DataFrame) -> np.ndarray:
+        """Sum over levels of ``z_i' b_g`` (0 for groups not seen in training)."""
+        n = len(data)
+        out = np.zeros(n)
+        for lv in self.levels:
+            pos = _positions(lv["index"], data[lv["path"]]) if lv["path"] else np.zeros(n, dtype=np.intp)
+            seen = pos >= 0
+            if not seen.any():
+                continue
+            b = lv["b"]
+            col = 0
+            for bl in lv["blocks"]:
+                parts = [data[c].to_numpy(dtype=float) for c in bl["columns"]]
+                if bl["constant"]:
+                    parts.append(np.ones(n))
+                base = np.column_stack(parts)
+                qe = base.shape[1]
+                if bl["expand_by"] is None:
+                    rows = np.flatnonzero(seen)
+                    out[rows] += np.einsum("ij,ij->i", base[rows], b[pos[rows], col:col + qe])
+                else:
+                    epos = _positions(bl["expand_index"], data[bl["expand_by"]])
+                    rows = np.flatnonzero(seen & (epos >= 0))
+                    cols = col + epos[rows, None] * qe + np.arange(qe)[None, :]
+                    out[rows] += np.einsum("ij,ij->i", base[rows], b[pos[rows, None], cols])
+                col += bl["q"]
+        return out
+
+    def frames(self) -> dict:
+        """BLUPs per level as DataFrames indexed by group."""
+        out = {}
+        for lv in self.levels:
+            idx = lv["index"] if lv["index"] is not None else pd.Index(["_all"])
+            out[lv["label"]] = pd.DataFrame(lv["b"], index=idx, columns=lv["effects"])
+        return out
+
+
+# ---------------------------------------------------------------------------
+# helpers for array mode
+# ---------------------------------------------------------------------------
+# names the results use for something else (patsy's "Intercept" becomes "_cons")
+_RESERVED = {"Intercept", "_cons", "Residual", "_all"}
+
+
+def _usable_name(name) -> bool:
+    """Whether a column name can appear as such in the internal formula."""
+    return (isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
+            and name not in _RESERVED)
+
+
+def _internal_names(feature_names, y_name, g_name) -> tuple[list[str], str, str]:
+    """Column names of the internal data frame: the real names when usable in a formula."""
+    p = len(feature_names)
+    feats = list(feature_names)
+    if not all(_usable_name(f) for f in feats) or len(set(feats)) < p:
+        feats = ["x%d" % j for j in range(p)]
+    taken = set(feats)
+
+    def pick(cands):
+        for c in cands:
+            if _usable_name(c) and c not in taken:
+                taken.add(c)
+                return c
+        k = 0
+        while "_%s%d" % (cands[-1], k) in taken:
+            k += 1
+        taken.add("_%s%d" % (cands[-1], k))
+        return "_%s%d" % (cands[-1], k)
+
+    y_col = pick([y_name, "y"])
+    g_col = pick([g_name, "group"])
+    return feats, y_col, g_col
+
+
+def _normalize_covariance(cov) -> str:
+    if not isinstance(cov, str):
+        raise ValueError("covariance must be one of %s, got %r" % (", ".join(COVARIANCE_TYPES), cov))
+    from ..syntax.lme4 import normalize_covariance
+
+    try:
+        return normalize_covariance(cov)
+    except ValueError:
+        raise ValueError("covariance must be one of %s, got %r"
+                         % (", ".join(COVARIANCE_TYPES), cov)) from None
+
+
+# ---------------------------------------------------------------------------
+class MixedLMRegressor(RegressorMixin, BaseEstimator):
+    """Linear mixed model as a scikit-learn regressor.
+
+    Parameters
+    ----------
+    formula : str or None, default None
+        Formula mode: an lme4-style formula (``"reaction ~ days + (days | subject)"``)
+        or a Stata ``mixed`` command (``"reaction days || subject: days, cov(un)"``).
+        ``X`` must then be a DataFrame holding every variable of the formula
+        (grouping columns included); the response is a column of ``X`` or is
+        passed as ``y``.  ``None`` selects array mode.
+    re_columns : int, str or list of them, or None, default None
+        Array mode: columns of ``X`` with a random slope, by index or by name
+        (a name also matches a ``ColumnTransformer`` output name ``"step__name"``).
+        ``None`` (or ``[]``): random intercept only.  Ignored in formula mode.
+    covariance : str or dict, default "unstructured"
+        Covariance of the random effects: ``"identity"``, ``"independent"``,
+        ``"exchangeable"``, ``"unstructured"`` (Stata abbreviations accepted).
+        Array mode: the structure of the (intercept, slopes) block.  Formula
+        mode: a string replaces the structure of every term written with a
+        single bar ``(x | g)`` (``||`` terms stay independent); a dict maps
+        grouping labels to structures (lme4 front-end overrides).  With a
+        single random effect the structure is always ``identity``.
+    residual : str, dict, ResidualSpec or None, default None
+        Residual structure within the groups (``None``: independent).  A
+        string is the kind (``"exchangeable"``...), a dict gives the fields of
+        :class:`~mixedlm_ext.ResidualSpec` (``kind``, ``order``, ``time``,
+        ``by``); in array mode ``time``/``by`` name or index columns of ``X``.
+    reml : bool, default True
+        REML (True) or maximum likelihood.  In formula mode this also
+        overrides a ``reml`` option of a Stata command.
+    fit_options : dict or None, default None
+        Keyword arguments for :meth:`MixedLMExt.fit` (``maxiter``,
+        ``em_iterations``, ``log``, ``start_params``, ...).
+
+    Attributes
+    ----------
+    results_ : MixedLMExtResultsWrapper
+        The full statsmodels-style results (``summary()``, ``fe_params``, ...).
+    coef_ : ndarray
+        Array mode: one slope per column of ``X`` (0 for a column omitted for
+        collinearity).  Formula mode: the fixed effects other than ``_cons``,
+        in the order of ``fe_names_``.
+    intercept_ : float
+        The fixed constant ``_cons`` (0 when the model has none).
+    fe_names_ : list of str
+        Names of the fixed effects in the results (``_cons`` last).
+    random_effects_ : dict of DataFrame
+        BLUPs per grouping level (label -> groups x effects); empty without
+        random effects.
+    n_groups_ : int
+        Number of groups at the finest level with random effects (0 without).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when ``X`` was a DataFrame with string column names.
+
+    Notes
+    -----
+    *Groups and metadata routing.*  ``groups`` is requested by default by
+    ``fit``, ``predict`` and ``score`` (no ``set_*_request`` call needed):
+    with ``sklearn.set_config(enable_metadata_routing=True)``,
+    ``cross_validate(est, X, y, cv=GroupKFold(5), params={"groups": g})``
+    sends each fold's groups to the splitter, to ``fit`` and to ``score``;
+    the same inside ``Pipeline`` and ``GridSearchCV``.  Opt out with
+    ``set_fit_request(groups=False)`` etc.
+
+    *Prediction.*  ``predict`` returns the fixed part plus the BLUPs of the
+    groups seen in training; rows of groups not seen in training (every row
+    of a ``GroupKFold`` test fold) get the population-level prediction (the
+    fixed part).  In array mode the groups of the rows to predict are given
+    as ``predict(X, groups=g)``; without them every row gets the
+    population-level prediction.  In formula mode the grouping columns of
+    ``X`` are used and a ``groups`` argument is ignored (in ``fit`` too).
+    A string ``scoring=`` ("r2") in cross-validation calls ``predict``
+    without metadata: use the default scoring (this ``score``) to get the
+    BLUPs of seen groups in the test folds.
+
+    *No groups.*  In array mode ``fit(X, y)`` without ``groups`` (what
+    ``check_estimator`` does, or cross-validation without metadata routing)
+    fits the same model with no random effects -- the linear regression, by
+    REML or ML -- and warns with :class:`NoGroupsWarning`.
+    """
+
+    # ``groups`` is requested by default (scikit-learn's default is "unset"):
+    # with metadata routing enabled, groups passed to cross_validate /
+    # GridSearchCV / Pipeline reach fit, predict and score without
+    # set_*_request calls.  set_fit_request(groups=False) etc. still opt out.
+    __metadata_request__fit = {"groups": True}
+    __metadata_request__predict = {"groups": True}
+    __metadata_request__score = {"groups": True}
+
+    def __init__(self, formula=None, re_columns=None, covariance="unstructured", residual=None,
+                 reml=True, fit_options=None):
+        self.formula = formula
+        self.re_columns = re_columns
+        self.covariance = covariance
+        self.residual = residual
+        self.reml = reml
+        self.fit_options = fit_options
+
+    # -- parameter handling ---------------------------------------------------
+    def _fit_kwargs(self) -> dict:
+        opts = {} if self.fit_options is None else self.fit_options
+        if not isinstance(opts, dict):
+            raise ValueError("fit_options must be a dict or None, got %s" % type(opts).__name__)
+        unknown = [k for k in opts if k not in _FIT_KEYS]
+        if unknown:
+            raise ValueError("unknown fit option(s) %s; allowed: %s"
+                             % (", ".join(map(repr, unknown)), ", ".join(_FIT_KEYS)))
+        return dict(opts)
+
+    def _residual_spec(self, column) -> ResidualSpec:
+        """``residual`` as a ResidualSpec; ``column`` maps a time/by reference to a data column."""
+        r = self.residual
+        if r is None:
+            return ResidualSpec()
+        if isinstance(r, str):
+            return ResidualSpec(kind=r)
+        if isinstance(r, ResidualSpec):
+            spec = r
+        elif isinstance(r, dict):
+            unknown = set(r) - {"kind", "order", "time", "by"}
+            if unknown:
+                raise ValueError("unknown residual field(s): %s" % ", ".join(sorted(map(str, unknown))))
+            spec = ResidualSpec(**r)
+        else:
+            raise ValueError("residual must be None, a str, a dict or a ResidualSpec, got %r" % (r,))
+        return replace(spec,
+                       time=None if spec.time is None else column(spec.time),
+                       by=None if spec.by is None else column(spec.by))
+
+    def _check_reml(self) -> bool:
+        if not isinstance(self.reml, (bool, np.bool_)):
+            raise ValueError("reml must be True or False, got %r" % (self.reml,))
+        return bool(self.reml)
+
+    # -- formula mode ---------------------------------------------------------
+    def _formula_spec(self) -> ModelSpec:
+        f = self.formula
+        if not isinstance(f, str):
+            raise ValueError("formula must be a string or None, got %r" % (f,))
+        reml = self._check_reml()
+        cov = self.covariance
+        if "~" in f:
+            from ..syntax.lme4 import parse_lme4
+
+            spec = parse_lme4(f, reml=reml, covariance=cov if isinstance(cov, dict) else None)
+        else:
+            from ..syntax.stata import parse_stata
+
+            spec = parse_stata(f).with_options(reml=reml)
+            if isinstance(cov, dict):
+                from ..syntax.lme4 import normalize_covariance
+
+                labels = {eq.level_name for eq in spec.random}
+                bad = sorted(set(cov) - labels)
+                if bad:
+                    raise ValueError("covariance given for unknown level %r (levels: %s)"
+                                     % (bad[0], ", ".join(sorted(labels))))
+                spec = spec.with_options(random=tuple(
+                    replace(eq, covariance=normalize_covariance(cov[eq.level_name]))
+                    if eq.level_name in cov and eq.factor is None else eq for eq in spec.random))
+        if isinstance(cov, str):
+            c = _normalize_covariance(cov)
+            spec = spec.with_options(random=tuple(
+                replace(eq, covariance=c) if eq.covariance == "unstructured" else eq for eq in spec.random))
+        elif not isinstance(cov, dict):
+            raise ValueError("covariance must be a str or a dict in formula mode, got %r" % (cov,))
+        if self.residual is not None:
+            spec = spec.with_options(residual=self._residual_spec(lambda c: c))
+        return spec
+
+    def _fit_formula(self, X, y, groups):
+        # groups (e.g. routed from a GroupKFold cross-validation) are ignored:
+        # the formula's grouping columns in X define the groups
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError("formula mode needs X as a pandas DataFrame holding the formula's variables, "
+                            "got %s" % type(X).__name__)
+        spec = self._formula_spec()
+        data = X
+        if y is not None:
+            yv = np.asarray(y)
+            if yv.ndim == 2 and yv.shape[1] == 1:
+                yv = yv[:, 0]
+            if yv.ndim != 1 or len(yv) != len(X):
+                raise ValueError("y has shape %s but X has %d rows" % (np.shape(y), len(X)))
+            data = X.copy()
+            data[spec.response] = yv
+        elif spec.response not in X.columns:
+            raise ValueError("the response %r is neither a column of X nor given as y" % spec.response)
+        feats = [c for c in X.columns if c != spec.response]
+        self.n_features_in_ = len(feats)
+        if all(isinstance(c, str) for c in feats):
+            self.feature_names_in_ = np.asarray(feats, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        res = MixedLMExt(spec, data).fit(**self._fit_kwargs())
+        fe = res.fe_params
+        self._columns = None
+        self.fe_names_ = list(fe.index)
+        self.coef_ = np.asarray([fe[n] for n in fe.index if n != "_cons"], dtype=float)
+        self.intercept_ = float(fe["_cons"]) if "_cons" in fe.index else 0.0
+        return res
+
+    # -- array mode -----------------------------------------------------------
+    def _resolve_columns(self, refs, what: str) -> list[int]:
+        """Indices of the columns of X named or indexed by ``refs``."""
+        if refs is None:
+            return []
+        if isinstance(refs, (str, numbers.Integral)):
+            refs = [refs]
+        names = getattr(self, "feature_names_in_", None)
+        p = self.n_features_in_
+        out = []
+        for r in refs:
+            if isinstance(r, (numbers.Integral, np.integer)) and not isinstance(r, (bool, np.bool_)):
+                j = int(r)
+                if not -p <= j < p:
+                    raise ValueError("%s: column index %d out of range for X with %d columns" % (what, j, p))
+                out.append(j % p)
+            elif isinstance(r, str):
+                if names is None:
+                    raise ValueError("%s: column %r given by name but X has no column names; use an index "
+                                     "(or a DataFrame / set_output(transform='pandas'))" % (what, r))
+                hits = [j for j, n in enumerate(names) if n == r]
+                if not hits:  # ColumnTransformer output names: "step__name"
+                    hits = [j for j, n in enumerate(names) if str(n).endswith("__" + r)]
+                if len(hits) != 1:
+                    raise ValueError("%s: column %r %s among %s" % (
+                        what, r, "not found" if not hits else "ambiguous", list(names)))
+                out.append(hits[0])
+            else:
+                raise ValueError("%s must hold column names or indices, got %r" % (what, r))
+        if len(set(out)) != len(out):
+            raise ValueError("%s: a column is listed twice: %r" % (what, refs))
+        return out
+
+    def _fit_array(self, X, y, groups):
+        y_name = getattr(y, "name", None)
+        g_name = getattr(groups, "name", None)
+        X, y = validate_data(self, X, y, y_numeric=True, ensure_min_samples=2, dtype=np.float64)
+        n, p = X.shape
+        reml = self._check_reml()
+        cov = _normalize_covariance(self.covariance)
+        re_idx = self._resolve_columns(self.re_columns, "re_columns")
+        fnames = list(getattr(self, "feature_names_in_", ["x%d" % j for j in range(p)]))
+        cols, y_col, g_col = _internal_names(fnames, y_name, g_name)
+        data = pd.DataFrame(X, columns=cols)
+        data[y_col] = y
+        random = ()
+        if groups is not None:
+            g = np.asarray(groups)
+            if g.ndim == 2 and g.shape[1] == 1:
+                g = g[:, 0]
+            if g.ndim != 1 or len(g) != n:
+                raise ValueError("groups must be one-dimensional with one value per row of X "
+                                 "(got shape %s for %d rows)" % (np.shape(groups), n))
+            if pd.isna(g).any():
+                raise ValueError("groups contains missing values")
+            data[g_col] = g
+            random = (REEquation(group=(g_col,), columns=tuple(cols[j] for j in re_idx), constant=True,
+                                 covariance=cov, label=g_col),)
+        else:
+            warnings.warn("MixedLMRegressor.fit got no groups: fitting the linear regression without "
+                          "random effects. Pass fit(X, y, groups=g); inside cross_validate/GridSearchCV/"
+                          "Pipeline enable sklearn.set_config(enable_metadata_routing=True) and pass "
+                          "params={'groups': g}.",
+                          NoGroupsWarning, stacklevel=3)
+
+        def column(ref):
+            return cols[self._resolve_columns(ref, "residual")[0]]
+
+        spec = ModelSpec(response=y_col, fixed=" + ".join(cols), constant=True, random=random,
+                         residual=self._residual_spec(column), reml=reml)
+        with warnings.catch_warnings():
+            # collinear columns are reported as coef_ == 0 (Stata's "omitted")
+            warnings.filterwarnings("ignore", message="note: .* omitted because of collinearity")
+            res = MixedLMExt(spec, data).fit(**self._fit_kwargs())
+        fe = res.fe_params
+        self._columns = cols
+        self._group_column = g_col if groups is not None else None
+        self.fe_names_ = list(fe.index)
+        self.coef_ = np.asarray([float(fe[c]) if c in fe.index else 0.0 for c in cols])
+        self.intercept_ = float(fe["_cons"])
+        return res
+
+    # -- public API -----------------------------------------------------------
+    def fit(self, X, y=None, groups=None):
+        """Fit the mixed model.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame, shape (n_samples, n_features)
+            Array mode: the fixed-effects covariates.  Formula mode: a
+            DataFrame with the formula's variables.
+        y : array-like, shape (n_samples,), optional in formula mode
+        groups : array-like, shape (n_samples,), optional
+            Array mode: the group of each row (routed as metadata ``groups``).
+            Without it the model has no random effects (see Notes).
+            Formula mode: ignored.
+
+        Returns
+        -------
+        self
+        """
+        if self.formula is None:
+            res = self._fit_array(X, y, groups)
+        else:
+            res = self._fit_formula(X, y, groups)
+        self.results_ = res
+        self._re = _REPredictor(res)
+        self.random_effects_ = self._re.frames()
+        design = res._results.model.design
+        fine = [lvl for lvl in design.levels if lvl.q > 0]
+        self.n_groups_ = int(fine[-1].n_groups) if fine else 0
+        return self
+
+    def _fixed_formula(self, X: pd.DataFrame) -> np.ndarray:
+        """Fixed part of formula mode on new data (patsy, with the training data's coding)."""
+        import patsy
+
+        r = self.results_._results
+        d = r.model.design
+        spec = d.spec
+        rhs = ("1 + " if spec.constant else "0 + ") + (spec.fixed.strip() or "1")
+        info = patsy.dmatrix(rhs, d.data, NA_action="raise", return_type="dataframe").design_info
+        try:
+            (M,) = patsy.build_design_matrices([info], X, NA_action="raise", return_type="dataframe")
+        except patsy.PatsyError as exc:
+            raise ValueError("cannot build the fixed part for prediction: %s" % exc) from None
+        M.columns = [stata_name(c) for c in M.columns]
+        fe = r.fe_params
+        return M[list(fe.index)].to_numpy(dtype=float) @ fe.to_numpy(dtype=float)
+
+    def predict(self, X, groups=None):
+        """Fixed part plus the BLUPs of groups seen in training.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame
+        groups : array-like, optional
+            Array mode: the group of each row; rows whose group was not seen
+            in training, and every row when ``groups`` is None, get the
+            population-level prediction.  Formula mode: ignored (the
+            grouping columns of ``X`` are used).
+
+        Returns
+        -------
+        ndarray, shape (n_samples,)
+        """
+        check_is_fitted(self, "results_")
+        if self.formula is not None:
+            if not isinstance(X, pd.DataFrame):
+                raise TypeError("formula mode needs X as a pandas DataFrame, got %s" % type(X).__name__)
+            pred = self._fixed_formula(X)
+            missing = [c for c in self._re.columns if c not in X.columns]
+            if self._re.levels and not missing:
+                pred = pred + self._re.contribution(X)
+            elif self._re.levels:
+                raise ValueError("X lacks column(s) %s needed for the random part" % missing)
+            return pred
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        pred = X @ self.coef_ + self.intercept_
+        if groups is None or not self._re.levels:
+            return pred
+        g = np.asarray(groups)
+        if g.ndim == 2 and g.shape[1] == 1:
+            g = g[:, 0]
+        if g.ndim != 1 or len(g) != X.shape[0]:
+            raise ValueError("groups must be one-dimensional with one value per row of X "
+                             "(got shape %s for %d rows)" % (np.shape(groups), X.shape[0]))
+        data = pd.DataFrame(X, columns=self._columns)
+        data[self._group_column] = g
+        return pred + self._re.contribution(data)
+
+    def score(self, X, y, sample_weight=None, groups=None):
+        """R^2 of :meth:`predict` (``groups`` as in :meth:`predict`)."""
+        return r2_score(y, self.predict(X, groups=groups), sample_weight=sample_weight)

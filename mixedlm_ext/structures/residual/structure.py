@@ -1,0 +1,357 @@
+"""Residual (level-one) error structures within the lowest-level panels.
+
+A structure describes ``R = sigma2 * C(rho)`` inside each panel, with
+``sigma2`` profiled out of the likelihood by the objective.  Its interface:
+
+* ``n_params``, ``start()``, ``bounds()`` -- the optimisation metric ``rho``;
+* ``bind(design)`` -- validate against the data (``t()``, ``by()``...) and
+  precompute what does not depend on ``rho``; returns the bound structure;
+* ``crossproducts(rho)`` -- ``(Wzz, Wzx, Bxx, logdet_C)``: the design's
+  cross-products after whitening by ``C^{-1/2}`` and ``log|C|`` summed over
+  panels; structures whose ``is_constant`` is True return the design's own;
+* ``natural(rho, sigma2)`` / ``from_natural(nat)`` -- reported metric
+  (Stata's ``phi1``, ``var(e)``, ...), ``names()``, ``kinds()`` (CI scale);
+* ``title`` -- the heading of the results table (``None`` for the plain
+  ``var(Residual)`` row).
+
+Every type except the plain independent residual is a :class:`PanelResidual`:
+it binds one correlation *kernel* (:mod:`._residual_kernels`) per by-group
+to the rows of its panels, sorted by ``t`` within panel, and combines their
+whitened cross-products (engines in :mod:`._residual_engines`).  Adding a
+structure means writing one kernel class and registering it in
+:data:`~._residual_kernels.KERNELS`.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from ...design.build import ModelSpecificationError
+from ...structures.residual.whitening import PanelRows
+from ...structures.residual.kernels import KERNELS, Kernel, ResidualDataError, _fmt_t
+from ...spec.model import ResidualSpec
+
+
+class ResidualStructure:
+    """Base class; also the plain independent homoskedastic residual."""
+
+    title: Optional[str] = None
+    is_constant = True
+
+    def __init__(self, spec: ResidualSpec):
+        self.spec = spec
+        self.design = None
+
+    @property
+    def n_params(self) -> int:
+        return 0
+
+    def start(self) -> np.ndarray:
+        return np.zeros(0)
+
+    def bounds(self) -> list:
+        return []
+
+    def bind(self, design) -> "ResidualStructure":
+        self.design = design
+        return self
+
+    def crossproducts(self, rho: np.ndarray):
+        d = self.design
+        return d.Wzz, d.Wzx, d.Bxx, 0.0
+
+    def names(self) -> list[str]:
+        return ["var(Residual)"]
+
+    def kinds(self) -> list[str]:
+        return ["var"]
+
+    def natural(self, rho: np.ndarray, sigma2: float) -> np.ndarray:
+        return np.array([sigma2])
+
+    def from_natural(self, nat: np.ndarray) -> tuple[np.ndarray, float]:
+        return np.zeros(0), float(nat[0])
+
+    def correlation(self, rho: np.ndarray, panel: int) -> np.ndarray:
+        """Dense ``C`` for one panel (tests, ``estat wcorrelation``)."""
+        n = int(np.sum(self.design.panel_codes == panel))
+        return np.eye(n)
+
+    def whiten_rows(self, rho: np.ndarray, M: np.ndarray) -> np.ndarray:
+        """``C^{-1/2} M`` panel by panel for a row-aligned matrix ``M``."""
+        return M
+
+
+def _by_name(name: str, by: str, value) -> str:
+    """``var(e)`` -> ``var(e:region=1)``; ``phi1`` -> ``phi1:region=1``."""
+    lab = "%s=%s" % (by, _fmt_t(value) if isinstance(value, (int, float, np.integer, np.floating)) else value)
+    if name.endswith(")"):
+        return "%s:%s)" % (name[:-1], lab)
+    return "%s:%s" % (name, lab)
+
+
+def _panel_label(design, panel: int) -> str:
+    if not design.levels or not design.levels[-1].path:
+        return "all data"
+    keys = design.levels[-1].keys
+    row = keys.iloc[int(panel)]
+    return ", ".join("%s=%s" % (c, _fmt_value(row[c])) for c in keys.columns)
+
+
+def _fmt_value(v) -> str:
+    try:
+        return _fmt_t(float(v))
+    except (TypeError, ValueError):
+        return str(v)
+
+
+class PanelResidual(ResidualStructure):
+    """A correlated (or by-group heteroskedastic) residual structure.
+
+    One :class:`~._residual_kernels.Kernel` per by-group (one in all when
+    there is no ``by()``).  The parameters ``rho`` are the kernels' own,
+    group after group, followed by ``log(var_g / var_1)`` for groups
+    ``2..G``; ``sigma2`` is the first group's variance.
+    """
+
+    is_constant = False
+
+    def __init__(self, spec: ResidualSpec):
+        super().__init__(spec)
+        self.kernel_cls: type[Kernel] = KERNELS[spec.kind]
+        self.kernels: list[Kernel] = []
+        self.by_values: list = []
+
+    # -- binding -------------------------------------------------------------
+    def _kind_text(self) -> str:
+        s = self.spec
+        return s.kind if s.order is None or s.kind not in ("ar", "ma", "toeplitz", "banded") else "%s %d" % (s.kind, s.order)
+
+    def _error(self, msg: str):
+        return ModelSpecificationError("residuals(%s): %s" % (self._kind_text(), msg))
+
+    def bind(self, design) -> "PanelResidual":
+        self.design = design
+        spec, cls = self.spec, self.kernel_cls
+        data = design.data
+        panel = np.asarray(design.panel_codes)
+        t = None
+        if cls.needs_time:
+            if spec.time is None:
+                raise self._error("the time variable t(varname) is required")
+            t = data[spec.time].to_numpy(dtype=float)
+            self._check_time(design, t, panel)
+        if getattr(design, "weights", None) is not None:
+            raise self._error("weights are not supported together with a residual structure")
+        Z = design.Z.toarray() if hasattr(design.Z, "toarray") else np.asarray(design.Z)  # sparse Z (crossed)
+        W = np.column_stack([Z, design.Xw, design.yw])
+        self._Q = Z.shape[1]
+        if spec.by is not None:
+            byv = data[spec.by].to_numpy()
+            values, codes = np.unique(byv, return_inverse=True)
+            codes = codes.reshape(-1)
+            if not cls.by_may_vary:
+                self._check_by_constant(design, codes, panel)
+        else:
+            values, codes = np.array([None], dtype=object), np.zeros(design.n, dtype=np.intp)
+        self.by_values = list(values)
+        self.kernels, self._ids, self._n_g = [], [], []
+        for g in range(len(values)):
+            rows = np.flatnonzero(codes == g)
+            pr = PanelRows(rows, panel[rows], None if t is None else t[rows], W[rows])
+            if pr.repeated is not None:
+                i = pr.repeated
+                raise self._error("t(%s) has repeated values within a panel: %s=%s appears more than once "
+                                  "in panel %s" % (spec.time, spec.time, _fmt_t(pr.t[i]),
+                                                   _panel_label(design, pr.panel_ids[pr.panel[i]])))
+            kern = cls(spec.order, spec.time)
+            try:
+                kern.bind_rows(pr)
+            except ResidualDataError as exc:
+                where = "" if spec.by is None else " (by %s=%s)" % (spec.by, _fmt_value(values[g]))
+                msg = str(exc) if str(exc).startswith("residuals(") else "residuals(%s): %s" % (self._kind_text(), exc)
+                raise ModelSpecificationError(msg + where) from None
+            self.kernels.append(kern)
+            self._ids.append(pr.panel_ids)
+            self._n_g.append(float(pr.n))
+        self._check_identified(design, t, Z)
+        return self
+
+    def _check_time(self, design, t: np.ndarray, panel: np.ndarray) -> None:
+        cls, name = self.kernel_cls, self.spec.time
+        if cls.integer_time:
+            bad = np.flatnonzero(t != np.round(t))
+            if bad.size:
+                raise self._error("t(%s) must hold integers; found %s=%g" % (name, name, t[bad[0]]))
+        if cls.nonneg_time and t.size and t.min() < 0:
+            raise self._error("t(%s) must hold non-negative integers; found %s=%s" % (name, name, _fmt_t(t.min())))
+
+    def _check_by_constant(self, design, codes: np.ndarray, panel: np.ndarray) -> None:
+        lo = np.full(design.n_panels, np.iinfo(np.intp).max)
+        hi = np.full(design.n_panels, -1)
+        np.minimum.at(lo, panel, codes)
+        np.maximum.at(hi, panel, codes)
+        bad = np.flatnonzero(lo != hi)
+        if bad.size:
+            lvl = design.levels[-1].label if design.levels else "_all"
+            raise self._error("by(%s) varies within panels of level %s (panel %s); by() must be constant "
+                              "within panels except with residuals(independent)"
+                              % (self.spec.by, lvl, _panel_label(design, bad[0])))
+
+    def _check_identified(self, design, t, Z) -> None:
+        """Refuse residual structures that absorb the panel level's random effects."""
+        if not design.levels:
+            return
+        lvl = design.levels[-1]
+        if lvl.q == 0:
+            return
+        kind = self.spec.kind
+        has_cons = any("_cons" in b.effects and b.expand_by is None for b in lvl.blocks)
+        full = False
+        if kind == "exchangeable":
+            full = has_cons
+        elif kind == "toeplitz":
+            full = has_cons and all(k.order >= k.max_lag for k in self.kernels)
+        elif kind in ("unstructured", "banded"):
+            complete = all(len(k._pairs) == k.K * (k.K - 1) // 2 for k in self.kernels)
+            if complete:
+                # the random effects' covariance is absorbed when their design depends on t only
+                Zl = Z[:, : lvl.q]
+                tl = np.searchsorted(np.unique(t), t)
+                first = np.zeros((tl.max() + 1, lvl.q))
+                first[tl] = Zl
+                full = bool(np.all(first[tl] == Zl))
+        if full:
+            raise ModelSpecificationError(
+                "residuals(%s) is not identified together with the random effects at the panel level %s: "
+                "the %s residual covariance already contains their covariance. Remove them (for example "
+                "|| %s:, noconstant) or choose another residual structure."
+                % (self._kind_text(), lvl.label, kind, lvl.label))
+
+    # -- parameters ------------------------------------------------------------
+    @property
+    def title(self) -> str:
+        base = self.kernels[0].title if self.kernels else self.spec.kind
+        return base if self.spec.by is None else "%s, by %s" % (base, self.spec.by)
+
+    @property
+    def n_params(self) -> int:
+        return sum(k.n_params for k in self.kernels) + max(len(self.kernels) - 1, 0)
+
+    def _split(self, rho: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        rho = np.asarray(rho, dtype=float)
+        parts, i = [], 0
+        for k in self.kernels:
+            parts.append(rho[i:i + k.n_params])
+            i += k.n_params
+        ratios = np.exp(np.concatenate([[0.0], rho[i:]]))
+        return parts, ratios
+
+    def start(self) -> np.ndarray:
+        return np.concatenate([k.start() for k in self.kernels] + [np.zeros(len(self.kernels) - 1)])
+
+    def bounds(self) -> list:
+        out = []
+        for k in self.kernels:
+            out += list(k.bounds())
+        return out + [(-30.0, 30.0)] * (len(self.kernels) - 1)
+
+    def names(self) -> list[str]:
+        if self.spec.by is None:
+            return self.kernels[0].names()
+        out = []
+        for k, v in zip(self.kernels, self.by_values):
+            out += [_by_name(nm, self.spec.by, v) for nm in k.names()]
+        return out
+
+    def kinds(self) -> list[str]:
+        out = []
+        for k in self.kernels:
+            out += k.kinds()
+        return out
+
+    def natural(self, rho: np.ndarray, sigma2: float) -> np.ndarray:
+        parts, ratios = self._split(rho)
+        return np.concatenate([k.natural(p, sigma2 * r) for k, p, r in zip(self.kernels, parts, ratios)])
+
+    def from_natural(self, nat: np.ndarray) -> tuple[np.ndarray, float]:
+        nat = np.asarray(nat, dtype=float)
+        parts, s2s, i = [], [], 0
+        for k in self.kernels:
+            m = len(k.names())
+            r, s2 = k.from_natural(nat[i:i + m])
+            parts.append(np.asarray(r, dtype=float))
+            s2s.append(s2)
+            i += m
+        s2s = np.asarray(s2s, dtype=float)
+        if not np.all(s2s > 0):
+            return np.zeros(self.n_params), float("nan")
+        return np.concatenate(parts + [np.log(s2s[1:] / s2s[0])]), float(s2s[0])
+
+    # -- evaluation --------------------------------------------------------------
+    def full(self, rho: np.ndarray) -> tuple[np.ndarray, float]:
+        """Per-panel ``[Z X y]' C^{-1} [Z X y]`` ``(P, k, k)`` and ``log|C|``."""
+        parts, ratios = self._split(rho)
+        if len(self.kernels) == 1:
+            F, ld = self.kernels[0].full(parts[0])
+        else:
+            d = self.design
+            k = self.kernels[0].rows.k
+            F = np.zeros((d.n_panels, k, k))
+            ld = 0.0
+            for kern, p, r, ids, n_g in zip(self.kernels, parts, ratios, self._ids, self._n_g):
+                Fg, lg = kern.full(p)
+                F[ids] += Fg / r
+                ld += lg + n_g * np.log(r)
+        if not np.isfinite(ld):
+            raise np.linalg.LinAlgError("residual covariance is not positive definite")
+        return F, float(ld)
+
+    def crossproducts(self, rho: np.ndarray):
+        F, ld = self.full(rho)
+        Q = self._Q
+        P, k = F.shape[0], F.shape[1]
+        tot = F.reshape(P, k * k).sum(axis=0).reshape(k, k)
+        return F[:, :Q, :Q], F[:, :Q, Q:], tot[Q:, Q:], ld
+
+    def correlation(self, rho: np.ndarray, panel: int) -> np.ndarray:
+        """Relative covariance ``C`` of design panel ``panel`` (rows in design order)."""
+        pos = np.flatnonzero(np.asarray(self.design.panel_codes) == panel)
+        out = np.zeros((pos.size, pos.size))
+        parts, ratios = self._split(rho)
+        for kern, p, r, ids in zip(self.kernels, parts, ratios, self._ids):
+            j = np.searchsorted(ids, panel)
+            if j >= ids.size or ids[j] != panel:
+                continue
+            C = kern.panel_corr(p, j) * r
+            loc = np.searchsorted(pos, kern.rows.rows[kern.rows.panel_rows(j)])
+            out[np.ix_(loc, loc)] = C
+        return out
+
+    def whiten_rows(self, rho: np.ndarray, M: np.ndarray) -> np.ndarray:
+        """``C^{-1/2} M`` panel by panel (Cholesky in ``t`` order), rows in design order."""
+        M = np.asarray(M, dtype=float)
+        out = np.empty_like(M)
+        parts, ratios = self._split(rho)
+        for kern, p, r in zip(self.kernels, parts, ratios):
+            idx = kern.rows.rows
+            out[idx] = kern.whiten(p, M[idx]) / np.sqrt(r)
+        return out
+
+
+RESIDUAL_TYPES: dict[str, type[ResidualStructure]] = {"independent": ResidualStructure}
+RESIDUAL_TYPES.update({k: PanelResidual for k in KERNELS if k != "independent"})
+RESIDUAL_TYPES["independent_by"] = PanelResidual
+
+
+def make_residual(spec: ResidualSpec) -> ResidualStructure:
+    """The residual structure object for a :class:`ResidualSpec`."""
+    kind = spec.kind
+    if kind == "independent" and spec.by is None:
+        return ResidualStructure(spec)
+    try:
+        cls = RESIDUAL_TYPES[kind if not (kind == "independent" and spec.by) else "independent_by"]
+    except KeyError:
+        raise NotImplementedError("residuals(%s) is not available" % kind) from None
+    return cls(spec)
