@@ -8,14 +8,14 @@
 from .api import lmer, mixed
 from .structures.covariance import Exchangeable, Identity, Independent, Unstructured
 from .datasets import list_datasets, load_dataset
-from .design.build import ModelSpecificationError
 from .model import MixedLMExt
-from .fit.optimizer import BoundaryWarning, ConvergenceWarning
 from .spec.residuals import (AR, MA, Banded, ExchangeableResidual, Exponential, IndependentResidual, Toeplitz,
                               UnstructuredResidual)
 from .results.results import LRTestResult, MixedLMExtResults, lrtest
 from .spec.model import ModelSpec, REEquation, ResidualSpec
-from .syntax.stata import StataSyntaxError, parse_stata
+from .core.errors import (BoundaryWarning, ConvergenceWarning, FormulaSyntaxError, ModelSpecificationError,
+                          StataSyntaxError)
+from .syntax.stata import parse_stata
 
 __version__ = "0.1.0"
 

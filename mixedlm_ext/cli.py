@@ -6,7 +6,8 @@ import sys
 
 import pandas as pd
 
-from . import load_dataset, mixed
+from .api import mixed
+from .datasets import load_dataset
 
 
 def main(argv=None) -> int:

@@ -12,14 +12,16 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 from statsmodels.base.model import LikelihoodModel
-from threadpoolctl import ThreadpoolController
 
-from .design.build import Design, build_design
-from .inference.vc import numerical_hessian
+from .core.errors import BoundaryWarning, warn_user
+from .core.threads import single_thread_blas
+from .design.build import build_design
+from .design.types import Design
+from .fit.derivatives import central_gradient, numerical_hessian
 from .fit.objective import Objective
-from .fit.optimizer import BoundaryWarning, central_gradient, optimize
+from .fit.optimizer import optimize
+from .inference.vc import vc_covariance
 from .spec.model import ModelSpec, ResidualSpec
-from .core.errors import warn_user
 
 
 def _with_residual(spec: ModelSpec, residual: Optional[ResidualSpec]) -> ModelSpec:
@@ -28,18 +30,6 @@ def _with_residual(spec: ModelSpec, residual: Optional[ResidualSpec]) -> ModelSp
     if not isinstance(residual, ResidualSpec):
         raise TypeError("residual must be a residual structure such as AR(1, time='t'), got %r" % (residual,))
     return spec.with_options(residual=residual)
-
-
-def _single_thread_blas():
-    """BLAS on one thread: the work is many tiny matrix operations (and tall-skinny
-    products), where OpenBLAS's threading costs far more than it saves."""
-    global _CONTROLLER
-    if _CONTROLLER is None:
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER.limit(limits=1, user_api="blas")
-
-
-_CONTROLLER = None
 
 
 class MixedLMExt(LikelihoodModel):
@@ -61,7 +51,7 @@ class MixedLMExt(LikelihoodModel):
     """
 
     def __init__(self, spec: ModelSpec, data: pd.DataFrame, **kwargs):
-        with _single_thread_blas():
+        with single_thread_blas():
             design = build_design(spec, data)
         self.spec = spec
         self.design: Design = design
@@ -76,7 +66,7 @@ class MixedLMExt(LikelihoodModel):
         self.data.param_names = list(design.fe_names) + self.vc_names
         self.k_params = self.k_fe + len(self.vc_names)
         self.nobs = design.n
-        if getattr(design, "weights", None) is not None and design.weights.is_frequency:
+        if design.weights is not None and design.weights.is_frequency:
             self.nobs = int(round(design.weights.total))  # frequency weights: the expanded sample
         self.df_model = self.k_fe - int(design.has_constant)
         self.df_resid = self.nobs - self.k_fe
@@ -187,7 +177,7 @@ class MixedLMExt(LikelihoodModel):
             standard errors clustered at the top level (or ``var``); ML only;
             automatic with sampling weights (see ``_robust.py``).
         """
-        with _single_thread_blas():
+        with single_thread_blas():
             return self._fit(start_params, log=log, emlog=emlog, em_iterations=em_iterations, emonly=emonly,
                              maxiter=maxiter, level=level, stream=stream, df_method=df_method, vce=vce)
 
@@ -215,10 +205,10 @@ class MixedLMExt(LikelihoodModel):
         prof = ob.profile(opt.theta, keep=True)
         phi = ob.natural_from_theta(opt.theta, prof.sigma2)
         kinds = ob.natural_kinds()
-        cov_vc = _vc_cov_interior(ob, opt.theta, prof.sigma2, phi, kinds, opt.at_bound,
+        cov_vc = vc_covariance(ob, opt.theta, prof.sigma2, phi, kinds, opt.at_bound,
                                   opt.hessian_psi, opt.psi_free)
         p = self.k_fe
-        cov_fe = prof.sigma2 * np.linalg.inv(prof.Bxx) if p else np.zeros((0, 0))
+        cov_fe = prof.sigma2 * np.linalg.inv(prof.xtvx) if p else np.zeros((0, 0))
         k = p + phi.size
         cov = np.zeros((k, k))
         cov[:p, :p] = cov_fe
@@ -233,65 +223,3 @@ class MixedLMExt(LikelihoodModel):
         return MixedLMExtResultsWrapper(res)
 
 
-def _vc_cov_interior(ob: Objective, theta: np.ndarray, sigma2: float, phi: np.ndarray,
-                     kinds: list[str], at_bound: Optional[np.ndarray],
-                     hessian: Optional[np.ndarray] = None, psi_free: Optional[np.ndarray] = None) -> np.ndarray:
-    """Covariance of the variance components in the reported metric.
-
-    Stata's way: the inverse Hessian of the log-likelihood in the estimation
-    metric ``psi = (theta, log sigma2)`` (beta profiled), carried to the
-    reported metric by the delta method, ``J H^-1 J'`` with ``J = dphi/dpsi``.
-    At the optimum this is the inverse observed information in the reported
-    metric, but the estimation metric stays well conditioned where reported
-    covariance matrices are nearly singular (finite differences taken directly
-    in variances and covariances were 5% off on an unstructured residual).
-    Parameters at a bound (a variance estimated as zero) are held fixed and
-    the reported parameters that depend only on them get no standard error.
-    """
-    psi = np.append(np.asarray(theta, dtype=float), np.log(sigma2))
-    free = np.ones(psi.size, dtype=bool)
-    if psi_free is not None:
-        free = np.asarray(psi_free, dtype=bool).copy()
-    elif at_bound is not None:
-        free[: at_bound.size] = ~np.asarray(at_bound, dtype=bool)
-    var_scale = max([abs(v) for v, k in zip(phi, kinds) if k == "var"] or [1.0])
-    zero = np.array([k in ("var", "cov") and abs(v) <= 1e-10 * var_scale for v, k in zip(phi, kinds)])
-
-    def f(z):
-        full = psi.copy()
-        full[free] = z
-        return ob.neg2ll_estimation(full)
-
-    def g(z):
-        full = psi.copy()
-        full[free] = z
-        return ob.natural_from_estimation(full)
-
-    z0 = psi[free]
-    if hessian is not None and hessian.shape == (z0.size, z0.size):
-        H = 0.5 * hessian  # the optimizer's last Newton-Raphson Hessian at this point
-    else:
-        # stable to ~1e-5 across steps 1e-2 .. 1e-4 in this metric: one central difference
-        H = 0.5 * numerical_hessian(f, z0, ["est"] * z0.size, rel=1e-3)
-    H = 0.5 * (H + H.T)
-    try:
-        Hinv = np.linalg.inv(H)
-    except np.linalg.LinAlgError:
-        Hinv = np.linalg.pinv(H)
-    J = _jacobian(g, z0)
-    out = J @ Hinv @ J.T
-    if zero.any():
-        out[zero, :] = np.nan
-        out[:, zero] = np.nan
-    return out
-
-
-def _jacobian(g, x: np.ndarray, rel: float = 1e-6) -> np.ndarray:
-    """Central-difference Jacobian of a cheap vector function (no likelihood calls)."""
-    h = rel * np.maximum(np.abs(x), 1e-2)
-    cols = []
-    for i in range(x.size):
-        e = np.zeros(x.size)
-        e[i] = h[i]
-        cols.append((g(x + e) - g(x - e)) / (2 * h[i]))
-    return np.column_stack(cols) if cols else np.zeros((len(g(x)), 0))

@@ -27,7 +27,9 @@ from scipy.sparse.linalg import spsolve
 
 import mixedlm_ext as mx
 from mixedlm_ext.engines import crossed as _crossed
+from mixedlm_ext.design import random as design_random
 from mixedlm_ext.engines.crossed import CrossedEngine
+from mixedlm_ext.postestimation.blups import crossed_level_blups, nested_level_blups
 from mixedlm_ext.design.build import build_design
 from mixedlm_ext.fit.objective import Objective
 from mixedlm_ext.spec.model import ModelSpec, REEquation
@@ -139,7 +141,7 @@ def schur_mode(request, monkeypatch):
 @pytest.mark.parametrize("reml", [False, True])
 def test_sparse_equals_dense(key, seed, reml, schur_mode):
     d, ob = _objective(key, seed, reml)
-    assert d.crossed and isinstance(ob.engine, CrossedEngine)
+    assert d.sparse_re and isinstance(ob.engine, CrossedEngine)
     assert (ob.engine.kmat is not None) == (schur_mode == "kmat" and ob.engine.Q2 > 0)
     theta = _theta(ob, seed)
     prof = ob.profile(theta)
@@ -157,7 +159,6 @@ def test_sparse_equals_nested_engine_on_dense_crossproducts(key):
     per-panel cross-products (the previous path for crossed designs)."""
     from mixedlm_ext.engines.nested import NestedEngine
     from mixedlm_ext.core.linalg import grouped_crossprod
-    from mixedlm_ext.fit.objective import _engine_levels
 
     d, ob = _objective(key, 4)
     theta = _theta(ob, 4)
@@ -166,13 +167,13 @@ def test_sparse_equals_nested_engine_on_dense_crossproducts(key):
     XY = np.column_stack([d.Xw, d.yw])
     Wzz = grouped_crossprod(Z, Z, fine.codes, fine.n_groups)
     Wzx = grouped_crossprod(Z, XY, fine.codes, fine.n_groups)
-    qs, parents, _ = _engine_levels(d)
-    ref = NestedEngine(qs, parents).eliminate(Wzz, Wzx, d.Bxx, ob.lambda_from_theta(theta))
+    qs, parents, _ = d.engine_layout()
+    ref = NestedEngine(qs, parents).eliminate(Wzz, Wzx, d.XYtXY, ob.lambda_from_theta(theta))
     prof = ob.profile(theta)
     assert prof.elim.logdet == pytest.approx(ref.logdet, rel=1e-11, abs=1e-10)
     np.testing.assert_allclose(prof.elim.B, ref.B, rtol=1e-10, atol=1e-10 * np.abs(ref.B).max())
     # a dense design-order Lambda is accepted too
-    el = ob.engine.eliminate(None, None, d.Bxx, ob.lambda_from_theta(theta))
+    el = ob.engine.eliminate(None, None, d.XYtXY, ob.lambda_from_theta(theta))
     assert el.logdet == pytest.approx(ref.logdet, rel=1e-11, abs=1e-10)
 
 
@@ -232,7 +233,7 @@ def test_postestimation_with_sparse_Z(cmd, monkeypatch):
     conditional/comparative variances are unchanged."""
     pen = mx.load_dataset("penicillin")
     dense = mx.mixed(cmd, pen)
-    monkeypatch.setattr(_crossed, "DENSE_Z_MAX_ELEMS", 0)
+    monkeypatch.setattr(design_random, "DENSE_Z_MAX_ELEMS", 0)
     sparse = mx.mixed(cmd, pen)
     assert sp.issparse(sparse.model.design.Z) and not sp.issparse(dense.model.design.Z)
     assert sparse.llf == pytest.approx(dense.llf, rel=1e-12)
@@ -253,13 +254,12 @@ def test_postestimation_with_sparse_Z(cmd, monkeypatch):
     (None, "mixed diameter || _all: R.plate || _all: R.sample, reml"),
 ])
 def test_level_blups_equal_postestimation(formula, stata):
-    """``_crossed.level_blups`` (no dense nested-layout factor) gives the BLUPs and
+    """``crossed_level_blups`` (no dense nested-layout factor) gives the BLUPs and
     the reported diagonal blocks of their conditional and comparative
     covariances exactly as the postestimation code does through the dense view."""
     pen = mx.load_dataset("penicillin")
     res = mx.lmer(formula, pen, reml=False) if formula else mx.mixed(stata, pen)
-    ref = res._pe_blups
-    mine = _crossed.level_blups(res)
+    ref, mine = _blups_both_ways(res)
     assert set(mine) == set(ref)
     d = res.model.design
     for li, lb in ref.items():
@@ -273,10 +273,16 @@ def test_level_blups_equal_postestimation(formula, stata):
         np.testing.assert_allclose(mb.comp[mask], lb.comp[mask], rtol=1e-9, atol=1e-12)
 
 
+def _blups_both_ways(res):
+    """BLUPs through the dense nested-layout view and through the crossed engine's factor."""
+    ob, theta, cov_fe = res.model.objective, res.opt.theta, res.cov_fe.to_numpy()
+    return nested_level_blups(ob, theta, cov_fe), crossed_level_blups(ob, theta, cov_fe)
+
+
 def test_level_blups_random_slopes():
     d, ob = _objective("_all:R.a||b:x,unstr", 6)
     res = mx.MixedLMExt(ob.design.spec, _random_crossed(6)).fit()
-    ref, mine = res._pe_blups, _crossed.level_blups(res)
+    ref, mine = _blups_both_ways(res)
     for li, lb in ref.items():
         mask = mine[li].cond != 0
         np.testing.assert_allclose(mine[li].b, lb.b, rtol=1e-8, atol=1e-11)
@@ -394,7 +400,7 @@ def test_large_design_stays_sparse():
     m = mx.MixedLMExt.from_stata("mixed y x || _all: R.a || b:", df)
     d = m.design
     assert sp.issparse(d.Z) and d.Z.nnz == 2 * d.n
-    assert d.Wzz is None
+    assert d.ZtZ is None
     eng = m.objective.engine
     assert isinstance(eng, CrossedEngine)
     assert [t.G for t in eng.terms] == [1200, 400] and eng.Q2 == 400
@@ -415,7 +421,7 @@ def test_large_design_stays_sparse():
     u = spsolve(P, Zf.T @ (d.y - d.X @ prof.beta))
     np.testing.assert_allclose(np.concatenate([us[0].ravel(), us[1].ravel()]), u, rtol=1e-8, atol=1e-10)
     # BLUPs and their conditional variances without any dense nested-layout factor
-    blups = _crossed.level_blups(res)  # level 0 is _all (R.a), level 1 is b
+    blups = crossed_level_blups(res.model.objective, theta, res.cov_fe.to_numpy())  # level 0: _all (R.a), 1: b
     np.testing.assert_allclose(blups[1].b[:, 0], us[0][:, 0] * theta[1], rtol=1e-10)
     np.testing.assert_allclose(blups[0].b[0], us[1][0] * theta[0], rtol=1e-10)
     Pinv = np.linalg.inv(P.toarray())
@@ -427,12 +433,12 @@ def test_large_design_stays_sparse():
 
 
 def test_sparse_expand_matches_dense():
-    from mixedlm_ext.design.build import _expand
+    from mixedlm_ext.design.random import dense_expand as _expand
 
     rng = np.random.default_rng(0)
     base = rng.normal(size=(50, 2))
     codes = rng.integers(0, 7, 50)
-    np.testing.assert_array_equal(_crossed.sparse_expand(base, codes, 7).toarray(), _expand(base, codes, 7))
+    np.testing.assert_array_equal(design_random.sparse_expand(base, codes, 7).toarray(), _expand(base, codes, 7))
 
 
 # ---------------------------------------------------------------------------

@@ -6,7 +6,8 @@ import pandas as pd
 import patsy
 import pytest
 
-from mixedlm_ext.syntax.lme4 import FormulaSyntaxError, parse_lme4
+from mixedlm_ext import FormulaSyntaxError
+from mixedlm_ext.syntax.lme4 import parse_lme4
 from mixedlm_ext.syntax.statsmodels import spec_from_statsmodels
 from mixedlm_ext.spec.model import ModelSpec, REEquation, ResidualSpec
 from mixedlm_ext.syntax.stata import parse_stata

@@ -84,11 +84,11 @@ def test_statsmodels_tests(res):
 
 def test_fit_does_not_mutate_model(pig):
     m = mx.MixedLMExt.from_stata("weight week || id: week", pig)
-    before = (m.design.Wzz.copy(), m.objective.theta_start().copy(), list(m.exog_names))
+    before = (m.design.ZtZ.copy(), m.objective.theta_start().copy(), list(m.exog_names))
     r1 = m.fit()
     r2 = m.fit()
     assert r1.llf == r2.llf
-    assert np.array_equal(before[0], m.design.Wzz) and list(m.exog_names) == before[2]
+    assert np.array_equal(before[0], m.design.ZtZ) and list(m.exog_names) == before[2]
 
 
 def test_iteration_log_in_stata_form(pig):

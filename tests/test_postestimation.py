@@ -439,7 +439,7 @@ class _DenseAR1(ResidualStructure):
     """corr = phi^|t_i - t_j| within a panel; dense whitening (test double)."""
 
     title = "AR(1) test double"
-    is_constant = False
+    is_plain = False
 
     @property
     def n_params(self):

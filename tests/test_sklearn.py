@@ -19,7 +19,7 @@ from sklearn.utils.estimator_checks import check_estimator
 
 import mixedlm_ext as mx
 from mixedlm_ext import MixedLMRegressor
-from mixedlm_ext.sklearn.estimator import NoGroupsWarning
+from mixedlm_ext.core.errors import NoGroupsWarning
 
 # check_estimator calls fit(X, y) without groups: the estimator then fits the
 # linear regression (no random effects) and warns; with that fallback every

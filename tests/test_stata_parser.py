@@ -8,7 +8,8 @@ import pytest
 
 from mixedlm_ext.syntax.lme4 import parse_lme4
 from mixedlm_ext.spec.model import ModelSpec, REEquation, ResidualSpec
-from mixedlm_ext.syntax.stata import StataSyntaxError, parse_stata, translate_if
+from mixedlm_ext import StataSyntaxError
+from mixedlm_ext.syntax.stata import parse_stata, translate_if
 
 # Every ``stata`` string of the shared reference cases (hard-coded on purpose:
 # tests must not read files outside the repository).

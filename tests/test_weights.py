@@ -18,7 +18,7 @@ import pytest
 from scipy.special import logsumexp
 
 import mixedlm_ext as mx
-from mixedlm_ext.design.build import ModelSpecificationError
+from mixedlm_ext import ModelSpecificationError
 from mixedlm_ext.design.weights import scale_level_one
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+LOG2PI = float(np.log(2.0 * np.pi))
 _CHUNK_ELEMS = 4_000_000  # rows * cols * cols per chunk: bounds temporary memory
 
 
@@ -129,3 +130,29 @@ def block_diag(*mats: np.ndarray) -> np.ndarray:
         out[i:i + k, i:i + k] = m
         i += k
     return out
+
+
+def inv_lower(L: np.ndarray) -> np.ndarray:
+    """Inverses of a stack of lower-triangular matrices ``(G, q, q)``."""
+    if L.shape[-1] == 1:
+        return 1.0 / L
+    eye = np.broadcast_to(np.eye(L.shape[-1]), L.shape)
+    return batched_lower_solve(L, eye)
+
+
+def upper_solve_vec(L: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve ``L' x = b`` for stacks: L (G, q, q) lower, b (G, q)."""
+    return batched_upper_solve_t(L, b[:, :, None])[:, :, 0]
+
+
+def lower_solve_vec(L: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve ``L x = b`` for stacks: L (G, q, q) lower, b (G, q)."""
+    return batched_lower_solve(L, b[:, :, None])[:, :, 0]
+
+
+def cho_solve_small(L: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve ``L L' x = b`` (one small dense system, ``L`` lower)."""
+    from scipy.linalg import solve_triangular
+
+    return solve_triangular(L, solve_triangular(L, b, lower=True, check_finite=False), lower=True,
+                            trans="T", check_finite=False)

@@ -27,10 +27,10 @@ from the top down to group ``g``:
 * ``n`` in ``n log(2 pi sigma2)`` (and in the profiled ``sigma2 = r2 / n``)
   becomes ``sum_i a_i``.
 
-:class:`WeightedEngine` is :class:`~._engine.NestedEngine` with group weights
+:class:`~mixedlm_ext.engines.nested.NestedEngine` takes these group weights
 (all ones gives the unweighted engine); it can also return every top-level
 cluster's share of the log-determinant and of the Schur complement, which
-:mod:`._robust` uses for cluster scores.
+:mod:`mixedlm_ext.inference.robust` uses for cluster scores.
 
 Scaling of level-one sampling weights (``pwscale()``, two-level models,
 following the Survey data section of Stata's [ME] mixed manual): within
@@ -55,11 +55,9 @@ from typing import Optional
 
 import numpy as np
 
-from ..design.build import Design, ModelSpecificationError
-from ..engines.nested import NestedEngine
+from ..core.errors import ModelSpecificationError
 
-__all__ = ["WeightInfo", "apply_weights", "scale_level_one", "WeightedEngine", "weighted_engine",
-           "engine_level_indices", "weight_columns"]
+__all__ = ["WeightInfo", "bind_weights", "scale_level_one"]
 
 
 @dataclass
@@ -78,11 +76,6 @@ class WeightInfo:
     @property
     def is_frequency(self) -> bool:
         return self.kind == "fweight"
-
-
-def weight_columns(spec) -> list[str]:
-    """Data columns the weights of ``spec`` use (the design keeps them)."""
-    return [w.var for w in getattr(spec, "weights", ())]
 
 
 def scale_level_one(w: np.ndarray, groups: np.ndarray, method: str,
@@ -115,7 +108,7 @@ def scale_level_one(w: np.ndarray, groups: np.ndarray, method: str,
     raise ValueError("pwscale must be size, effective or gk, got %r" % (method,))
 
 
-def _column(design: Design, var: str, what: str) -> np.ndarray:
+def _column(design, var: str, what: str) -> np.ndarray:
     if var not in design.data.columns:
         raise ModelSpecificationError("weight variable '%s' not found (%s)" % (var, what))
     v = design.data[var].to_numpy(dtype=float)
@@ -126,16 +119,18 @@ def _column(design: Design, var: str, what: str) -> np.ndarray:
     return v
 
 
-def apply_weights(design: Design) -> None:
-    """Validate the specification's weights and rebuild the design's
-    cross-products with them (sets ``design.weights``).  No-op without weights."""
+def bind_weights(design) -> Optional[WeightInfo]:
+    """Validate the specification's weights against a design's levels and bind
+    them to its rows; None without weights.  ``design`` needs ``spec``,
+    ``levels``, ``data``, ``n`` and ``sparse_re`` (the cross-products are
+    computed from the result by the design stage)."""
     spec = design.spec
-    specs = tuple(getattr(spec, "weights", ()))
-    pwscale = getattr(spec, "pwscale", None)
+    specs = tuple(spec.weights)
+    pwscale = spec.pwscale
     if not specs:
         if pwscale is not None:
             raise ModelSpecificationError("pwscale() requires sampling weights ([pw=var] and/or pweight())")
-        return
+        return None
     kinds = {w.kind for w in specs}
     if len(kinds) > 1:
         raise ModelSpecificationError("frequency weights and sampling weights cannot be combined")
@@ -144,7 +139,7 @@ def apply_weights(design: Design) -> None:
         raise ModelSpecificationError(
             "%ss are not allowed with REML: the weighted (pseudo-)likelihood is defined for ML only "
             "(Stata refuses reml with weights)" % kind)
-    if design.crossed:
+    if design.sparse_re:
         raise ModelSpecificationError("weights are not supported with crossed random effects")
     res = spec.residual
     obs_spec = [w for w in specs if w.level is None]
@@ -200,31 +195,4 @@ def apply_weights(design: Design) -> None:
     a = obs * totals[-1][design.levels[-1].codes] if design.levels else obs.copy()
     info = WeightInfo(kind, pwscale, obs, level_w, totals, a, float(a.sum()),
                       tuple("_obs" if w.level is None else w.level for w in specs))
-    _reweight(design, a)
-    design.weights = info
-
-
-def _reweight(design: Design, a: np.ndarray) -> None:
-    """Working fixed part and cross-products with rows scaled by ``sqrt(a)``."""
-    s = np.sqrt(a)
-    design.set_working_fixed_part(row_scale=s)
-    design.Wzz, design.Wzx, design.Bxx = design.compute_crossproducts(design.Z * s[:, None], design.Xw, design.yw)
-
-
-# ---------------------------------------------------------------------------
-# the weighted engine
-# ---------------------------------------------------------------------------
-def engine_level_indices(design: Design) -> list[int]:
-    """Design-level index of each engine level (levels with random effects, finest first)."""
-    return design.re_level_indices()
-
-
-# The weighted elimination is NestedEngine itself (group weights are one of its options).
-WeightedEngine = NestedEngine
-
-
-def weighted_engine(design: Design, qs, parents) -> WeightedEngine:
-    """The engine of a weighted design (group weights from ``design.weights``)."""
-    info = design.weights
-    lis = engine_level_indices(design)
-    return WeightedEngine(qs, parents, [info.level_total[li] for li in lis])
+    return info

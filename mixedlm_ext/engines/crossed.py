@@ -67,55 +67,19 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
-from ..engines.nested import Elimination
-from ..core.linalg import batched_cholesky, batched_lower_solve, batched_upper_solve_t, grouped_crossprod
+from ..core.linalg import (batched_cholesky, batched_lower_solve, block_diag, grouped_crossprod, inv_lower,
+                           lower_solve_vec, upper_solve_vec)
+from ..design.groups import group_codes
+from ..design.random import base_matrix
+from .nested import Elimination, NestedEngine
 
 # Kmat is used while it has at most this many stored entries (12 bytes each);
 # otherwise the middle sum is a sparse product per evaluation.
 _KMAT_MAX_NNZ = 25_000_000
 # design.Z stays a dense array while it has at most this many entries (other
 # modules index it); larger crossed designs keep it as a scipy CSC matrix.
-DENSE_Z_MAX_ELEMS = 4_000_000
 # dense fall-back for the nested-layout factors (conditional covariances)
 _NESTED_VIEW_MAX_ELEMS = 20_000_000
-
-
-# ---------------------------------------------------------------------------
-# helpers used by the design stage
-# ---------------------------------------------------------------------------
-def sparse_expand(base: np.ndarray, codes: np.ndarray, k: int) -> sp.csc_matrix:
-    """Row-wise Kronecker of a level indicator with the base columns, sparse.
-
-    The sparse counterpart of ``_design._expand``: column ``codes[i] * qe + j``
-    of row ``i`` holds ``base[i, j]``.
-    """
-    n, qe = base.shape
-    indices = (np.asarray(codes, dtype=np.int64)[:, None] * qe + np.arange(qe)[None, :]).ravel()
-    indptr = np.arange(0, n * qe + 1, qe, dtype=np.int64)
-    m = sp.csr_matrix((np.ascontiguousarray(base, dtype=float).ravel(), indices, indptr), shape=(n, k * qe))
-    return m.tocsc()
-
-
-def hstack_columns(mats: Sequence, n: int):
-    """``column_stack`` for a mix of dense arrays and sparse matrices (CSC result)."""
-    if not mats:
-        return sp.csc_matrix((n, 0))
-    return sp.hstack([m if sp.issparse(m) else sp.csc_matrix(np.asarray(m, dtype=float)) for m in mats],
-                     format="csc")
-
-
-def finish_Z(Z):
-    """Dense ``Z`` when small (other modules index it), CSC otherwise."""
-    if sp.issparse(Z) and Z.shape[0] * Z.shape[1] <= DENSE_Z_MAX_ELEMS:
-        return Z.toarray()
-    return Z
-
-
-def uses_sparse_design(merged) -> bool:
-    """Whether a design goes through the crossed engine: some ``_all`` level has
-    an ``R.x`` factor block (``|| _all: R.a``, ``|| _all: R.a || b:``).  The
-    lme4-style crossed groupings (``_as_crossed``) always do."""
-    return any(path == () and any(eq.factor is not None for eq in eqs) for path, eqs in merged)
 
 
 # ---------------------------------------------------------------------------
@@ -146,7 +110,7 @@ class CrossedTerm:
         return out
 
 
-def _level_layout(design):
+def level_layout(design):
     """Levels with random effects, finest first, and each one's offset in the
     flattened level-layout ``u`` vector (``(G, q)`` per level, row major)."""
     offs, total = {}, 0
@@ -162,20 +126,18 @@ def _level_layout(design):
 def build_terms(design) -> tuple[list[CrossedTerm], int]:
     """The design's random effects as crossed terms (in design order) and the
     length of the level-layout ``u`` vector."""
-    from ..design.build import _base_matrix, _group_codes
-
     df = design.data
-    offs, total = _level_layout(design)
+    offs, total = level_layout(design)
     terms: dict = {}
     bi = 0
     for li, lvl in enumerate(design.levels):
         boff = 0
         for blk in lvl.blocks:
-            base = _base_matrix(blk.equation, df)
+            base = base_matrix(blk.equation, df)
             qe = base.shape[1]
             G_l, q_l = lvl.n_groups, lvl.q
             if blk.expand_by is not None:
-                ecodes, _ = _group_codes(df, tuple(blk.expand_by))
+                ecodes, _ = group_codes(df, tuple(blk.expand_by))
                 k = blk.n_expand
                 codes = lvl.codes * k + ecodes if lvl.path else ecodes
                 G = G_l * k if lvl.path else k
@@ -262,7 +224,7 @@ class CrossedEngine:
     ----------
     design : Design
         A design whose random effects include an ``_all`` level with factor
-        blocks (``design.crossed``).
+        blocks (``design.sparse_re``).
     blocks : list of Block
         The objective's blocks (coarsest level first): the order of the
         per-block relative factors given to :meth:`eliminate`.
@@ -278,32 +240,20 @@ class CrossedEngine:
     """
 
     def __init__(self, design, blocks=None):
-        from ..fit.objective import _engine_levels  # lazy: _objective imports this module
-
         self.design = design
         self.blocks = list(blocks) if blocks is not None else [b for l in design.levels for b in l.blocks]
-        qs, parents, _ = _engine_levels(design)
+        qs, parents, _ = design.engine_layout()
         self.q, self.parents = qs, parents
         terms, self.n_u = build_terms(design)
         order = sorted(range(len(terms)), key=lambda i: -terms[i].G * terms[i].q)
         self.terms = [terms[i] for i in order]
         self._setup()
 
-    @classmethod
-    def for_design(cls, design, blocks=None) -> "CrossedEngine":
-        """The engine of ``design``, built once and cached on the design (the
-        set-up depends only on the data, not on ML/REML or the parameters)."""
-        eng = getattr(design, "_crossed_engine", None)
-        if eng is None:
-            eng = cls(design, blocks)
-            design._crossed_engine = eng
-        return eng
-
     # -- symbolic and numeric set-up, once per fit -------------------------------
     def _setup(self) -> None:
         d = self.design
         n = d.n
-        XY = np.column_stack([d.Xw, d.yw]) if d.p else d.yw[:, None]
+        XY = d.XY
         self.k = XY.shape[1]
         self.kmat = self.S21 = self.S12 = self.A22 = self.C2 = None
         self.kmat_folded = False
@@ -326,6 +276,8 @@ class CrossedEngine:
                 D1[:, j, i] = s
         self.D1 = D1
         self.C1 = np.asarray(Z1t @ XY).reshape(t1.G, q1, self.k)
+        rows = np.arange(t1.G * q1)
+        self._bd_struct = (np.arange(0, t1.G * q1 * q1 + 1, q1), (((rows // q1) * q1)[:, None] + np.arange(q1)).ravel())
         # other terms
         Z2, self.offs2 = _term_matrix(rest, n)
         self.Q2 = Q2 = int(self.offs2[-1])
@@ -552,17 +504,9 @@ class CrossedEngine:
         return P
 
     def _block_diag_csr(self, H: np.ndarray) -> "sp.csr_matrix":
-        """Block-diagonal CSR of a ``(G, q, q)`` stack, structure built once (no loop over groups)."""
-        G, q = H.shape[0], H.shape[1]
-        cached = getattr(self, "_bd_struct", None)
-        if cached is None or cached[0] != (G, q):
-            rows = np.arange(G * q)
-            indptr = np.arange(0, G * q * q + 1, q)
-            indices = ((rows // q) * q)[:, None] + np.arange(q)[None, :]
-            cached = ((G, q), indptr, indices.ravel())
-            self._bd_struct = cached
-        _, indptr, indices = cached
-        return sp.csr_matrix((H.reshape(-1), indices, indptr), shape=(G * q, G * q))
+        """Block-diagonal CSR of term 1's ``(G1, q1, q1)`` stack (structure from set-up)."""
+        indptr, indices = self._bd_struct
+        return sp.csr_matrix((H.reshape(-1), indices, indptr), shape=(self.G1 * self.q1, self.G1 * self.q1))
 
     def _lam2t(self, lam2: list, M: np.ndarray) -> np.ndarray:
         """``Lambda2' M`` for a ``(Q2, c)`` array (block diagonal ``Lambda2``)."""
@@ -597,12 +541,12 @@ class CrossedEngine:
             r2 = st["U2"] @ xb
             u2, info = lapack.dtrtrs(st["U"], r2, lower=0, trans=0)  # L22' u2 = r2
             t = (self.S12 @ self._lam2(st["lam2"], u2)).reshape(self.G1, self.q1)
-            r1 = r1 - _lower_solve_vec(L1, t @ lam1)  # L1^-1 Lambda1' t
+            r1 = r1 - lower_solve_vec(L1, t @ lam1)  # L1^-1 Lambda1' t
             rest = [u2[a:b].reshape(tt.G, tt.q)
                     for tt, a, b in zip(self.terms[1:], self.offs2[:-1], self.offs2[1:])]
         else:
             rest = []
-        u1 = _upper_solve_vec(L1, r1)
+        u1 = upper_solve_vec(L1, r1)
         return [u1] + rest
 
     def solve_u(self, elim: Elimination, beta: np.ndarray) -> list[np.ndarray]:
@@ -638,7 +582,7 @@ class CrossedEngine:
             return []
         L1, lam1 = st["L1"], st["lam1"]
         G1, q1 = self.G1, self.q1
-        Li = _inv_lower(L1)  # (G1, q1, q1)
+        Li = inv_lower(L1)  # (G1, q1, q1)
         own = np.matmul(np.swapaxes(Li, 1, 2), Li)
         if not self.Q2:
             return [own]
@@ -652,7 +596,7 @@ class CrossedEngine:
             rest_cov.append(np.ascontiguousarray(blk[np.arange(t.G), :, np.arange(t.G), :]))
         # W L1^-1 = Lambda2' S21 Lambda1 L1^-T L1^-1 = Lambda2' S21 (Lambda1 P11^-1)
         K = np.matmul(lam1[None, :, :], np.matmul(np.swapaxes(Li, 1, 2), Li))  # Lambda1 P11_g^-1
-        Kb = sp.block_diag(list(K), format="csr")
+        Kb = self._block_diag_csr(K)
         WLi = self._lam2t(st["lam2"], (self.S21 @ Kb).toarray())  # (Q2, G1 q1)
         V = L22i @ WLi
         V = V.reshape(self.Q2, G1, q1)
@@ -662,9 +606,6 @@ class CrossedEngine:
     # -- nested-layout factors (small designs) ----------------------------------------------
     def nested_factors(self, lams, Bxx) -> list:
         """The nested engine's factors of this design at ``lams`` (dense; small designs)."""
-        from ..engines.nested import NestedEngine
-        from ..core.linalg import block_diag
-
         d = self.design
         fine = d.re_levels()
         codes, G = fine[0].codes, fine[0].n_groups
@@ -683,7 +624,7 @@ class CrossedEngine:
                 i += 1
             per_level.append(block_diag(*mats) if mats else np.zeros((0, 0)))
         Lam = block_diag(*per_level[::-1])
-        XY = np.column_stack([d.Xw, d.yw]) if d.p else d.yw[:, None]
+        XY = d.XY
         if sp.issparse(d.Z):  # rows are sorted by the finest level: one sparse product per group
             Zr = d.Z.tocsr()
             bounds = np.searchsorted(codes, np.arange(G + 1))
@@ -703,91 +644,3 @@ class CrossedEngine:
 # ---------------------------------------------------------------------------
 # BLUPs and their variances at scale (for postestimation)
 # ---------------------------------------------------------------------------
-_LEVEL_LAMBDA_MAX_Q = 2000  # the dense per-level Lambda is attached only below this size
-
-
-def level_blups(results) -> dict:
-    """BLUPs with conditional and comparative covariances, per design level,
-    from the crossed engine's factor -- the layout of
-    ``PostestimationMixin._pe_blups`` (``level_index -> _LevelBLUP``).
-
-    Only the diagonal blocks that postestimation reports are filled (for
-    the ``_all`` level: one ``q x q`` block per level of each factor; the
-    rest of the level's ``Q x Q`` covariance is zero), so nothing costs more
-    than the per-term :meth:`CrossedEngine.conditional_variances`, and no
-    dense nested-layout factor is needed.  ``lam`` is ``None`` for levels
-    with more than 2,000 random-effect columns.
-    """
-    from ..postestimation.mixin import _LevelBLUP, beta_sensitivity
-
-    r = getattr(results, "_results", results)
-    ob = r.model.objective
-    eng = ob.engine
-    d = ob.design
-    theta = np.asarray(r.opt.theta, dtype=float)
-    prof = ob.profile(theta, keep=True)
-    sigma2 = prof.sigma2
-    elim = prof.elim
-    lams = elim.state["lams"] if elim.state else []
-    p = d.p
-    u_terms = eng.solve_u_terms(elim, prof.beta_w)
-    cv_terms = eng.conditional_variances(elim)
-    if p:
-        D_terms, V_w = beta_sensitivity(lambda b: eng.solve_u_terms(elim, b), p, r)
-    offs, _ = _level_layout(d)
-    arrays, col_off, off = {}, {}, 0
-    for li in range(len(d.levels) - 1, -1, -1):
-        lvl = d.levels[li]
-        if lvl.q == 0:
-            continue
-        G, q = lvl.n_groups, lvl.q
-        arrays[li] = (np.zeros((G, q)), np.zeros((G, q, q)), np.zeros((G, q, q)))
-        col_off[li] = off
-        off += q
-    starts = sorted(offs.items(), key=lambda kv: kv[1])
-    level_starts = np.array([s for _, s in starts])
-    level_ids = [li for li, _ in starts]
-    for ti, t in enumerate(eng.terms):
-        lam_t = t.factor(lams)
-        b = u_terms[ti] @ lam_t.T
-        cond = sigma2 * np.matmul(np.matmul(lam_t, cv_terms[ti]), lam_t.T)
-        comp = cond
-        if p:
-            extra = np.matmul(np.matmul(D_terms[ti], V_w), np.swapaxes(D_terms[ti], 1, 2))
-            comp = cond + np.matmul(np.matmul(lam_t, extra), lam_t.T)
-        li = level_ids[int(np.searchsorted(level_starts, t.pos[0, 0], side="right")) - 1]
-        q_l = d.levels[li].q
-        rel = t.pos - offs[li]
-        grp, cols = rel // q_l, rel % q_l  # (G_t, q_t): level group and column of each entry
-        Bl, Cl, Pl = arrays[li]
-        Bl[grp, cols] = b
-        gi = grp[:, 0][:, None, None]
-        Cl[gi, cols[:, :, None], cols[:, None, :]] = cond
-        Pl[gi, cols[:, :, None], cols[:, None, :]] = comp
-    out = {}
-    for li, (Bl, Cl, Pl) in arrays.items():
-        q = d.levels[li].q
-        lam = None
-        if q <= _LEVEL_LAMBDA_MAX_Q:
-            from ..core.linalg import block_diag
-
-            i0 = sum(len(l.blocks) for l in d.levels[:li])
-            mats = [blk.expand(lams[i0 + k]) for k, blk in enumerate(d.levels[li].blocks)]
-            lam = block_diag(*mats)
-        out[li] = _LevelBLUP(li, col_off[li], lam, Bl, Cl, Pl)
-    return out
-
-
-def _inv_lower(L: np.ndarray) -> np.ndarray:
-    if L.shape[-1] == 1:
-        return 1.0 / L
-    eye = np.broadcast_to(np.eye(L.shape[-1]), L.shape)
-    return batched_lower_solve(L, eye)
-
-
-def _upper_solve_vec(L: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return batched_upper_solve_t(L, b[:, :, None])[:, :, 0]
-
-
-def _lower_solve_vec(L: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return batched_lower_solve(L, b[:, :, None])[:, :, 0]

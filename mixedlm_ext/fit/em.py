@@ -22,7 +22,7 @@ from typing import TextIO
 
 import numpy as np
 
-from ..fit.objective import Objective
+from .objective import Objective
 
 
 def _inv_lower(L: np.ndarray) -> np.ndarray:
@@ -113,7 +113,7 @@ def em_start(objective: Objective, theta: np.ndarray, iterations: int = 20, log:
              stream: TextIO = None) -> np.ndarray:
     """Run up to ``iterations`` EM steps; keep the best point seen."""
     stream = stream or sys.stdout
-    if iterations <= 0 or objective.n_theta_re == 0 or objective.design.crossed:
+    if iterations <= 0 or objective.n_theta_re == 0 or objective.design.sparse_re:
         return theta
     best, best_dev = theta, objective.deviance(theta)
     label = "Log restricted-likelihood" if objective.reml else "Log likelihood"

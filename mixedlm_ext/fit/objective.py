@@ -13,12 +13,11 @@ from typing import Optional
 
 import numpy as np
 
-from ..design.build import Design
-from ..engines.nested import Elimination, NestedEngine
-from ..core.linalg import block_diag, group_starts
+from ..core.linalg import LOG2PI, block_diag, cho_solve_small
+from ..design.types import Design
+from ..engines.nested import Elimination
+from ..engines.select import make_engine
 from ..structures.residual.structure import ResidualStructure, make_residual
-
-LOG2PI = np.log(2.0 * np.pi)
 
 
 @dataclass
@@ -32,40 +31,9 @@ class Profile:
     logdet_L: float
     logdet_X: float  # log|X' V^-1 X * sigma2|
     logdet_R: float
-    Bxx: np.ndarray  # (p, p) = sigma2 * X'V^-1 X
+    xtvx: np.ndarray  # (p, p) = sigma2 * X'V^-1 X (GLS information in units of sigma2)
     elim: Elimination
     beta_w: np.ndarray = None  # beta in the working metric (for the engine's back-substitution)
-
-
-def _cho_solve(L: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Solve ``L L' x = b`` (small dense system)."""
-    from scipy.linalg import solve_triangular
-
-    return solve_triangular(L, solve_triangular(L, b, lower=True, check_finite=False), lower=True,
-                            trans="T", check_finite=False)
-
-
-def _engine_levels(design: Design) -> tuple[list[int], list, Optional[np.ndarray]]:
-    """Levels with random effects, finest first, and their parent maps.
-
-    A level without random effects (it only defines residual panels) is
-    skipped; the parent map of the level below it is composed through it.
-    """
-    qs, parents = [], []
-    pending = None  # composed map from the last kept level to the current one
-    pre = None  # panels -> groups of the finest level with random effects
-    for lvl in design.levels[::-1]:
-        if lvl.q > 0:
-            if qs:
-                parents[-1] = pending
-            qs.append(lvl.q)
-            parents.append(None)
-            pending = lvl.parent
-        elif qs and pending is not None and lvl.parent is not None:
-            pending = lvl.parent[pending]
-        elif not qs:
-            pre = lvl.parent if pre is None else (None if lvl.parent is None else lvl.parent[pre])
-    return qs, parents, pre
 
 
 class Objective:
@@ -75,21 +43,9 @@ class Objective:
         self.design = design
         self.reml = bool(reml)
         self.residual = (residual or make_residual(design.spec.residual)).bind(design)
-        qs, parents, pre = _engine_levels(design)
-        self.engine = NestedEngine(qs, parents)
-        if getattr(design, "weights", None) is not None:  # frequency/sampling weights (_weights.py)
-            from ..design.weights import weighted_engine
-
-            self.engine = weighted_engine(design, qs, parents)
-        self._panel_starts = group_starts(pre) if (pre is not None and qs) else None
-        self.blocks = [b for l in design.levels for b in l.blocks]  # coarsest first
-        # crossed random effects: blocked sparse Cholesky (_crossed.py), per-block Lambda factors
-        self._crossed = bool(design.crossed) and bool(getattr(self.residual, "is_constant", False))
-        if self._crossed:
-            from ..engines.crossed import CrossedEngine
-
-            self.engine = CrossedEngine.for_design(design, self.blocks)
-            self._panel_starts = None
+        self._crossed = design.sparse_re and self.residual.is_plain  # per-block factors, no dense Lambda
+        self.engine, self._panel_starts = make_engine(design, self.residual.is_plain)
+        self.blocks = design.blocks  # coarsest first
         self._theta_sizes = [b.structure.n_theta for b in self.blocks]
         self._nat_sizes = [b.structure.n_natural for b in self.blocks]
         self.n_theta_re = sum(self._theta_sizes)
@@ -97,7 +53,7 @@ class Objective:
         self.n_natural = sum(self._nat_sizes) + len(self.residual.names())
         n, p = design.n, design.p
         self.n_eff = n - p if self.reml else n
-        if getattr(design, "weights", None) is not None:  # ML only: sum of the total weights
+        if design.weights is not None:  # ML only: sum of the total weights
             self.n_eff = design.weights.total
 
     # -- parameter layout ----------------------------------------------------
@@ -163,21 +119,21 @@ class Objective:
         if p:
             # B[:p, :p] = sigma2 X'V^-1 X in the working metric (near identity)
             RX = np.linalg.cholesky(B[:p, :p])
-            beta_w = _cho_solve(RX, B[:p, p])
+            beta_w = cho_solve_small(RX, B[:p, p])
             r2 = float(B[p, p] - B[:p, p] @ beta_w)
             # back from the working (orthonormalised, OLS-centred) fixed part
             beta = d.Rx_inv @ beta_w + d.b_ols
             logdet_X = 2.0 * float(np.log(np.diagonal(RX)).sum()) + d.logdet_Rx2
-            Bxx = d.Rx.T @ B[:p, :p] @ d.Rx
+            xtvx = d.Rx.T @ B[:p, :p] @ d.Rx
         else:
-            beta, r2, logdet_X, Bxx = np.zeros(0), float(B[0, 0]), 0.0, np.zeros((0, 0))
+            beta, r2, logdet_X, xtvx = np.zeros(0), float(B[0, 0]), 0.0, np.zeros((0, 0))
             beta_w = beta
         r2 = max(r2, 1e-300)
         sigma2 = r2 / self.n_eff
         dev = elim.logdet + logdet_R + self.n_eff * (1.0 + np.log(2.0 * np.pi * sigma2))
         if self.reml:
             dev += logdet_X
-        return Profile(float(dev), beta, sigma2, r2, elim.logdet, logdet_X, float(logdet_R), Bxx, elim, beta_w)
+        return Profile(float(dev), beta, sigma2, r2, elim.logdet, logdet_X, float(logdet_R), xtvx, elim, beta_w)
 
     def profile(self, theta: np.ndarray, keep: bool = False) -> Profile:
         parts, rho = self.split_theta(theta)
@@ -262,11 +218,11 @@ class Objective:
         r2 = prof.r2
         if beta is not None and not self.reml and self.design.p:
             d = np.asarray(beta, dtype=float) - prof.beta
-            r2 = r2 + float(d @ prof.Bxx @ d)
+            r2 = r2 + float(d @ prof.xtvx @ d)
         return self._neg2ll(prof, sigma2, r2)
 
     def vcov_beta_natural(self, phi: np.ndarray) -> np.ndarray:
         """``Var(beta_hat) = (X' V(phi)^-1 X)^-1`` at reported parameters ``phi``
         (Satterthwaite's degrees of freedom differentiate it; _smallsample.py)."""
         prof, sigma2 = self._profile_natural(phi)
-        return sigma2 * np.linalg.inv(prof.Bxx)
+        return sigma2 * np.linalg.inv(prof.xtvx)

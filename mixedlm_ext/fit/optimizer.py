@@ -22,16 +22,10 @@ from typing import Callable, Optional, TextIO
 import numpy as np
 import scipy.optimize as so
 
-from ..fit.objective import Objective
-from ..core.errors import warn_user
-
-
-class ConvergenceWarning(UserWarning):
-    """The optimiser did not converge; the estimates may be unreliable."""
-
-
-class BoundaryWarning(UserWarning):
-    """A variance component was estimated on the boundary (zero)."""
+from ..core.errors import ConvergenceWarning, warn_user
+from .derivatives import central_gradient, fd_hessian_grad
+from .em import em_start
+from .objective import Objective
 
 
 @dataclass
@@ -85,66 +79,6 @@ def _project(x: np.ndarray, bounds) -> np.ndarray:
     return x
 
 
-def _steps(x: np.ndarray, rel: float) -> np.ndarray:
-    return rel * np.maximum(np.abs(x), 0.1)
-
-
-def central_gradient(f, x: np.ndarray, bounds, rel: float = 1e-6, forward: bool = False) -> np.ndarray:
-    """Central differences, one-sided next to a bound (``forward=True``: one-sided
-    everywhere, half the evaluations, for the quasi-Newton stage that Newton finishes)."""
-    h = _steps(x, rel)
-    g = np.zeros_like(x)
-    f0 = None
-    for i in range(x.size):
-        lo, hi = bounds[i]
-        xp, xm = x.copy(), x.copy()
-        xp[i] += h[i]
-        xm[i] -= h[i]
-        if forward and (hi is None or xp[i] <= hi):
-            f0 = f(x) if f0 is None else f0
-            g[i] = (f(xp) - f0) / h[i]
-        elif lo is not None and xm[i] < lo:
-            f0 = f(x) if f0 is None else f0
-            g[i] = (f(xp) - f0) / h[i]
-        elif hi is not None and xp[i] > hi:
-            f0 = f(x) if f0 is None else f0
-            g[i] = (f0 - f(xm)) / h[i]
-        else:
-            g[i] = (f(xp) - f(xm)) / (2 * h[i])
-    return g
-
-
-def fd_hessian_grad(f, x: np.ndarray, h: np.ndarray, f0: Optional[float] = None) -> tuple[np.ndarray, np.ndarray]:
-    """Central-difference Hessian and gradient of ``f`` at ``x`` with steps ``h``.
-
-    Off-diagonal terms use the symmetric seven-point formula (Abramowitz &
-    Stegun 25.3.27), second-order accurate with two new evaluations per pair:
-    ``k^2 + k`` evaluations in all.
-    """
-    k = x.size
-    H = np.zeros((k, k))
-    f0 = f(x) if f0 is None else f0
-    fp = np.zeros(k)
-    fm = np.zeros(k)
-    for i in range(k):
-        e = np.zeros(k)
-        e[i] = h[i]
-        fp[i], fm[i] = f(x + e), f(x - e)
-        H[i, i] = (fp[i] - 2 * f0 + fm[i]) / h[i] ** 2
-    for i in range(k):
-        for j in range(i + 1, k):
-            eij = np.zeros(k)
-            eij[i], eij[j] = h[i], h[j]
-            v = (f(x + eij) + f(x - eij) - fp[i] - fm[i] - fp[j] - fm[j] + 2 * f0) / (2 * h[i] * h[j])
-            H[i, j] = H[j, i] = v
-    return H, (fp - fm) / (2 * h)
-
-
-def fd_hessian(f, x: np.ndarray, h: np.ndarray, f0: Optional[float] = None) -> np.ndarray:
-    """Central-difference Hessian of ``f`` at ``x`` with steps ``h``."""
-    return fd_hessian_grad(f, x, h, f0)[0]
-
-
 def _at_bound(x, bounds, tol=1e-7) -> np.ndarray:
     out = np.zeros(x.size, dtype=bool)
     for i, (lo, hi) in enumerate(bounds):
@@ -169,8 +103,6 @@ def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: 
     if objective.n_theta == 0:
         dev = f(theta)
         return OptResult(theta, dev, True, 0, f.n, "no variance parameters", [], np.zeros(0, bool))
-
-    from ..fit.em import em_start
 
     if log or em_log:
         stream.write("\nPerforming EM optimization ...\n")

@@ -50,12 +50,9 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from ..inference.vc import _steps
-from ..core.linalg import grouped_crossprod
-from ..fit.objective import _engine_levels
-from ..design.weights import WeightedEngine, engine_level_indices
-
-LOG2PI = np.log(2.0 * np.pi)
+from ..core.linalg import LOG2PI, grouped_crossprod
+from ..engines.nested import NestedEngine
+from ..fit.derivatives import parameter_steps
 
 __all__ = ["ClusterLikelihood", "cluster_codes_for", "robust_covariance", "cluster_robust_fe", "parse_vce"]
 
@@ -83,13 +80,13 @@ def parse_vce(vce) -> tuple[str, Optional[str]]:
     raise ValueError("unknown vce %r (use oim, robust or cluster var)" % (vce,))
 
 
-def _check_nested(objective, what: str) -> None:
+def check_nested(objective, what: str) -> None:
     d = objective.design
-    if d.crossed or not d.levels or not d.levels[0].path:
+    if d.sparse_re or not d.levels or not d.levels[0].path:
         raise ValueError("%s needs a nested model whose top level is a grouping variable "
                          "(not _all or crossed effects)" % what)
     res = objective.residual
-    if not getattr(res, "is_constant", False) or list(res.names()) != ["var(Residual)"]:
+    if not res.is_plain:
         raise NotImplementedError("%s with a residuals() structure is not implemented" % what)
 
 
@@ -97,22 +94,22 @@ class ClusterLikelihood:
     """Per-top-level-cluster log-likelihood contributions and scores of a fit."""
 
     def __init__(self, objective):
-        _check_nested(objective, "cluster-robust standard errors")
+        check_nested(objective, "cluster-robust standard errors")
         self.ob = ob = objective
         d = ob.design
         self.top = d.levels[0].codes
         self.C = d.levels[0].n_groups
-        qs, parents, _ = _engine_levels(d)
-        lis = engine_level_indices(d)
+        qs, parents, _ = d.engine_layout()
+        lis = d.re_level_indices()
         clusters = []
         for li in lis:
             cl = np.empty(d.levels[li].n_groups, dtype=np.intp)
             cl[d.levels[li].codes] = self.top
             clusters.append(cl)
-        info = getattr(d, "weights", None)
+        info = d.weights
         gw = None if info is None else [info.level_total[li] for li in lis]
-        self.engine = WeightedEngine(qs, parents, gw, clusters)
-        XY = np.column_stack([d.Xw, d.yw])
+        self.engine = NestedEngine(qs, parents, gw, clusters)
+        XY = d.XY
         self.Bc = grouped_crossprod(XY, XY, self.top, self.C)
         a = np.ones(d.n) if info is None else info.total_obs
         self.Nc = np.bincount(self.top, weights=a, minlength=self.C)
@@ -144,7 +141,7 @@ class ClusterLikelihood:
         """``(s_beta (C, p), s_phi (C, k), H_phi_beta (k, p))`` at the estimates."""
         phi = np.asarray(phi, dtype=float)
         kinds = self.ob.natural_kinds()
-        h = _steps(phi, kinds, rel)
+        h = parameter_steps(phi, kinds, rel)
         _, sb = self.loglik(phi, beta)
         k = phi.size
         sp = np.zeros((self.C, k))
@@ -266,12 +263,12 @@ def cluster_robust_fe(results, type: str = "CR0", cluster: Optional[str] = None)
 
 
 def _cr2(model, params, cov_fe, g2c) -> np.ndarray:
-    from ..inference.smallsample import MarginalBlocks
+    from .smallsample import MarginalBlocks
 
     d = model.design
-    if getattr(d, "weights", None) is not None:
+    if d.weights is not None:
         raise NotImplementedError("CR2 is not implemented for weighted fits")
-    _check_nested(model.objective, "CR2")
+    check_nested(model.objective, "CR2")
     p = model.k_fe
     rows_cluster = None if g2c is None else g2c[d.levels[0].codes]
     mb = MarginalBlocks(model.objective, params[p:], cluster_codes=rows_cluster)

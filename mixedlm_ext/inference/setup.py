@@ -14,8 +14,9 @@ from typing import Optional
 
 import numpy as np
 
-from ..inference.robust import parse_vce, robust_covariance
-from ..inference.smallsample import SmallSample, normalize_df_method, small_sample
+from ..core.threads import single_thread_blas
+from .robust import check_nested, cluster_robust_fe, parse_vce, robust_covariance
+from .smallsample import SmallSample, normalize_df_method, small_sample
 
 
 @dataclass
@@ -38,7 +39,7 @@ def resolve_options(model, df_method=None, vce=None) -> tuple[Optional[str], str
     method = normalize_df_method(df_method)
     kind, var = parse_vce(vce)
     d = model.design
-    info = getattr(d, "weights", None)
+    info = d.weights
     reml = model.objective.reml
     if info is not None and not info.is_frequency:
         if vce is not None and kind == "oim":
@@ -55,15 +56,12 @@ def resolve_options(model, df_method=None, vce=None) -> tuple[Optional[str], str
             raise ValueError("dfmethod() may not be combined with vce(%s) (only vce(oim))" % kind)
         if method in ("satterthwaite", "kroger") and not reml:
             raise ValueError("dfmethod(%s) is only available with REML estimation (add reml)" % method)
-    plain = (getattr(model.objective.residual, "is_constant", False)
-             and list(model.objective.residual.names()) == ["var(Residual)"])
+    plain = model.objective.residual.is_plain
     if method == "kroger" and not plain:
         raise NotImplementedError("dfmethod(kroger) with a residuals() structure is not implemented "
                                   "(dfmethod(satterthwaite) is)")
     if kind != "oim":
-        from ..inference.robust import _check_nested
-
-        _check_nested(model.objective, "vce(%s)" % kind)
+        check_nested(model.objective, "vce(%s)" % kind)
     return method, kind, var
 
 
@@ -143,7 +141,7 @@ class InferenceMixin:
     @property
     def is_pseudo(self) -> bool:
         """Sampling weights: the log-likelihood is a pseudo-likelihood."""
-        w = getattr(self.model.design, "weights", None)
+        w = self.model.design.weights
         return w is not None and not w.is_frequency
 
     @property
@@ -206,8 +204,5 @@ class InferenceMixin:
     def cluster_robust_cov(self, type: str = "CR0", cluster: Optional[str] = None):
         """Cluster-robust covariance of the fixed effects (CR0, CR1 or CR2; see
         ``_robust.py`` for the formulas), for any fit, REML included."""
-        from ..model import _single_thread_blas
-        from ..inference.robust import cluster_robust_fe
-
-        with _single_thread_blas():
+        with single_thread_blas():
             return cluster_robust_fe(self, type=type, cluster=cluster)

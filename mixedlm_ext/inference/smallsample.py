@@ -46,6 +46,8 @@ from typing import Optional
 import numpy as np
 from scipy import stats
 
+from ..fit.derivatives import parameter_steps
+
 __all__ = ["DF_METHODS", "normalize_df_method", "SmallSample", "small_sample", "MarginalBlocks"]
 
 DF_METHODS = ("residual", "repeated", "anova", "satterthwaite", "kroger")
@@ -93,7 +95,7 @@ class MarginalBlocks:
                  cluster_codes: Optional[np.ndarray] = None):
         d = objective.design
         res = objective.residual
-        if not getattr(res, "is_constant", False) or list(res.names()) != ["var(Residual)"]:
+        if not res.is_plain:
             raise NotImplementedError("this computation needs independent homoskedastic residuals "
                                       "(no residuals() structure)")
         self.design = d
@@ -104,7 +106,7 @@ class MarginalBlocks:
         self.Z = np.asarray(Z, dtype=float)
         if cluster_codes is not None:  # any grouping the top-level groups nest in
             self.cluster_codes = np.asarray(cluster_codes, dtype=np.intp)
-        elif d.levels and d.levels[0].path and not d.crossed:
+        elif d.levels and d.levels[0].path and not d.sparse_re:
             self.cluster_codes = d.levels[0].codes
         else:
             self.cluster_codes = np.zeros(d.n, dtype=np.intp)
@@ -255,10 +257,8 @@ def _kr_ddf(L: np.ndarray, Phi: np.ndarray, P, W) -> tuple[float, float]:
 # ---------------------------------------------------------------------------
 def vcov_jacobian(objective, phi: np.ndarray, free: np.ndarray, rel: float = 1e-4) -> list:
     """``dC/dphi_m`` (central differences) for the free parameters ``m``."""
-    from ..inference.vc import _steps
-
     kinds = objective.natural_kinds()
-    h = _steps(phi, kinds, rel)
+    h = parameter_steps(phi, kinds, rel)
     out = []
     for m in np.flatnonzero(free):
         e = np.zeros_like(phi)
@@ -293,7 +293,7 @@ def _constant_within(x: np.ndarray, codes: np.ndarray, G: int) -> bool:
 
 def repeated_df(design) -> np.ndarray:
     lv = [l for l in design.levels if l.path]
-    if len(lv) != 1 or design.crossed:
+    if len(lv) != 1 or design.sparse_re:
         raise ValueError("dfmethod(repeated) is only available for two-level models")
     lvl = lv[0]
     X, n, G = design.X, design.n, lvl.n_groups

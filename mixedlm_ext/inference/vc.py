@@ -12,62 +12,13 @@
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Optional
 
 import numpy as np
 from scipy import stats
 
-from ..fit.optimizer import fd_hessian
-
-
-def _steps(phi: np.ndarray, kinds: list[str], rel: float) -> np.ndarray:
-    phi = np.asarray(phi, dtype=float)
-    var_scale = np.array([abs(v) for v, k in zip(phi, kinds) if k == "var"] or [1.0])
-    typical = float(np.exp(np.mean(np.log(np.maximum(var_scale, 1e-300)))))
-    h = np.empty_like(phi)
-    for i, (v, k) in enumerate(zip(phi, kinds)):
-        if k == "var":
-            h[i] = rel * max(abs(v), 1e-8 * typical)
-        elif k == "cov":
-            h[i] = rel * max(abs(v), 0.05 * typical)
-        elif k == "est":  # estimation metric (theta, log sigma2): unbounded, O(1)
-            h[i] = rel * max(abs(v), 0.05)
-        else:  # correlations, AR/MA coefficients, rho: bounded, O(1)
-            lim = 1.0 - abs(v) if k in ("corr", "phi", "theta", "rho") else 1.0
-            h[i] = rel * max(min(abs(v), 1.0), 0.05) if lim > 10 * rel else rel * 0.1 * max(lim, 1e-6)
-    return h
-
-
-def numerical_hessian(f: Callable[[np.ndarray], float], x: np.ndarray, kinds: list[str],
-                      rel: float = 3e-4, richardson: bool = False) -> np.ndarray:
-    """Central-difference Hessian of ``f`` at ``x``, steps relative to each parameter.
-
-    With steps of 3e-4 relative the truncation error is ~1e-7 relative, far
-    below the tolerance of standard errors; ``richardson=True`` extrapolates
-    from two step sizes (twice the evaluations).
-    """
-    x = np.asarray(x, dtype=float)
-    f0 = f(x)
-    h = _steps(x, kinds, rel)
-    H1 = fd_hessian(f, x, h, f0)
-    if not richardson:
-        return H1
-    H2 = fd_hessian(f, x, h / 2.0, f0)
-    return (4.0 * H2 - H1) / 3.0
-
-
-def vc_covariance(neg2ll: Callable[[np.ndarray], float], phi: np.ndarray, kinds: list[str]) -> np.ndarray:
-    """Covariance of the variance components: ``inv(Hessian of -loglik)``."""
-    if len(phi) == 0:
-        return np.zeros((0, 0))
-    # Richardson extrapolation: ill-conditioned information matrices (unstructured
-    # residuals, condition ~1e4) need it; a single difference was 5% off there
-    H = 0.5 * numerical_hessian(neg2ll, phi, kinds, richardson=True)
-    H = 0.5 * (H + H.T)
-    try:
-        return np.linalg.inv(H)
-    except np.linalg.LinAlgError:
-        return np.linalg.pinv(H)
+from ..fit.derivatives import jacobian, numerical_hessian
+from ..fit.objective import Objective
 
 
 def vc_confint(est: np.ndarray, se: np.ndarray, kinds: list[str], level: float = 95.0) -> np.ndarray:
@@ -138,3 +89,56 @@ def to_sd_metric(names: list[tuple[str, str]], est: np.ndarray, cov: np.ndarray,
             new_names[i] = (lvl, "corr(" + inner + ")")
             new_kinds[i] = "corr"
     return new_names, new_est, J @ cov @ J.T, new_kinds
+
+
+def vc_covariance(ob: Objective, theta: np.ndarray, sigma2: float, phi: np.ndarray,
+                     kinds: list[str], at_bound: Optional[np.ndarray],
+                     hessian: Optional[np.ndarray] = None, psi_free: Optional[np.ndarray] = None) -> np.ndarray:
+    """Covariance of the variance components in the reported metric.
+
+    Stata's way: the inverse Hessian of the log-likelihood in the estimation
+    metric ``psi = (theta, log sigma2)`` (beta profiled), carried to the
+    reported metric by the delta method, ``J H^-1 J'`` with ``J = dphi/dpsi``.
+    At the optimum this is the inverse observed information in the reported
+    metric, but the estimation metric stays well conditioned where reported
+    covariance matrices are nearly singular (finite differences taken directly
+    in variances and covariances were 5% off on an unstructured residual).
+    Parameters at a bound (a variance estimated as zero) are held fixed and
+    the reported parameters that depend only on them get no standard error.
+    """
+    psi = np.append(np.asarray(theta, dtype=float), np.log(sigma2))
+    free = np.ones(psi.size, dtype=bool)
+    if psi_free is not None:
+        free = np.asarray(psi_free, dtype=bool).copy()
+    elif at_bound is not None:
+        free[: at_bound.size] = ~np.asarray(at_bound, dtype=bool)
+    var_scale = max([abs(v) for v, k in zip(phi, kinds) if k == "var"] or [1.0])
+    zero = np.array([k in ("var", "cov") and abs(v) <= 1e-10 * var_scale for v, k in zip(phi, kinds)])
+
+    def f(z):
+        full = psi.copy()
+        full[free] = z
+        return ob.neg2ll_estimation(full)
+
+    def g(z):
+        full = psi.copy()
+        full[free] = z
+        return ob.natural_from_estimation(full)
+
+    z0 = psi[free]
+    if hessian is not None and hessian.shape == (z0.size, z0.size):
+        H = 0.5 * hessian  # the optimizer's last Newton-Raphson Hessian at this point
+    else:
+        # stable to ~1e-5 across steps 1e-2 .. 1e-4 in this metric: one central difference
+        H = 0.5 * numerical_hessian(f, z0, ["est"] * z0.size, rel=1e-3)
+    H = 0.5 * (H + H.T)
+    try:
+        Hinv = np.linalg.inv(H)
+    except np.linalg.LinAlgError:
+        Hinv = np.linalg.pinv(H)
+    J = jacobian(g, z0)
+    out = J @ Hinv @ J.T
+    if zero.any():
+        out[zero, :] = np.nan
+        out[:, zero] = np.nan
+    return out

@@ -50,6 +50,8 @@ import pandas as pd
 from scipy import stats
 
 from ..core.linalg import block_diag
+from ..design.random import base_matrix
+from .blups import level_blups
 
 _KINDS = ("xb", "stdp", "fitted", "residuals", "rstandard", "reffects", "reses")
 
@@ -57,18 +59,6 @@ _KINDS = ("xb", "stdp", "fitted", "residuals", "rstandard", "reffects", "reses")
 # ---------------------------------------------------------------------------
 # internal structures
 # ---------------------------------------------------------------------------
-@dataclass
-class _LevelBLUP:
-    """BLUPs of one design level that has random effects."""
-
-    level_index: int  # position in design.levels (coarsest first)
-    col_offset: int  # first column of the level in design.Z / Lambda
-    lam: np.ndarray  # (q, q) relative factor of the level
-    b: np.ndarray  # (G, q) BLUPs
-    cond: np.ndarray  # (G, q, q) conditional covariance (absolute)
-    comp: np.ndarray  # (G, q, q) comparative covariance (absolute)
-
-
 @dataclass
 class _Term:
     """A set of random effects reported together (one DataFrame).
@@ -132,24 +122,6 @@ def _expand_index(levels: list, names: tuple) -> pd.Index:
 
 
 # ---------------------------------------------------------------------------
-def beta_sensitivity(solve_u, p: int, results) -> tuple[list, np.ndarray]:
-    """``d u_hat / d beta_w`` per level and ``Var(beta_w)``, for comparative variances.
-
-    ``u_hat`` is linear in the working fixed effects ``beta_w``, so one
-    back-substitution per fixed effect gives the derivative exactly.
-    """
-    u0 = solve_u(np.zeros(p))
-    D = [np.empty(u.shape + (p,)) for u in u0]
-    for j in range(p):
-        e = np.zeros(p)
-        e[j] = 1.0
-        for i, u in enumerate(solve_u(e)):
-            D[i][:, :, j] = u - u0[i]
-    d = results.model.design
-    cov_fe = np.asarray(results.cov_params())[:p, :p]
-    return D, d.Rx @ cov_fe @ d.Rx.T  # beta_w = Rx (beta - b_ols)
-
-
 class PostestimationMixin:
     """Stata's ``predict`` and ``estat`` after ``mixed``.
 
@@ -214,42 +186,8 @@ class PostestimationMixin:
 
     @cached_property
     def _pe_blups(self) -> dict:
-        """``level_index -> _LevelBLUP`` for every design level with random effects."""
-        from ..engines.crossed import CrossedEngine, level_blups
-        from ..fit.em import conditional_moments
-
-        ob = self.model.objective
-        if isinstance(ob.engine, CrossedEngine):  # sparse factor: never the dense inverse
-            return level_blups(self)
-        d = self._pe_design
-        theta = self._pe_theta
-        prof, u_hat, joint = conditional_moments(ob, theta)
-        sigma2 = prof.sigma2
-        Lam = ob.lambda_from_theta(theta)
-        engine = ob.engine
-        elim = prof.elim
-        p = d.p
-        if p:
-            D, V_w = beta_sensitivity(lambda b: engine.solve_u(elim, b), p, self)
-        out = {}
-        fine_first = d.re_level_indices()
-        off = 0
-        for ei, li in enumerate(fine_first):
-            lvl = d.levels[li]
-            q = lvl.q
-            lam = Lam[off:off + q, off:off + q]
-            u = u_hat[ei]
-            cu = sigma2 * joint[ei][:, :q, :q]
-            b = u @ lam.T
-            cond = lam @ cu @ lam.T
-            if p:
-                extra = D[ei] @ V_w @ np.swapaxes(D[ei], 1, 2)
-                comp = cond + lam @ extra @ lam.T
-            else:
-                comp = cond.copy()
-            out[li] = _LevelBLUP(li, off, lam, b, cond, comp)
-            off += q
-        return out
+        """``level_index -> LevelBLUP`` for every design level with random effects."""
+        return level_blups(self.model.objective, self._pe_theta, self._cov_beta())
 
     def _term_arrays(self, t: _Term, which: str):
         """``(index, values)`` of a term: BLUPs ``(n, k)`` or covariances ``(n, k, k)``."""
@@ -380,8 +318,6 @@ class PostestimationMixin:
     def _rows_for(self, frame: pd.DataFrame, estimation: bool = False) -> dict:
         """For each term: ``(Zt, pos)`` -- the term's row design (``n x k``) and,
         per row, the row of the term's BLUP table to use (-1: not estimated)."""
-        from ..design.build import _base_matrix
-
         d = self._pe_design
         n = len(frame)
         out = {}
@@ -402,7 +338,7 @@ class PostestimationMixin:
             for blk, _ in t.blocks:
                 eq = blk.equation
                 _check_cols(frame, eq.columns, "random effects of level %s" % lvl.label)
-                Zs.append(_base_matrix(eq, frame))
+                Zs.append(base_matrix(eq, frame))
             Zt = np.column_stack(Zs) if Zs else np.zeros((n, 0))
             if t.expanded:
                 blk = t.blocks[0][0]
@@ -417,32 +353,7 @@ class PostestimationMixin:
 
     def _fixed_for(self, frame: pd.DataFrame) -> np.ndarray:
         """Fixed-effects design for new data, with the estimation sample's coding."""
-        import patsy
-
-        from ..design.build import _formula_variables, stata_name
-
-        d = self._pe_design
-        spec = d.spec
-        rhs = spec.fixed.strip() or "1"
-        rhs = ("1 + " if spec.constant else "0 + ") + rhs
-        info = patsy.dmatrix(rhs, d.data, NA_action="raise", return_type="dataframe").design_info
-        fixed_vars, _ = _formula_variables(spec.fixed, d.data)
-        missing_cols = [v for v in fixed_vars if v not in frame.columns]
-        if missing_cols:
-            raise ValueError("variable '%s' of the fixed part not found in data" % missing_cols[0])
-        X = np.full((len(frame), d.p), np.nan)
-        ok = frame[fixed_vars].notna().all(axis=1).to_numpy() if fixed_vars else np.ones(len(frame), bool)
-        if ok.any():
-            try:
-                (M,) = patsy.build_design_matrices([info], frame.loc[ok], NA_action="raise",
-                                                   return_type="dataframe")
-            except patsy.PatsyError as exc:
-                raise ValueError("cannot build the fixed part for the new data: %s" % exc) from None
-            names = [stata_name(c) for c in M.columns]
-            pos = {nm: i for i, nm in enumerate(names)}
-            A = M.to_numpy(dtype=float)
-            X[ok] = A[:, [pos[nm] for nm in d.fe_names]]
-        return X
+        return self._pe_design.fixed.matrix(frame)
 
     def _beta(self) -> np.ndarray:
         return np.asarray(self.params, dtype=float)[: self.k_fe]
@@ -577,8 +488,7 @@ class PostestimationMixin:
             if estimation:
                 w = np.asarray(res_struct.whiten_rows(self._pe_rho, r[:, None]), dtype=float)[:, 0]
             else:
-                if not getattr(res_struct, "is_constant", False) or d.spec.residual.kind != "independent" \
-                        or d.spec.residual.by is not None:
+                if not res_struct.is_plain:
                     raise ValueError("rstandard with a residual structure is available on the "
                                      "estimation sample only (data=None)")
                 w = r
@@ -728,7 +638,7 @@ class PostestimationMixin:
             what = rs.kind + (" %d" % rs.order if rs.order else "") + (", by(%s)" % rs.by if rs.by else "")
             raise ValueError("estat icc is not available with residual structures (residuals(%s)): "
                              "intraclass correlations need independent homoskedastic residuals" % what)
-        if d.crossed:
+        if d.sparse_re:
             raise ValueError("estat icc is not available for crossed random effects")
         # natural-parameter position of each block
         pos, i = {}, 0
@@ -908,7 +818,7 @@ class PostestimationMixin:
         -------
         matplotlib.figure.Figure
         """
-        from ..postestimation.plots import caterpillar
+        from .plots import caterpillar
 
         return caterpillar(self, level=level, alpha=alpha, se=se, figsize=figsize)
 
@@ -939,7 +849,7 @@ class PostestimationMixin:
         -------
         matplotlib.figure.Figure
         """
-        from ..postestimation.plots import spaghetti
+        from .plots import spaghetti
 
         return spaghetti(self, time, response=response, groups=groups, fitted=fitted, data=data,
                          group=group, figsize=figsize)
@@ -951,7 +861,7 @@ class PostestimationMixin:
         -------
         matplotlib.figure.Figure
         """
-        from ..postestimation.plots import residuals_vs_fitted
+        from .plots import residuals_vs_fitted
 
         return residuals_vs_fitted(self, figsize=figsize)
 
@@ -962,7 +872,7 @@ class PostestimationMixin:
         -------
         matplotlib.figure.Figure
         """
-        from ..postestimation.plots import qq
+        from .plots import qq
 
         return qq(self, figsize=figsize)
 

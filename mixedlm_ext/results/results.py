@@ -140,7 +140,7 @@ class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResu
         """Log-likelihood of the linear regression (REML: its restricted one)."""
         d = self.model.design
         n, p = d.n, d.p
-        if getattr(d, "weights", None) is not None:  # weighted regression (yw carries sqrt(weights))
+        if d.weights is not None:  # weighted regression (yw carries sqrt(weights))
             n = d.weights.total
         rss = float(d.yw @ d.yw)
         if self.reml:
@@ -181,7 +181,7 @@ class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResu
     # -- output ----------------------------------------------------------------------
     def summary(self, stddeviations: Optional[bool] = None, level: Optional[float] = None, **opts):
         """Stata-style output (print it)."""
-        from ..results.summary import StataSummary
+        from .summary import StataSummary
 
         o = self.model.spec.option_dict
         if stddeviations is None:

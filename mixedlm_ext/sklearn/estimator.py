@@ -33,18 +33,14 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..design.build import stata_name
 from ..model import MixedLMExt
 from ..spec.model import COVARIANCE_TYPES, ModelSpec, REEquation, ResidualSpec
+from ..core.errors import NoGroupsWarning
 
 __all__ = ["MixedLMRegressor", "NoGroupsWarning"]
 
 # keyword arguments of MixedLMExt.fit that ``fit_options`` may carry
 _FIT_KEYS = ("start_params", "log", "emlog", "em_iterations", "emonly", "maxiter", "level", "stream")
-
-
-class NoGroupsWarning(UserWarning):
-    """``MixedLMRegressor.fit`` in array mode got no ``groups``: it fit a linear regression."""
 
 
 # ---------------------------------------------------------------------------
@@ -547,21 +543,13 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         return self
 
     def _fixed_formula(self, X: pd.DataFrame) -> np.ndarray:
-        """Fixed part of formula mode on new data (patsy, with the training data's coding)."""
-        import patsy
-
+        """Fixed part of formula mode on new data (the training data's coding)."""
         r = self.results_._results
-        d = r.model.design
-        spec = d.spec
-        rhs = ("1 + " if spec.constant else "0 + ") + (spec.fixed.strip() or "1")
-        info = patsy.dmatrix(rhs, d.data, NA_action="raise", return_type="dataframe").design_info
-        try:
-            (M,) = patsy.build_design_matrices([info], X, NA_action="raise", return_type="dataframe")
-        except patsy.PatsyError as exc:
-            raise ValueError("cannot build the fixed part for prediction: %s" % exc) from None
-        M.columns = [stata_name(c) for c in M.columns]
-        fe = r.fe_params
-        return M[list(fe.index)].to_numpy(dtype=float) @ fe.to_numpy(dtype=float)
+        M = r.model.design.fixed.matrix(X)
+        if np.isnan(M).any():
+            raise ValueError("cannot build the fixed part for prediction: X has missing values in the "
+                             "fixed-effects variables")
+        return M @ r.fe_params.to_numpy(dtype=float)
 
     def predict(self, X, groups=None):
         """Fixed part plus the BLUPs of groups seen in training.

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..spec.model import ResidualSpec
+from .model import ResidualSpec
 
 __all__ = ["AR", "MA", "Toeplitz", "Banded", "Exponential", "UnstructuredResidual",
            "ExchangeableResidual", "IndependentResidual"]

@@ -21,16 +21,13 @@ from dataclasses import dataclass, replace
 from typing import Optional
 
 from ..spec.model import COVARIANCE_TYPES, ModelSpec, REEquation
+from ..core.errors import FormulaSyntaxError
 
 __all__ = ["FormulaSyntaxError", "parse_lme4"]
 
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 _COVARIANCE_ABBREV = {"identity": 2, "independent": 3, "exchangeable": 3, "unstructured": 2}
-
-
-class FormulaSyntaxError(ValueError):
-    """A model formula that cannot be parsed; the message quotes the term."""
 
 
 def _is_ident(token: str) -> bool:

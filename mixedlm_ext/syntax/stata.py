@@ -23,17 +23,11 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 
 from ..spec.model import ModelSpec, REEquation, ResidualSpec, WeightSpec
+from ..core.errors import StataSyntaxError
 
 __all__ = ["StataSyntaxError", "parse_stata", "translate_if"]
 
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-
-
-class StataSyntaxError(ValueError):
-    """A Stata ``mixed`` command that cannot be parsed.
-
-    The message names the offending token and the segment it occurs in.
-    """
 
 
 # ---------------------------------------------------------------------------

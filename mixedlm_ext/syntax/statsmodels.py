@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from ..syntax.lme4 import (
+from .lme4 import (
     FormulaSyntaxError,
     is_bar_term,
     default_covariance,

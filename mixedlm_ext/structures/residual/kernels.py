@@ -23,8 +23,8 @@ import numpy as np
 from scipy.signal import lfilter, lfiltic
 from scipy.special import expit, logit
 
-from ...structures.residual.whitening import (ARBandEngine, Chunk, DenseEngine, MarkovEngine, PanelRows,
-                                ResidualDataError, dense_whiten)
+from ...core.errors import ResidualDataError
+from .whitening import ARBandEngine, Chunk, DenseEngine, MarkovEngine, PanelRows, dense_whiten
 
 
 # ---------------------------------------------------------------------------
@@ -86,7 +86,7 @@ def ma_acf(theta: np.ndarray, max_lag: int) -> np.ndarray:
     return g / g[0]
 
 
-def _fmt_t(v: float) -> str:
+def format_time(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else "%g" % v
 
 
@@ -579,11 +579,11 @@ class _IndexedKernel(Kernel):
                 raise ResidualDataError(
                     "residuals(%s): no panel has observations at both %s=%s and %s=%s, so "
                     "cov(e%s,e%s) is not identified"
-                    % (self.kind, self.time_name, _fmt_t(self.levels[i]), self.time_name,
-                       _fmt_t(self.levels[j]), _fmt_t(self.levels[i]), _fmt_t(self.levels[j])))
+                    % (self.kind, self.time_name, format_time(self.levels[i]), self.time_name,
+                       format_time(self.levels[j]), format_time(self.levels[i]), format_time(self.levels[j])))
 
     def names(self):
-        lab = [_fmt_t(v) for v in self.levels]
+        lab = [format_time(v) for v in self.levels]
         return (["var(e%s)" % s for s in lab]
                 + ["cov(e%s,e%s)" % (lab[i], lab[j]) for i, j in self._pairs])
 

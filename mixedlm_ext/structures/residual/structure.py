@@ -8,7 +8,7 @@ A structure describes ``R = sigma2 * C(rho)`` inside each panel, with
   precompute what does not depend on ``rho``; returns the bound structure;
 * ``crossproducts(rho)`` -- ``(Wzz, Wzx, Bxx, logdet_C)``: the design's
   cross-products after whitening by ``C^{-1/2}`` and ``log|C|`` summed over
-  panels; structures whose ``is_constant`` is True return the design's own;
+  panels; the plain residual (``is_plain``) returns the design's own;
 * ``natural(rho, sigma2)`` / ``from_natural(nat)`` -- reported metric
   (Stata's ``phi1``, ``var(e)``, ...), ``names()``, ``kinds()`` (CI scale);
 * ``title`` -- the heading of the results table (``None`` for the plain
@@ -27,9 +27,9 @@ from typing import Optional
 
 import numpy as np
 
-from ...design.build import ModelSpecificationError
-from ...structures.residual.whitening import PanelRows
-from ...structures.residual.kernels import KERNELS, Kernel, ResidualDataError, _fmt_t
+from ...core.errors import ModelSpecificationError, ResidualDataError
+from .whitening import PanelRows
+from .kernels import KERNELS, Kernel, format_time
 from ...spec.model import ResidualSpec
 
 
@@ -37,7 +37,7 @@ class ResidualStructure:
     """Base class; also the plain independent homoskedastic residual."""
 
     title: Optional[str] = None
-    is_constant = True
+    is_plain = True  # independent, homoskedastic: the cross-products are the design's own
 
     def __init__(self, spec: ResidualSpec):
         self.spec = spec
@@ -59,7 +59,7 @@ class ResidualStructure:
 
     def crossproducts(self, rho: np.ndarray):
         d = self.design
-        return d.Wzz, d.Wzx, d.Bxx, 0.0
+        return d.ZtZ, d.ZtXY, d.XYtXY, 0.0
 
     def names(self) -> list[str]:
         return ["var(Residual)"]
@@ -85,7 +85,7 @@ class ResidualStructure:
 
 def _by_name(name: str, by: str, value) -> str:
     """``var(e)`` -> ``var(e:region=1)``; ``phi1`` -> ``phi1:region=1``."""
-    lab = "%s=%s" % (by, _fmt_t(value) if isinstance(value, (int, float, np.integer, np.floating)) else value)
+    lab = "%s=%s" % (by, format_time(value) if isinstance(value, (int, float, np.integer, np.floating)) else value)
     if name.endswith(")"):
         return "%s:%s)" % (name[:-1], lab)
     return "%s:%s" % (name, lab)
@@ -101,7 +101,7 @@ def _panel_label(design, panel: int) -> str:
 
 def _fmt_value(v) -> str:
     try:
-        return _fmt_t(float(v))
+        return format_time(float(v))
     except (TypeError, ValueError):
         return str(v)
 
@@ -115,7 +115,7 @@ class PanelResidual(ResidualStructure):
     ``2..G``; ``sigma2`` is the first group's variance.
     """
 
-    is_constant = False
+    is_plain = False
 
     def __init__(self, spec: ResidualSpec):
         super().__init__(spec)
@@ -142,7 +142,7 @@ class PanelResidual(ResidualStructure):
                 raise self._error("the time variable t(varname) is required")
             t = data[spec.time].to_numpy(dtype=float)
             self._check_time(design, t, panel)
-        if getattr(design, "weights", None) is not None:
+        if design.weights is not None:
             raise self._error("weights are not supported together with a residual structure")
         Z = design.Z.toarray() if hasattr(design.Z, "toarray") else np.asarray(design.Z)  # sparse Z (crossed)
         W = np.column_stack([Z, design.Xw, design.yw])
@@ -163,7 +163,7 @@ class PanelResidual(ResidualStructure):
             if pr.repeated is not None:
                 i = pr.repeated
                 raise self._error("t(%s) has repeated values within a panel: %s=%s appears more than once "
-                                  "in panel %s" % (spec.time, spec.time, _fmt_t(pr.t[i]),
+                                  "in panel %s" % (spec.time, spec.time, format_time(pr.t[i]),
                                                    _panel_label(design, pr.panel_ids[pr.panel[i]])))
             kern = cls(spec.order, spec.time)
             try:
@@ -185,7 +185,7 @@ class PanelResidual(ResidualStructure):
             if bad.size:
                 raise self._error("t(%s) must hold integers; found %s=%g" % (name, name, t[bad[0]]))
         if cls.nonneg_time and t.size and t.min() < 0:
-            raise self._error("t(%s) must hold non-negative integers; found %s=%s" % (name, name, _fmt_t(t.min())))
+            raise self._error("t(%s) must hold non-negative integers; found %s=%s" % (name, name, format_time(t.min())))
 
     def _check_by_constant(self, design, codes: np.ndarray, panel: np.ndarray) -> None:
         lo = np.full(design.n_panels, np.iinfo(np.intp).max)

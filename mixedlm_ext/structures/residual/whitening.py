@@ -25,14 +25,11 @@ from typing import Callable, Optional
 import numpy as np
 
 from ...core.linalg import group_starts, grouped_crossprod
+from ...core.errors import ResidualDataError
 
 _MAX_ELEMS = 2_000_000  # c * T * T per batched Cholesky
 MAX_DENSE_PANEL = 2_000  # largest panel the dense engine whitens
 _MAX_STATS = 30_000_000  # elements of precomputed sufficient statistics (else whiten per evaluation)
-
-
-class ResidualDataError(ValueError):
-    """The data cannot carry the residual structure (re-raised as ModelSpecificationError)."""
 
 
 def panel_crossprod(A: np.ndarray, C: np.ndarray, code: np.ndarray, G: int) -> np.ndarray:

@@ -1,0 +1,145 @@
+"""The fixed part: one builder for the estimation sample and for new data.
+
+:func:`build_fixed_part` turns the specification's patsy right-hand side into
+``X`` with Stata's names (``_cons`` last, ``2.region``), omits collinear
+columns as Stata does, and returns a :class:`FixedPart` that keeps patsy's
+``DesignInfo``: :meth:`FixedPart.matrix` builds the same columns, with the
+estimation sample's coding, for any other frame (prediction, scikit-learn).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import patsy
+
+from ..core.errors import ModelSpecificationError
+from ..spec.model import ModelSpec
+
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_FACTOR_NAME = re.compile(r"^C\((?P<var>[A-Za-z_][A-Za-z0-9_]*)(?:,[^\]]*)?\)\[T\.(?P<lev>.*)\]$")
+PATSY_WORDS = {"C", "Treatment", "Sum", "Poly", "I", "np", "log", "exp", "center", "standardize", "reference",
+               "Diff", "Helmert", "bs", "cr", "cc", "te"}
+
+
+def formula_variables(rhs: str, columns) -> tuple[list[str], set[str]]:
+    """Column names used in a patsy RHS, and those used inside ``C(...)``."""
+    used, in_factor = [], set()
+    for m in IDENTIFIER.finditer(rhs):
+        name = m.group(0)
+        if name in columns and name not in used:
+            used.append(name)
+    for m in re.finditer(r"C\(\s*([A-Za-z_][A-Za-z0-9_]*)", rhs):
+        in_factor.add(m.group(1))
+    return used, in_factor
+
+
+def unknown_formula_names(rhs: str, columns) -> list[str]:
+    """Identifiers of a patsy RHS that are neither columns nor patsy's own words."""
+    without_strings = re.sub(r"(['\"]).*?\1", " ", rhs)
+    return [t for t in IDENTIFIER.findall(without_strings) if t not in columns and t not in PATSY_WORDS]
+
+
+def stata_name(patsy_name: str) -> str:
+    """patsy column name -> Stata's name (``C(region)[T.2]`` -> ``2.region``)."""
+    if patsy_name == "Intercept":
+        return "_cons"
+    m = _FACTOR_NAME.match(patsy_name)
+    if m:
+        return "%s.%s" % (m.group("lev"), m.group("var"))
+    return patsy_name
+
+
+def patsy_rhs(spec: ModelSpec) -> str:
+    """The full patsy right-hand side of the fixed part, intercept made explicit."""
+    rhs = spec.fixed.strip() or "1"
+    return ("1 + " if spec.constant else "0 + ") + rhs
+
+
+def drop_collinear(X: np.ndarray, names: list[str], tol: float = 1e-9) -> np.ndarray:
+    """Columns to keep: those not in the span of earlier ones, as Stata (constant kept)."""
+    if X.shape[1] == 0:
+        return np.zeros(0, dtype=bool)
+    order = list(range(X.shape[1]))
+    if "_cons" in names:  # check the constant first so Stata keeps it
+        k = names.index("_cons")
+        order = [k] + [i for i in order if i != k]
+    Xo = X[:, order]
+    norms = np.linalg.norm(Xo, axis=0)
+    r = np.abs(np.diag(np.linalg.qr(Xo, mode="r")))
+    keep_o = (norms > 0) & (r > tol * np.maximum(norms, 1e-300))
+    keep = np.zeros(X.shape[1], dtype=bool)
+    keep[np.asarray(order)[keep_o]] = True
+    return keep
+
+
+@dataclass(frozen=True, eq=False)
+class FixedPart:
+    """The fixed-effects columns of a model, bound to their coding.
+
+    ``design_info`` is patsy's description of the full right-hand side
+    ``rhs``, made from the estimation rows ``frame``; ``columns`` are the
+    positions (in patsy's column order) of the kept columns, in Stata's
+    order (constant last); ``names`` their Stata names; ``omitted`` the
+    names dropped for collinearity; ``variables`` the data columns the part
+    reads.  patsy's ``DesignInfo`` does not pickle: a pickled part keeps
+    ``rhs`` and ``frame`` and remakes it.
+    """
+
+    design_info: patsy.DesignInfo
+    columns: tuple[int, ...]
+    names: tuple[str, ...]
+    omitted: tuple[str, ...]
+    variables: tuple[str, ...]
+    rhs: str
+    frame: pd.DataFrame
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("design_info")
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        info = patsy.dmatrix(state["rhs"], state["frame"], NA_action="raise").design_info
+        self.__dict__.update(state, design_info=info)
+
+    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """``X`` for ``frame`` with the estimation sample's coding; rows with a
+        missing value in a used variable are NaN."""
+        missing = [v for v in self.variables if v not in frame.columns]
+        if missing:
+            raise ValueError("variable '%s' of the fixed part not found in data" % missing[0])
+        X = np.full((len(frame), len(self.columns)), np.nan)
+        ok = frame[list(self.variables)].notna().all(axis=1).to_numpy() if self.variables \
+            else np.ones(len(frame), bool)
+        if ok.any():
+            try:
+                (M,) = patsy.build_design_matrices([self.design_info], frame.loc[ok], NA_action="raise")
+            except patsy.PatsyError as exc:
+                raise ValueError("cannot build the fixed part for the new data: %s" % exc) from None
+            X[ok] = np.asarray(M, dtype=float)[:, list(self.columns)]
+        return X
+
+
+def build_fixed_part(spec: ModelSpec, df: pd.DataFrame) -> tuple[np.ndarray, FixedPart]:
+    """``X`` of the estimation rows and the :class:`FixedPart` that builds it."""
+    rhs = patsy_rhs(spec)
+    try:
+        M = patsy.dmatrix(rhs, df, NA_action="raise", return_type="matrix")
+    except patsy.PatsyError as exc:
+        raise ModelSpecificationError("cannot build the fixed part %r: %s" % (spec.fixed, exc)) from None
+    info = M.design_info
+    names = [stata_name(c) for c in info.column_names]
+    order = list(range(len(names)))
+    if "_cons" in names:  # Stata lists the constant last
+        k = names.index("_cons")
+        order = [i for i in order if i != k] + [k]
+    arr = np.asarray(M, dtype=float)[:, order]
+    ordered = [names[i] for i in order]
+    keep = drop_collinear(arr, ordered)
+    variables, _ = formula_variables(spec.fixed, df.columns)
+    part = FixedPart(info, tuple(i for i, k in zip(order, keep) if k), tuple(n for n, k in zip(ordered, keep) if k),
+                     tuple(n for n, k in zip(ordered, keep) if not k), tuple(variables), rhs, df)
+    return arr[:, keep], part
