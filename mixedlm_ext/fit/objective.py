@@ -68,6 +68,18 @@ class Objective:
     def theta_start(self) -> np.ndarray:
         return np.concatenate([b.structure.theta_start() for b in self.blocks] + [self.residual.start()])
 
+    def equivalent_thetas(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Other ``theta`` with the same likelihood, one block changed at a time
+        (see :meth:`CovStruct.equivalent_thetas`); used to check boundary stops."""
+        parts, rho = self.split_theta(theta)
+        out = []
+        for k, (blk, part) in enumerate(zip(self.blocks, parts)):
+            for alt in blk.structure.equivalent_thetas(part):
+                new = list(parts)
+                new[k] = alt
+                out.append(np.concatenate(new + [rho]))
+        return out
+
     def theta_bounds(self) -> list:
         out = []
         for b in self.blocks:

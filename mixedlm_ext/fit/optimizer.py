@@ -89,6 +89,75 @@ def _at_bound(x, bounds, tol=1e-7) -> np.ndarray:
     return out
 
 
+_PROBE_STEPS = (1e-3, 1e-2, 0.1, 0.5)  # inward steps from a bound (theta is a ratio of SDs)
+_NEAR_BOUND = 1e-4  # a stop this close to a bound is checked as a boundary stop (flat there)
+
+
+def _inward(value: float, bound, step: float) -> float:
+    """A point ``step`` inside the bound ``value`` sits on (a fraction of the range
+    for parameters bounded on both sides, such as correlations)."""
+    lo, hi = bound
+    if lo is not None and hi is not None:
+        width = hi - lo
+        return lo + step * width if value - lo <= hi - value else hi - step * width
+    return lo + step if lo is not None else hi - step
+
+
+def boundary_probes(x: np.ndarray, bounds, at_bound: np.ndarray) -> list[np.ndarray]:
+    """Interior points next to a boundary stop: each parameter at a bound moved
+    inward by each of :data:`_PROBE_STEPS`, and all of them together.
+
+    With a scalar variance the profiled deviance is even in ``theta``, so its
+    slope at ``theta = 0`` is zero whatever the optimum: the smallest step
+    (``theta = 1e-3``, a variance ratio of 1e-6) measures the one-sided
+    derivative in the variance metric, the larger ones catch an optimum
+    further inside.
+    """
+    idx = np.flatnonzero(at_bound)
+    out = []
+    for step in _PROBE_STEPS:
+        joint = x.copy()
+        for i in idx:
+            cand = x.copy()
+            cand[i] = joint[i] = _inward(float(x[i]), bounds[i], step)
+            out.append(cand)
+        if idx.size > 1:
+            out.append(joint)
+    return out
+
+
+def verify_boundary(f, x: np.ndarray, bounds, local, default_start: np.ndarray, rounds: int = 4,
+                    f0: Optional[float] = None, equivalents=None) -> tuple[np.ndarray, bool]:
+    """Check a stop at a bound against the interior next to it; restart if it is beaten.
+
+    ``local(x0)`` is the local optimiser.  Candidates are the
+    :func:`boundary_probes` of the stop and of each parameter vector
+    ``equivalents(x)`` gives (the same covariances, parameterised
+    differently where the boundary makes the parameters not unique), and the
+    default (lme4-style) starting point; when
+    one is lower than the stop, the local optimiser restarts from the best
+    and the new stop is checked in turn.  Returns ``(x, verified)``; ``x`` is
+    the input object itself when nothing beat it.
+    """
+    fx = f(x) if f0 is None else f0
+    for _ in range(rounds):
+        at = _at_bound(x, bounds, tol=_NEAR_BOUND)
+        if not at.any():
+            return x, True
+        cands = boundary_probes(x, bounds, at)
+        for alt in (equivalents(x) if equivalents is not None else []):
+            cands += boundary_probes(alt, bounds, _at_bound(alt, bounds, tol=_NEAR_BOUND))
+        cands.append(np.asarray(default_start, dtype=float))
+        vals = np.array([f(c) for c in cands])
+        k = int(np.argmin(vals))
+        if not vals[k] < fx - 1e-10 * max(1.0, abs(fx)):
+            return x, True
+        x2 = local(cands[k])
+        f2 = f(x2)
+        x, fx = (x2, f2) if f2 < vals[k] else (cands[k], vals[k])
+    return x, not _at_bound(x, bounds, tol=_NEAR_BOUND).any()
+
+
 def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: bool = False,
              maxiter: int = 300, stream: TextIO = None, em_iterations: int = 20,
              em_log: bool = False, em_only: bool = False, tolerance: float = 1e-8) -> OptResult:
@@ -121,25 +190,48 @@ def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: 
             stream.write("Iteration %d:  %s = %s\n" % (k, label, _fmt_ll(_loglik(dev))))
 
     report(f(theta))
-    res = so.minimize(f, theta, method="L-BFGS-B", jac=lambda x: central_gradient(f, x, bounds, rel=1e-7, forward=True),
-                      bounds=bounds, callback=lambda xk: report(f(xk)),
-                      options=dict(maxiter=maxiter, ftol=1e-10, gtol=1e-6))
-    theta = _project(res.x, bounds)
-    budget = max(0, maxiter - int(res.nit))
-    nr = newton_estimation(objective, theta, bounds, max_iter=min(50, budget), log=report, count=f) \
-        if budget else None
+    bounds_arr = bounds
+    jac = lambda x: central_gradient(f, x, bounds_arr, rel=1e-7, forward=True)  # noqa: E731
+    n_iter = 0
+    messages = []
+
+    def local(x0):
+        nonlocal n_iter
+        r = so.minimize(f, x0, method="L-BFGS-B", jac=jac, bounds=bounds, callback=lambda xk: report(f(xk)),
+                        options=dict(maxiter=max(1, maxiter - n_iter), ftol=1e-10, gtol=1e-6))
+        n_iter += int(r.nit)
+        messages.append(r.message if isinstance(r.message, str) else str(r.message))
+        return _project(r.x, bounds)
+
+    theta = local(theta)
+    theta, verified = verify_boundary(f, theta, bounds, local, objective.theta_start(),
+                                      equivalents=objective.equivalent_thetas)
+    nr = None
+    for _ in range(3):  # Newton on the free parameters; a boundary it reaches is verified again
+        budget = max(0, maxiter - n_iter)
+        if not budget:
+            break
+        nr = newton_estimation(objective, theta, bounds, max_iter=min(50, budget), log=report, count=f)
+        n_iter += nr.n_iter
+        moved, verified = verify_boundary(f, nr.theta, bounds, local, objective.theta_start(), f0=nr.deviance,
+                                          equivalents=objective.equivalent_thetas)
+        if moved is nr.theta:
+            break
+        theta, nr = moved, None
     if nr is not None:
-        theta, dev, n_newton, decrement = nr.theta, nr.deviance, nr.n_iter, nr.decrement
+        theta, dev, decrement = nr.theta, nr.deviance, nr.decrement
     else:
-        dev, n_newton, decrement = f(theta), 0, np.inf
+        dev, decrement = f(theta), np.inf
+    res_message = messages[-1] if messages else ""
     # converged when the Newton decrement g'H^-1 g is negligible (Stata's nrtolerance)
-    converged = bool(np.isfinite(dev) and decrement < _NR_TOL)
-    msg = res.message if isinstance(res.message, str) else str(res.message)
+    # and a boundary stop was checked against the interior next to it
+    converged = bool(np.isfinite(dev) and decrement < _NR_TOL and verified)
+    msg = res_message
     if not converged:
-        warn_user("the optimizer did not converge (Newton decrement %.3g after %d iterations): %s"
-                  % (decrement, int(res.nit) + n_newton, msg), ConvergenceWarning)
-    out = OptResult(theta, float(dev), converged, int(res.nit) + n_newton, f.n, msg, history,
-                    _at_bound(theta, bounds))
+        why = ("Newton decrement %.3g" % decrement) if verified else "a boundary stop could not be verified"
+        warn_user("the optimizer did not converge (%s after %d iterations): %s" % (why, n_iter, msg),
+                  ConvergenceWarning)
+    out = OptResult(theta, float(dev), converged, n_iter, f.n, msg, history, _at_bound(theta, bounds))
     if nr is not None:
         out.psi, out.psi_free, out.hessian_psi = nr.psi, nr.free, nr.hessian
     return out

@@ -80,6 +80,11 @@ class CovStruct:
     def natural_from_theta(self, theta: np.ndarray, sigma2: float) -> np.ndarray:
         return self.natural_from_cov(self.cov_from_theta(theta, sigma2))
 
+    def equivalent_thetas(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Other parameter vectors with the same covariance (at a degenerate
+        boundary, where the parameterisation is not unique); none by default."""
+        return []
+
     def factor_from_natural(self, nat: np.ndarray, sigma2: float) -> np.ndarray:
         """A (not necessarily triangular) ``Lambda`` for natural parameters."""
         G = self.cov_from_natural(nat) / sigma2
@@ -269,6 +274,34 @@ class Unstructured(CovStruct):
         except np.linalg.LinAlgError:
             lam = np.diag(np.sqrt(np.clip(np.diag(G_rel), 1e-12, None)))
         return lam[self._rows, self._cols]
+
+    def equivalent_thetas(self, theta):
+        """With a zero Cholesky diagonal ``L_ii`` the column below it and the later
+        columns are not unique: only their product matters.  The alternatives
+        put the dominant direction of that trailing covariance into column
+        ``i`` (either sign), so that moving ``L_ii`` off zero can tilt it, which
+        the original factor cannot (a covariance of rank one with a small
+        variance, a correlation of +-1, lies behind such a boundary)."""
+        L = self.relative_factor(theta)
+        out = []
+        for i in range(self.q - 1):
+            if L[i, i] > 1e-8 * max(1.0, np.abs(L).max()):
+                continue
+            T = L[i + 1:, i:]
+            M = T @ T.T  # what columns i.. contribute below row i
+            w, V = np.linalg.eigh(M)
+            lam, v = max(w[-1], 0.0), V[:, -1]
+            rest = M - lam * np.outer(v, v)
+            try:
+                R = np.linalg.cholesky(rest + 1e-14 * max(1.0, lam) * np.eye(rest.shape[0]))
+            except np.linalg.LinAlgError:
+                continue
+            for sign in (1.0, -1.0):
+                L2 = L.copy()
+                L2[i + 1:, i] = sign * np.sqrt(lam) * v
+                L2[i + 1:, i + 1:] = R
+                out.append(L2[self._rows, self._cols])
+        return out
 
 
 STRUCTURES: dict[str, type[CovStruct]] = {
