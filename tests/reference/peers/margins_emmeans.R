@@ -76,7 +76,8 @@ out <- list(
     "weights, which is what averaging over the sample does; 'agreement' gives the max",
     "absolute differences. Stata commands: margins region / margins, at(unemp=(4 6 8)) /",
     "margins fast / margins, at(days=(0 3 6 9)) / margins, dydx(days) / margins fast, dydx(days) /",
-    "margins fast, at(days=(0 3 6 9)), all after mixed ..., ml (the default)."),
+    "margins fast, at(days=(0 3 6 9)), all after mixed ..., ml (the default). The margins use the",
+    "call's fit; 'fit' (fields as in trust_lme4.json) also holds 'tight', a bobyqa refit."),
   versions = c(versions(), list(emmeans = as.character(packageVersion("emmeans")))),
   data = list(prod = 'prod <- read.csv("mixedlm_ext/datasets/productivity.csv")',
               sleepf = 'sleepf <- read.csv("tests/reference/peers/data/sleepstudy_fast.csv")  # fast = as.integer(days >= 5)')

@@ -24,7 +24,10 @@ out <- list(
     "re = VarCorr variances/covariances under Stata labels (level:var(term),",
     "level:cov(slope,_cons), Residual:var(Residual)), sigma2 = sigma(fit)^2, varcorr =",
     "as.data.frame(VarCorr(fit), order='lower.tri'), theta = getME(fit,'theta'),",
-    "isSingular = isSingular(fit), warnings/messages as emitted during the fit."),
+    "isSingular = isSingular(fit), warnings/messages as emitted during the fit. 'tight' (in every",
+    "non-degenerate fit) repeats llf/fe/fe_se/re/sigma2/theta for update(fit, control=",
+    "lmerControl(optimizer='bobyqa', optCtrl=list(rhoend=1e-10))), a tighter optimum than lme4's",
+    "default nloptwrap tolerances give; prefer it as the reference for variance parameters."),
   versions = c(versions(), list(statsmodels = NA_character_)),
   data = list(
     pig = 'pig <- read.csv("mixedlm_ext/datasets/pig.csv")',
@@ -196,7 +199,7 @@ deg_rec <- function(call, what) {
   if (inherits(f, "fit_error"))
     return(c(base, list(outcome = "error", error = f$message, warnings = jarray(r$warnings),
                         messages = jarray(r$messages))))
-  rec <- fit_record(f, call, warnings = r$warnings, messages = r$messages)
+  rec <- fit_record(f, call, warnings = r$warnings, messages = r$messages, tight = FALSE)
   c(base, list(outcome = "fit"), rec[setdiff(names(rec), "r_call")])
 }
 out$degenerate <- list(
