@@ -22,22 +22,20 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 
-from ..spec.model import ModelSpec, REEquation, ResidualSpec, WeightSpec
 from ..core.errors import StataSyntaxError
+from ..spec.model import ModelSpec, REEquation, ResidualSpec, WeightSpec
+from ..spec.vocabulary import RESIDUAL_ABBREVIATIONS, RESIDUAL_DEFAULT_ORDER, covariance_type, match_abbreviation
+from .scanning import find_imbalance, is_ident, split_top_level, top_level_chars, top_level_positions
 
 __all__ = ["StataSyntaxError", "parse_stata", "translate_if"]
 
-_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
+# Stata quotes strings with double quotes only.
+STATA_QUOTES = '"'
 
 # ---------------------------------------------------------------------------
 # Low-level scanning helpers (parentheses and double quotes aware)
 # ---------------------------------------------------------------------------
-
-
-def _is_ident(token: str) -> bool:
-    """Return True if ``token`` is a valid Stata/Python variable name."""
-    return bool(_IDENT_RE.match(token))
 
 
 def _check_balanced(text: str, where: Optional[str] = None) -> None:
@@ -51,61 +49,21 @@ def _check_balanced(text: str, where: Optional[str] = None) -> None:
         Text quoted in the error message (defaults to ``text``).
     """
     where = text if where is None else where
-    depth = 0
-    in_quote = False
-    for pos, ch in enumerate(text):
-        if ch == '"':
-            in_quote = not in_quote
-        elif in_quote:
-            continue
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth < 0:
-                raise StataSyntaxError(
-                    "unbalanced parentheses: unexpected ')' at position %d in %r" % (pos, where)
-                )
-    if in_quote:
+    problem = find_imbalance(text, STATA_QUOTES)
+    if problem is None:
+        return
+    if problem.stray_close is not None:
+        raise StataSyntaxError(
+            "unbalanced parentheses: unexpected ')' at position %d in %r" % (problem.stray_close, where)
+        )
+    if problem.open_quote:
         raise StataSyntaxError("unbalanced double quotes in %r" % where)
-    if depth:
-        raise StataSyntaxError("unbalanced parentheses: %d unclosed '(' in %r" % (depth, where))
-
-
-def _top_level_positions(text: str, sep: str) -> list[int]:
-    """Positions where ``sep`` occurs outside parentheses and double quotes."""
-    positions = []
-    depth = 0
-    in_quote = False
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch == '"':
-            in_quote = not in_quote
-        elif not in_quote:
-            if ch == "(":
-                depth += 1
-            elif ch == ")":
-                depth -= 1
-            elif depth == 0 and text.startswith(sep, i):
-                positions.append(i)
-                i += len(sep)
-                continue
-        i += 1
-    return positions
+    raise StataSyntaxError("unbalanced parentheses: %d unclosed '(' in %r" % (problem.unclosed, where))
 
 
 def _split_top(text: str, sep: str, maxsplit: int = -1) -> list[str]:
     """Split ``text`` on ``sep`` outside parentheses and quotes."""
-    pieces = []
-    start = 0
-    for count, pos in enumerate(_top_level_positions(text, sep)):
-        if maxsplit >= 0 and count >= maxsplit:
-            break
-        pieces.append(text[start:pos])
-        start = pos + len(sep)
-    pieces.append(text[start:])
-    return pieces
+    return split_top_level(text, sep, STATA_QUOTES, maxsplit)
 
 
 def _split_comma(text: str) -> tuple[str, Optional[str]]:
@@ -132,47 +90,12 @@ def _normspace(text: str) -> str:
 # ---------------------------------------------------------------------------
 
 
-def _abbrev_match(word: str, table: dict[str, int]) -> Optional[str]:
-    """Return the full name whose Stata abbreviation ``word`` is, or None.
-
-    Parameters
-    ----------
-    word : str
-        What the user typed (case-insensitive).
-    table : dict
-        Full name -> minimal abbreviation length.
-    """
-    word = word.lower()
-    if word in table:
-        return word
-    for full, minlen in table.items():
-        if len(word) >= minlen and full.startswith(word):
-            return full
-    return None
-
-
-_COVARIANCE_ABBREV = {"identity": 2, "independent": 3, "exchangeable": 3, "unstructured": 2}
-
-
 def _covariance_type(word: str, segment: str) -> str:
     """Normalise a ``covariance()`` argument (``un`` -> ``unstructured``)."""
-    full = _abbrev_match(word.strip(), _COVARIANCE_ABBREV) if word.strip() else None
+    full = covariance_type(word)
     if full is None:
         raise StataSyntaxError("unknown covariance type %r in %r" % (word.strip(), segment))
     return full
-
-
-# Residual types: full name -> (minimal abbreviation, order allowed, default order)
-_RESIDUAL_TYPES: dict[str, tuple[int, bool, Optional[int]]] = {
-    "independent": (3, False, None),
-    "exchangeable": (3, False, None),
-    "ar": (2, True, 1),
-    "ma": (2, True, 1),
-    "unstructured": (2, False, None),
-    "banded": (2, True, None),
-    "toeplitz": (3, True, None),
-    "exponential": (3, False, None),
-}
 
 
 # ---------------------------------------------------------------------------
@@ -193,20 +116,9 @@ class _Option:
 
 def _matching_paren(text: str, start: int) -> int:
     """Index of the ``)`` closing the ``(`` at ``start`` (quotes respected)."""
-    depth = 0
-    in_quote = False
-    for i in range(start, len(text)):
-        ch = text[i]
-        if ch == '"':
-            in_quote = not in_quote
-        elif in_quote:
-            continue
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth == 0:
-                return i
+    for i, ch, depth in top_level_chars(text[start:], STATA_QUOTES):
+        if ch == ")" and depth == 0:
+            return start + i
     raise StataSyntaxError("unbalanced parentheses in %r" % text)
 
 
@@ -296,12 +208,12 @@ _VCE_ABBREV = {"oim": 3, "robust": 1, "cluster": 2}
 def _parse_vce(opt: _Option, segment: str) -> str:
     """``vce(oim|robust|cluster var)`` with abbreviations normalised."""
     words = _words(_need_arg(opt, segment))
-    kind = _abbrev_match(words[0], _VCE_ABBREV)
+    kind = match_abbreviation(words[0], _VCE_ABBREV)
     if kind is None:
         raise StataSyntaxError("unknown vce type %r in %r" % (words[0], segment))
     rest = words[1:]
     if kind == "cluster":
-        if len(rest) != 1 or not _is_ident(rest[0]):
+        if len(rest) != 1 or not is_ident(rest[0]):
             raise StataSyntaxError("vce(cluster) needs one variable name in %r" % segment)
         return "cluster %s" % rest[0]
     if rest:
@@ -317,7 +229,7 @@ def _parse_dfmethod(opt: _Option, segment: str) -> str:
     arg = _need_arg(opt, segment)
     head, tail = _split_comma(arg)
     words = _words(head)
-    method = _abbrev_match(words[0], _DF_ABBREV) if len(words) == 1 else None
+    method = match_abbreviation(words[0], _DF_ABBREV) if len(words) == 1 else None
     if method is None:
         raise StataSyntaxError("unknown dfmethod %r in %r" % (head.strip(), segment))
     return method if tail is None else _normspace("%s, %s" % (method, tail))
@@ -334,14 +246,12 @@ def _residual_kind(text: str, segment: str) -> tuple[str, Optional[int]]:
         words = [m.group(1), m.group(2)]
     if len(words) > 2:
         raise StataSyntaxError("invalid residual type %r in %r" % (text.strip(), segment))
-    table = {k: v[0] for k, v in _RESIDUAL_TYPES.items()}
-    kind = _abbrev_match(words[0], table)
+    kind = match_abbreviation(words[0], RESIDUAL_ABBREVIATIONS)
     if kind is None:
         raise StataSyntaxError("unknown residual type %r in %r" % (words[0], segment))
-    _, order_ok, default = _RESIDUAL_TYPES[kind]
     if len(words) == 2:
         order_text = words[1]
-        if not order_ok:
+        if kind not in RESIDUAL_DEFAULT_ORDER:
             raise StataSyntaxError(
                 "residual type %s takes no order, got %r in %r" % (kind, order_text, segment)
             )
@@ -350,7 +260,7 @@ def _residual_kind(text: str, segment: str) -> tuple[str, Optional[int]]:
                 "residual order must be a positive integer, got %r in %r" % (order_text, segment)
             )
         return kind, int(order_text)
-    return kind, default
+    return kind, RESIDUAL_DEFAULT_ORDER.get(kind)
 
 
 def _parse_residuals(opt: _Option, segment: str) -> ResidualSpec:
@@ -361,7 +271,7 @@ def _parse_residuals(opt: _Option, segment: str) -> ResidualSpec:
     time = by = None
     for sub in _tokenize_options(tail or "", segment):
         var = _need_arg(sub, segment)
-        if not _is_ident(var):
+        if not is_ident(var):
             raise StataSyntaxError("invalid variable name %r in %s() in %r" % (var, sub.name, segment))
         if sub.name == "t":
             time = var
@@ -453,7 +363,7 @@ _PWSCALE = ("size", "effective", "gk")
 def _weight_variable(arg: str, kind: str, segment: str) -> str:
     """The variable of a weight (only a plain variable name is supported)."""
     arg = arg.strip()
-    if not _is_ident(arg):
+    if not is_ident(arg):
         raise StataSyntaxError(
             "%s: only a variable name is supported as the weight, got %r in %r" % (kind, arg, segment))
     return arg
@@ -472,7 +382,7 @@ def _extract_weight(body: str, segment: str, g: _Globals) -> str:
         raise StataSyntaxError("invalid weight %r in %r: use [fw=var] or [pw=var]"
                                % (found[0].group(0), segment))
     word, var = inner.split("=", 1)
-    kind = _abbrev_match(word.strip(), _WEIGHT_ABBREV)
+    kind = match_abbreviation(word.strip(), _WEIGHT_ABBREV)
     if kind is None:
         raise StataSyntaxError("unknown weight type %r in %r" % (word.strip(), segment))
     if kind in ("aweight", "iweight"):
@@ -504,7 +414,7 @@ def _apply_options(text: Optional[str], segment: str, is_fixed: bool, g: _Global
         raise StataSyntaxError("empty option list after ',' in %r" % segment)
     for opt in _tokenize_options(text, segment):
         name = opt.name.lower()
-        local_name = _abbrev_match(name, _LOCAL_OPTIONS)
+        local_name = match_abbreviation(name, _LOCAL_OPTIONS)
         if local_name == "noconstant":
             _no_arg(opt, segment)
             local.noconstant = True
@@ -525,7 +435,7 @@ def _apply_options(text: Optional[str], segment: str, is_fixed: bool, g: _Global
                 raise StataSyntaxError("more than one weight option in %r" % segment)
             local.weight = (local_name, _weight_variable(_need_arg(opt, segment), local_name, segment))
             continue
-        full = "mle" if name == "ml" else _abbrev_match(name, {k: v[0] for k, v in _GLOBAL_OPTIONS.items()})
+        full = "mle" if name == "ml" else match_abbreviation(name, {k: v[0] for k, v in _GLOBAL_OPTIONS.items()})
         if full is None:
             raise StataSyntaxError("unknown option %r in %r" % (opt.text(), segment))
         _GLOBAL_OPTIONS[full][1](opt, segment, g)
@@ -814,7 +724,7 @@ def _reference_literal(text: str) -> str:
 
 def _fixed_term(token: str, segment: str) -> str:
     """Translate one Stata fixed-effects term into a patsy term."""
-    if _is_ident(token):
+    if is_ident(token):
         return token
     m = re.match(r"(i|c|ib(?:\(([^()]*)\)|([^.()]+)))\.([A-Za-z_][A-Za-z0-9_]*)\Z", token)
     if m is None:
@@ -839,7 +749,7 @@ def _fixed_term(token: str, segment: str) -> str:
 def _split_if(body: str, segment: str) -> tuple[str, Optional[str]]:
     """Split ``varlist if exp`` into ``(varlist, exp or None)``."""
     positions = [m.start() for m in re.finditer(r"(?<![A-Za-z0-9_.])if(?![A-Za-z0-9_])", body)]
-    positions = [p for p in positions if p in set(_top_level_positions(body, "if"))]
+    positions = [p for p in positions if p in set(top_level_positions(body, "if", STATA_QUOTES))]
     if not positions:
         return body, None
     varlist, expr = body[: positions[0]], body[positions[0] + 2 :]
@@ -865,7 +775,7 @@ def _parse_fixed_segment(segment: str, g: _Globals) -> tuple[str, str, bool, Opt
     if not tokens:
         raise StataSyntaxError("missing dependent variable in %r" % segment.strip())
     depvar = tokens[0]
-    if not _is_ident(depvar):
+    if not is_ident(depvar):
         raise StataSyntaxError("invalid dependent variable %r in %r" % (depvar, segment.strip()))
     terms = [_fixed_term(t, segment.strip()) for t in tokens[1:]]
     local = _apply_options(opts, segment.strip(), True, g)
@@ -894,7 +804,7 @@ def _re_varlist(text: str, where: str) -> _REVars:
             factors.append(m.group(1))
             continue
         name = token[2:] if token.startswith("c.") else token
-        if not _is_ident(name):
+        if not is_ident(name):
             raise StataSyntaxError("invalid random-effects variable %r in %r" % (token, where))
         if name in columns:
             raise StataSyntaxError("variable %r repeated in %r" % (name, where))
@@ -930,7 +840,7 @@ def _split_level(segment: str, where: str) -> tuple[str, str]:
     level = level.strip()
     if not level:
         raise StataSyntaxError("'||' segment without a level in %r" % where)
-    if not _is_ident(level):
+    if not is_ident(level):
         raise StataSyntaxError("invalid level name %r in %r" % (level, where))
     return level, rest
 
