@@ -14,7 +14,6 @@ __all__ = [
     "COVARIANCE_TYPES",
     "RESIDUAL_ABBREVIATIONS",
     "RESIDUAL_DEFAULT_ORDER",
-    "RESIDUAL_TYPES",
     "covariance_type",
     "match_abbreviation",
 ]
@@ -39,7 +38,6 @@ RESIDUAL_ABBREVIATIONS: dict[str, int] = {
     "toeplitz": 3,
     "exponential": 3,
 }
-RESIDUAL_TYPES: tuple[str, ...] = tuple(RESIDUAL_ABBREVIATIONS)
 
 # Residual structures that take an order ``#`` -> their order when none is given.
 RESIDUAL_DEFAULT_ORDER: dict[str, Optional[int]] = {"ar": 1, "ma": 1, "banded": None, "toeplitz": None}
