@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
-COVARIANCE_TYPES = ("identity", "independent", "exchangeable", "unstructured")
+from .vocabulary import COVARIANCE_TYPES
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Parse lme4-style formulas into a :class:`~mixedlm_ext._spec.ModelSpec`.
+"""Parse lme4-style formulas into a :class:`~mixedlm_ext.spec.model.ModelSpec`.
 
 Syntax accepted::
 
@@ -20,18 +20,15 @@ import re
 from dataclasses import dataclass, replace
 from typing import Optional
 
-from ..spec.model import COVARIANCE_TYPES, ModelSpec, REEquation
 from ..core.errors import FormulaSyntaxError
+from ..spec.model import ModelSpec, REEquation
+from ..spec.vocabulary import COVARIANCE_TYPES, covariance_type
+from .scanning import find_imbalance, is_ident, top_level_chars
 
 __all__ = ["FormulaSyntaxError", "parse_lme4"]
 
-_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-
-_COVARIANCE_ABBREV = {"identity": 2, "independent": 3, "exchangeable": 3, "unstructured": 2}
-
-
-def _is_ident(token: str) -> bool:
-    return bool(_IDENT_RE.match(token))
+# Formulas quote strings with either kind of quote.
+FORMULA_QUOTES = "'\""
 
 
 @dataclass(frozen=True)
@@ -42,43 +39,14 @@ class Term:
     text: str
 
 
-def _check_balanced(text: str) -> None:
-    """Raise :class:`FormulaSyntaxError` on unbalanced parentheses."""
-    depth = 0
-    quote: Optional[str] = None
-    for ch in text:
-        if quote:
-            quote = None if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth < 0:
-                raise FormulaSyntaxError("unbalanced parentheses: unexpected ')' in %r" % text)
-    if depth or quote:
-        raise FormulaSyntaxError("unbalanced parentheses or quotes in %r" % text)
-
-
-def _top_level_chars(text: str):
-    """Yield ``(index, char, depth)`` for characters outside quotes."""
-    depth = 0
-    quote: Optional[str] = None
-    for i, ch in enumerate(text):
-        if quote:
-            quote = None if ch == quote else quote
-            continue
-        if ch in "'\"":
-            quote = ch
-            continue
-        if ch == "(":
-            depth += 1
-            yield i, ch, depth - 1
-            continue
-        if ch == ")":
-            depth -= 1
-        yield i, ch, depth
+def _check_formula_balanced(text: str) -> None:
+    """Raise :class:`FormulaSyntaxError` on unbalanced parentheses or quotes."""
+    problem = find_imbalance(text, FORMULA_QUOTES)
+    if problem is None:
+        return
+    if problem.stray_close is not None:
+        raise FormulaSyntaxError("unbalanced parentheses: unexpected ')' in %r" % text)
+    raise FormulaSyntaxError("unbalanced parentheses or quotes in %r" % text)
 
 
 def split_response(formula: str) -> tuple[str, str]:
@@ -91,12 +59,12 @@ def split_response(formula: str) -> tuple[str, str]:
     """
     if not isinstance(formula, str):
         raise TypeError("formula must be a string, got %s" % type(formula).__name__)
-    _check_balanced(formula)
+    _check_formula_balanced(formula)
     parts = formula.split("~")
     if len(parts) != 2:
         raise FormulaSyntaxError("formula must have the form 'y ~ terms', got %r" % formula)
     response, rhs = parts[0].strip(), parts[1].strip()
-    if not _is_ident(response):
+    if not is_ident(response):
         raise FormulaSyntaxError("the response must be a column name, got %r in %r" % (response, formula))
     if not rhs:
         raise FormulaSyntaxError("empty right-hand side in %r" % formula)
@@ -115,10 +83,10 @@ def split_terms(text: str) -> list[Term]:
     -------
     list of Term
     """
-    _check_balanced(text)
+    _check_formula_balanced(text)
     terms: list[Term] = []
     sign, start = "+", 0
-    for i, ch, depth in _top_level_chars(text):
+    for i, ch, depth in top_level_chars(text, FORMULA_QUOTES):
         if depth == 0 and ch in "+-" and not _is_exponent(text, i):
             _append_term(terms, sign, text[start:i], text, allow_empty=not terms and not text[:i].strip())
             sign, start = ch, i + 1
@@ -176,13 +144,12 @@ def fixed_part(terms: list[Term]) -> tuple[str, bool]:
 
 def normalize_covariance(name: str) -> str:
     """Full covariance name from a name or Stata abbreviation (``un``)."""
-    word = name.strip().lower()
-    for full, minlen in _COVARIANCE_ABBREV.items():
-        if word == full or (len(word) >= minlen and full.startswith(word)):
-            return full
-    raise FormulaSyntaxError(
-        "unknown covariance type %r (expected one of %s)" % (name, ", ".join(COVARIANCE_TYPES))
-    )
+    full = covariance_type(name)
+    if full is None:
+        raise FormulaSyntaxError(
+            "unknown covariance type %r (expected one of %s)" % (name, ", ".join(COVARIANCE_TYPES))
+        )
+    return full
 
 
 def random_effects(text: str, where: str, default_constant: bool = True) -> tuple[tuple[str, ...], bool]:
@@ -209,7 +176,7 @@ def random_effects(text: str, where: str, default_constant: bool = True) -> tupl
         if value is not None:
             constant = value
             continue
-        if term.sign == "-" or not _is_ident(term.text):
+        if term.sign == "-" or not is_ident(term.text):
             raise FormulaSyntaxError(
                 "random-effects terms must be plain variable names or 1/0, got %r in %r"
                 % (("-" if term.sign == "-" else "") + term.text, where)
@@ -229,7 +196,7 @@ def default_covariance(n_effects: int, correlated: bool) -> str:
 
 def _bar_split(inner: str, where: str) -> tuple[str, str, bool]:
     """``"x | g"`` -> ``("x", "g", True)``; ``"x || g"`` -> correlated False."""
-    bars = [i for i, ch, depth in _top_level_chars(inner) if depth == 0 and ch == "|"]
+    bars = [i for i, ch, depth in top_level_chars(inner, FORMULA_QUOTES) if depth == 0 and ch == "|"]
     if len(bars) == 1:
         return inner[: bars[0]], inner[bars[0] + 1 :], True
     if len(bars) == 2 and bars[1] == bars[0] + 1:
@@ -245,7 +212,7 @@ def _grouping(text: str, where: str) -> list[tuple[tuple[str, ...], str]]:
     path: tuple[str, ...] = ()
     for part in text.split("/"):
         names = tuple(n.strip() for n in part.split(":"))
-        bad = [n for n in names if not _is_ident(n)]
+        bad = [n for n in names if not is_ident(n)]
         if bad:
             raise FormulaSyntaxError("invalid grouping factor %r in %r" % (bad[0] or part.strip(), where))
         path = path + names
@@ -259,10 +226,10 @@ def is_bar_term(term: Term) -> bool:
     if not (text.startswith("(") and text.endswith(")")):
         return False
     inner = text[1:-1]
-    depths = [d for i, ch, d in _top_level_chars(text) if ch == ")" and i < len(text) - 1]
+    depths = [d for i, ch, d in top_level_chars(text, FORMULA_QUOTES) if ch == ")" and i < len(text) - 1]
     if 0 in depths:  # e.g. "(a) : (b)": not one parenthesised group
         return False
-    return any(ch == "|" and depth == 0 for _, ch, depth in _top_level_chars(inner))
+    return any(ch == "|" and depth == 0 for _, ch, depth in top_level_chars(inner, FORMULA_QUOTES))
 
 
 def _bar_equations(term: Term) -> list[REEquation]:
@@ -287,7 +254,7 @@ def _bar_equations(term: Term) -> list[REEquation]:
 def _check_no_bare_bars(terms: list[Term], formula: str) -> None:
     """Reject ``|`` outside a parenthesised random-effects term."""
     for term in terms:
-        if any(ch == "|" for _, ch, _ in _top_level_chars(term.text)):
+        if any(ch == "|" for _, ch, _ in top_level_chars(term.text, FORMULA_QUOTES)):
             raise FormulaSyntaxError(
                 "random-effects term %r must be enclosed in parentheses, e.g. '(1 | g)', in %r"
                 % (term.text, formula)

@@ -1,4 +1,4 @@
-"""Build a :class:`~mixedlm_ext._spec.ModelSpec` from statsmodels-style arguments.
+"""Build a :class:`~mixedlm_ext.spec.model.ModelSpec` from statsmodels-style arguments.
 
 Mirrors ``statsmodels.formula.api.mixedlm(formula, data, groups=...,
 re_formula=..., vc_formula=...)``:
@@ -27,10 +27,10 @@ from .lme4 import (
     split_terms,
 )
 from ..spec.model import ModelSpec, REEquation
+from .scanning import is_ident
 
 __all__ = ["spec_from_statsmodels"]
 
-_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _C_TERM = re.compile(r"C\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)\Z")
 
 
@@ -133,7 +133,7 @@ def spec_from_statsmodels(
     NotImplementedError
         For ``re_formula``/``vc_formula`` forms beyond the ones above.
     """
-    if not isinstance(groups, str) or not _IDENT_RE.match(groups):
+    if not isinstance(groups, str) or not is_ident(groups):
         raise TypeError("groups must be a column name (a string), got %r" % (groups,))
     response, rhs = split_response(formula)
     terms = split_terms(rhs)
