@@ -5,11 +5,11 @@ from typing import Optional
 
 import pandas as pd
 
-from .model import MixedLMExt
+from .core.keywords import check_keywords
+from .model import FIT_KEYWORDS, MixedLMExt
 from .syntax.stata import parse_stata
 
-_FIT_OPTIONS = ("log", "emlog", "em_iterations", "emonly", "maxiter", "level", "stream", "start_params",
-                "df_method", "vce")
+_COMMAND_OPTIONS = ("reml", "stddeviations", "nolrtest", "nogroup", "noretable", "nofetable")
 
 
 def mixed(command: str, data: pd.DataFrame, **options):
@@ -22,34 +22,51 @@ def mixed(command: str, data: pd.DataFrame, **options):
         (the leading word ``mixed`` is optional).
     data : pandas.DataFrame
     **options
-        Fit options (``log=True`` prints the iteration log, ``emlog``,
-        ``em_iterations``, ``emonly``, ``maxiter``, ``level``), or ``reml=True``
-        / ``stddeviations=True`` as if written in the command.
+        Fit options of :meth:`MixedLMExt.fit` (``log=True`` prints the
+        iteration log, ``emlog``, ``em_iterations``, ``emonly``, ``maxiter``,
+        ``level``, ``df_method``, ``vce``, ``start_params``), or ``reml=True``
+        / ``stddeviations=True`` ... as if written in the command.  Unknown
+        keywords raise ``TypeError``.
 
     Returns
     -------
     MixedLMExtResultsWrapper
     """
+    check_keywords(options, _COMMAND_OPTIONS + tuple(k for k in FIT_KEYWORDS if k not in ("reml", "method")),
+                   "mixed()")
     spec = parse_stata(command)
-    extra = {}
     if "reml" in options:
         spec = spec.with_options(reml=bool(options.pop("reml")))
-    for key in ("stddeviations", "nolrtest", "nogroup", "noretable", "nofetable"):
-        if key in options:
-            extra[key] = options.pop(key)
+    extra = {key: options.pop(key) for key in _COMMAND_OPTIONS[1:] if key in options}
     if extra:
         spec = spec.with_options(options=tuple({**spec.option_dict, **extra}.items()))
-    unknown = [k for k in options if k not in _FIT_OPTIONS]
-    if unknown:
-        raise TypeError("mixed() got unknown option(s): %s" % ", ".join(unknown))
     return MixedLMExt(spec, data).fit(**options)
 
 
-def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True, covariance: Optional[dict] = None,
-         residual=None, **options):
+def lmer(formula: str, data: pd.DataFrame, REML: Optional[bool] = None, *, reml: Optional[bool] = None,
+         weights=None, covariance: Optional[dict] = None, residual=None, **options):
     """Fit an lme4-style formula (``"y ~ x + (x | g)"``); REML by default, as lme4.
 
-    ``covariance`` maps a grouping label to a covariance type; ``residual`` is
-    a residual structure object (``AR(2, time="time")``, ``Exponential(time="t")``...).
+    Parameters
+    ----------
+    formula : str
+    data : pandas.DataFrame
+    REML, reml : bool, optional
+        lme4's ``REML`` (either spelling; default True).  ``REML=False`` fits by ML.
+    weights : str or array-like, optional
+        lme4's precision weights (a column name or one value per row):
+        observation ``i`` has residual variance ``sigma2 / w_i``.
+    covariance : dict, optional
+        Grouping label -> covariance type (``{"id": "exchangeable"}``).
+    residual : optional
+        A residual structure object (``AR(2, time="time")``, ``Exponential(time="t")``...).
+    **options
+        Fit options of :meth:`MixedLMExt.fit`.  Unknown keywords raise ``TypeError``.
     """
-    return MixedLMExt.from_lme4(formula, data, reml=reml, covariance=covariance, residual=residual).fit(**options)
+    check_keywords(options, ("REML", "weights", "covariance", "residual") + FIT_KEYWORDS, "lmer()")
+    if REML is not None and reml is not None and bool(REML) != bool(reml):
+        raise ValueError("REML=%r and reml=%r disagree" % (REML, reml))
+    method = REML if REML is not None else (reml if reml is not None else True)
+    model = MixedLMExt.from_lme4(formula, data, reml=bool(method), covariance=covariance, residual=residual,
+                                 weights=weights)
+    return model.fit(**options)

@@ -14,6 +14,7 @@ import pandas as pd
 from statsmodels.base.model import LikelihoodModel
 
 from .core.errors import BoundaryWarning, warn_user
+from .core.keywords import check_keywords, unknown_keyword_error
 from .core.threads import single_thread_blas
 from .design.build import build_design
 from .design.types import Design
@@ -21,7 +22,27 @@ from .fit.derivatives import central_gradient, numerical_hessian
 from .fit.objective import Objective
 from .fit.optimizer import optimize
 from .inference.vc import vc_covariance
-from .spec.model import ModelSpec, ResidualSpec
+from .spec.model import ModelSpec, ResidualSpec, WeightSpec
+
+
+FIT_KEYWORDS = ("start_params", "reml", "method", "log", "emlog", "em_iterations", "emonly", "maxiter", "level",
+                "stream", "df_method", "vce")
+
+
+def _with_precision_weights(spec: ModelSpec, data: pd.DataFrame, weights) -> tuple[ModelSpec, pd.DataFrame]:
+    """``weights=`` (lme4's precision weights) as a column of the data."""
+    if weights is None:
+        return spec, data
+    if isinstance(weights, str):
+        var = weights
+    else:
+        w = np.asarray(weights, dtype=float)
+        if w.shape != (len(data),):
+            raise ValueError("weights must be a column name or one value per row of data (%d), got shape %s"
+                             % (len(data), w.shape))
+        data = data.assign(_weights=w)
+        var = "_weights"
+    return spec.with_options(weights=(WeightSpec("precision", var),)), data
 
 
 def _with_residual(spec: ModelSpec, residual: Optional[ResidualSpec]) -> ModelSpec:
@@ -50,16 +71,20 @@ class MixedLMExt(LikelihoodModel):
     ``loglike(params)`` is the (restricted) log-likelihood at those values.
     """
 
-    def __init__(self, spec: ModelSpec, data: pd.DataFrame, **kwargs):
-        with single_thread_blas():
-            design = build_design(spec, data)
+    def __init__(self, spec: ModelSpec, data: pd.DataFrame, *, design: Optional[Design] = None, **kwargs):
+        check_keywords(kwargs, (), "MixedLMExt()")
+        if design is None:
+            with single_thread_blas():
+                design = build_design(spec, data)
+        elif design.spec.with_options(reml=spec.reml) != spec:
+            raise ValueError("design= must be a design of the same model (it may differ in reml only)")
         self.spec = spec
         self.design: Design = design
         self.objective = Objective(design, reml=spec.reml)
-        self._frame = data  # vce(cluster var) may name a column outside the model
+        self.frame = data  # the user's data: vce(cluster var) may name a column outside the model
         exog = pd.DataFrame(design.X, columns=design.fe_names, index=design.row_index)
         endog = pd.Series(design.y, index=design.row_index, name=spec.response)
-        super().__init__(endog, exog, **kwargs)
+        super().__init__(endog, exog)
         self.k_fe = design.p
         self.vc_labels = self.objective.natural_names()
         self.vc_names = ["%s:%s" % lp for lp in self.vc_labels]
@@ -81,15 +106,19 @@ class MixedLMExt(LikelihoodModel):
 
     @classmethod
     def from_lme4(cls, formula: str, data: pd.DataFrame, *, reml: bool = True,
-                  covariance: Optional[dict] = None, residual: Optional[ResidualSpec] = None) -> "MixedLMExt":
+                  covariance: Optional[dict] = None, residual: Optional[ResidualSpec] = None,
+                  weights=None) -> "MixedLMExt":
         """Model from an lme4-style formula (``"y ~ x + (x | g)"``).
 
         ``residual`` is a residual structure such as ``AR(2, time="time")``
-        (panels are the groups of the finest random-effects term).
+        (panels are the groups of the finest random-effects term);
+        ``weights`` lme4's precision weights (a column name or one value per
+        row): observation ``i`` has residual variance ``sigma2 / w_i``.
         """
         from .syntax.lme4 import parse_lme4
 
         spec = parse_lme4(formula, reml=reml, covariance=covariance)
+        spec, data = _with_precision_weights(spec, data, weights)
         return cls(_with_residual(spec, residual), data)
 
     @classmethod
@@ -100,6 +129,10 @@ class MixedLMExt(LikelihoodModel):
         A formula containing ``(... | g)`` terms and no ``groups`` is read as
         an lme4-style formula.
         """
+        check_keywords(kwargs, ("residual",), "from_formula()")
+        if args or drop_cols is not None:
+            raise TypeError("from_formula() takes no positional arguments after subset, and drop_cols is "
+                            "not supported")
         if groups is None:
             if "|" in formula:
                 return cls.from_lme4(formula, data, reml=reml, residual=kwargs.pop("residual", None))
@@ -145,16 +178,24 @@ class MixedLMExt(LikelihoodModel):
         return -self.hessian(params)
 
     # -- fitting ---------------------------------------------------------------
-    def fit(self, start_params=None, *, log: Optional[bool] = None, emlog: Optional[bool] = None,
-            em_iterations: Optional[int] = None, emonly: Optional[bool] = None, maxiter: Optional[int] = None,
-            level: Optional[float] = None, stream=None, df_method: Optional[str] = None, vce=None,
-            **kwargs) -> "MixedLMExtResultsWrapper":  # noqa: F821
-        """Fit by ML or REML (as the specification says) and return the results.
+    def fit(self, start_params=None, *, reml: Optional[bool] = None, method=None, log: Optional[bool] = None,
+            emlog: Optional[bool] = None, em_iterations: Optional[int] = None, emonly: Optional[bool] = None,
+            maxiter: Optional[int] = None, level: Optional[float] = None, stream=None,
+            df_method: Optional[str] = None, vce=None, **kwargs) -> "MixedLMExtResultsWrapper":  # noqa: F821
+        """Fit by ML or REML and return the results (the model is not changed).
 
         Parameters
         ----------
         start_params : array, optional
             Starting values in the optimisation metric (``theta``).
+        reml : bool, optional
+            statsmodels' spelling: ``False`` fits by ML, ``True`` by REML,
+            whatever the specification said (default: as specified).  The
+            results then belong to a new model sharing this one's design.
+        method : str, optional
+            statsmodels' spelling of the optimiser.  The fit always runs EM,
+            L-BFGS-B and Newton-Raphson; ``"lbfgs"`` is accepted, other
+            names are refused.
         log : bool
             Print the iteration log in Stata's form (default: no log).
         emlog : bool
@@ -171,15 +212,30 @@ class MixedLMExt(LikelihoodModel):
             Stata's ``dfmethod()``: ``"residual"``, ``"repeated"``, ``"anova"``,
             ``"satterthwaite"`` or ``"kenward-roger"`` (``"kroger"``); the last
             two need REML.  t statistics with per-coefficient degrees of
-            freedom, an F test for the model (see ``_smallsample.py``).
+            freedom, an F test for the model (see :mod:`mixedlm_ext.inference.smallsample`).
         vce : str
             ``"oim"`` (default), ``"robust"`` or ``"cluster var"``: sandwich
             standard errors clustered at the top level (or ``var``); ML only;
-            automatic with sampling weights (see ``_robust.py``).
+            automatic with sampling weights (see :mod:`mixedlm_ext.inference.robust`).
         """
+        if kwargs:
+            raise unknown_keyword_error(next(iter(kwargs)), FIT_KEYWORDS, "fit()")
+        if method is not None and str(method).lower() not in ("lbfgs", "l-bfgs-b"):
+            raise ValueError("method=%r is not available: the fit runs EM, L-BFGS-B and Newton-Raphson "
+                             "(method='lbfgs' is accepted)" % (method,))
+        options = dict(log=log, emlog=emlog, em_iterations=em_iterations, emonly=emonly, maxiter=maxiter,
+                       level=level, stream=stream, df_method=df_method, vce=vce)
+        if reml is not None and bool(reml) != self.objective.reml:
+            other = MixedLMExt(self.spec.with_options(reml=bool(reml)), self.frame, design=self.design)
+            return other.fit(start_params, **options)
+        if start_params is not None:
+            start_params = np.asarray(start_params, dtype=float).ravel()
+            if start_params.size != self.objective.n_theta:
+                raise ValueError("start_params must have %d values (the optimisation parameters theta: %s), "
+                                 "got %d" % (self.objective.n_theta, ", ".join(self.objective.theta_names()),
+                                             start_params.size))
         with single_thread_blas():
-            return self._fit(start_params, log=log, emlog=emlog, em_iterations=em_iterations, emonly=emonly,
-                             maxiter=maxiter, level=level, stream=stream, df_method=df_method, vce=vce)
+            return self._fit(start_params, **options)
 
     def _fit(self, start_params, *, log, emlog, em_iterations, emonly, maxiter, level, stream,
              df_method=None, vce=None):

@@ -64,7 +64,7 @@ __all__ = ["WeightInfo", "bind_weights", "scale_level_one"]
 class WeightInfo:
     """Weights bound to a design (rows sorted as the design's)."""
 
-    kind: str  # "fweight" or "pweight"
+    kind: str  # "fweight", "pweight" or "precision"
     pwscale: Optional[str]
     obs: np.ndarray  # (n,) conditional observation-level weights (after pwscale)
     level: list  # per design level (coarsest first): (G,) conditional group weights
@@ -76,6 +76,22 @@ class WeightInfo:
     @property
     def is_frequency(self) -> bool:
         return self.kind == "fweight"
+
+    @property
+    def is_sampling(self) -> bool:
+        """Sampling weights: the likelihood is a pseudo-likelihood (robust SEs)."""
+        return self.kind == "pweight"
+
+    @property
+    def is_precision(self) -> bool:
+        """lme4's precision weights: ``Var(e_i) = sigma2 / w_i``, nothing else changes."""
+        return self.kind == "precision"
+
+    @property
+    def neg2_logdet(self) -> float:
+        """``-2 log`` of the Jacobian of the row scaling: ``-sum(log w)`` for precision
+        weights (added to -2 log-likelihood), 0 otherwise."""
+        return -float(np.log(self.total_obs).sum()) if self.is_precision else 0.0
 
 
 def scale_level_one(w: np.ndarray, groups: np.ndarray, method: str,
@@ -119,6 +135,18 @@ def _column(design, var: str, what: str) -> np.ndarray:
     return v
 
 
+def _precision_weights(design, spec) -> WeightInfo:
+    """lme4's ``weights=``: the rows are scaled by ``sqrt(w)``; groups are not weighted."""
+    res = design.spec.residual
+    if res.kind != "independent" or res.by is not None:
+        raise ModelSpecificationError("precision weights with a residuals() structure are not supported")
+    if design.sparse_re:
+        raise ModelSpecificationError("precision weights with crossed random effects are not supported yet")
+    w = _column(design, spec.var, "precision weights")
+    ones = [np.ones(lvl.n_groups) for lvl in design.levels]
+    return WeightInfo("precision", None, w, ones, ones, w, float(design.n), ("_obs",))
+
+
 def bind_weights(design) -> Optional[WeightInfo]:
     """Validate the specification's weights against a design's levels and bind
     them to its rows; None without weights.  ``design`` needs ``spec``,
@@ -133,8 +161,12 @@ def bind_weights(design) -> Optional[WeightInfo]:
         return None
     kinds = {w.kind for w in specs}
     if len(kinds) > 1:
+        if "precision" in kinds:
+            raise ModelSpecificationError("precision weights cannot be combined with frequency or sampling weights")
         raise ModelSpecificationError("frequency weights and sampling weights cannot be combined")
     kind = kinds.pop()
+    if kind == "precision":
+        return _precision_weights(design, specs[0])
     if spec.reml:
         raise ModelSpecificationError(
             "%ss are not allowed with REML: the weighted (pseudo-)likelihood is defined for ML only "

@@ -24,7 +24,7 @@ def make_engine(design, residual_is_plain: bool) -> tuple[object, Optional[np.nd
         return CrossedEngine(design), None
     qs, parents, pre = design.engine_layout()
     weights = None
-    if design.weights is not None:
+    if design.weights is not None and not design.weights.is_precision:
         weights = [design.weights.level_total[li] for li in design.re_level_indices()]
     engine = NestedEngine(qs, parents, weights)
     return engine, (group_starts(pre) if (pre is not None and qs) else None)

@@ -53,7 +53,10 @@ class Objective:
         self.n_natural = sum(self._nat_sizes) + len(self.residual.names())
         n, p = design.n, design.p
         self.n_eff = n - p if self.reml else n
-        if design.weights is not None:  # ML only: sum of the total weights
+        self.weight_constant = 0.0  # -2 log-likelihood term of precision weights
+        if design.weights is not None and design.weights.is_precision:
+            self.weight_constant = design.weights.neg2_logdet
+        elif design.weights is not None:  # ML only: sum of the total weights
             self.n_eff = design.weights.total
 
     # -- parameter layout ----------------------------------------------------
@@ -79,6 +82,11 @@ class Objective:
                 new[k] = alt
                 out.append(np.concatenate(new + [rho]))
         return out
+
+    def theta_names(self) -> list[str]:
+        """Labels of ``theta``: ``level:theta1``, ... per block, then the residual's."""
+        out = ["%s:theta%d" % (b.label, k + 1) for b, n in zip(self.blocks, self._theta_sizes) for k in range(n)]
+        return out + ["Residual:rho%d" % (k + 1) for k in range(self.residual.n_params)]
 
     def theta_bounds(self) -> list:
         out = []
@@ -142,7 +150,7 @@ class Objective:
             beta_w = beta
         r2 = max(r2, 1e-300)
         sigma2 = r2 / self.n_eff
-        dev = elim.logdet + logdet_R + self.n_eff * (1.0 + np.log(2.0 * np.pi * sigma2))
+        dev = elim.logdet + logdet_R + self.weight_constant + self.n_eff * (1.0 + np.log(2.0 * np.pi * sigma2))
         if self.reml:
             dev += logdet_X
         return Profile(float(dev), beta, sigma2, r2, elim.logdet, logdet_X, float(logdet_R), xtvx, elim, beta_w)
@@ -183,7 +191,8 @@ class Objective:
     def _neg2ll(self, prof: Profile, sigma2: float, r2: Optional[float] = None) -> float:
         """-2 log-likelihood from a profile at a given sigma2 (not profiled)."""
         r2 = prof.r2 if r2 is None else r2
-        out = prof.logdet_L + prof.logdet_R + self.n_eff * (LOG2PI + np.log(sigma2)) + r2 / sigma2
+        out = prof.logdet_L + prof.logdet_R + self.weight_constant + self.n_eff * (LOG2PI + np.log(sigma2)) \
+            + r2 / sigma2
         if self.reml:
             out += prof.logdet_X
         return float(out)

@@ -169,7 +169,7 @@ def cluster_codes_for(model, var: Optional[str]) -> tuple[Optional[np.ndarray], 
     if var in d.data.columns:
         vals = d.data[var]
     else:
-        frame = getattr(model, "_frame", None)
+        frame = model.frame
         if frame is None or var not in frame.columns:
             raise ValueError("cluster variable '%s' not found" % var)
         vals = frame.loc[d.row_index, var].reset_index(drop=True)

@@ -41,12 +41,14 @@ def resolve_options(model, df_method=None, vce=None) -> tuple[Optional[str], str
     d = model.design
     info = d.weights
     reml = model.objective.reml
-    if info is not None and not info.is_frequency:
+    if info is not None and info.is_sampling:
         if vce is not None and kind == "oim":
             raise ValueError("vce(oim) is not allowed with sampling weights: pweights imply robust "
                              "standard errors")
         if kind == "oim":
             kind = "robust"
+    if info is not None and info.is_precision and kind != "oim":
+        raise NotImplementedError("vce(%s) with precision weights is not implemented" % kind)
     if kind != "oim" and reml:
         raise ValueError("vce(%s) is not allowed with REML (Stata refuses it); fit by ML" % kind)
     if method is not None:
@@ -142,7 +144,7 @@ class InferenceMixin:
     def is_pseudo(self) -> bool:
         """Sampling weights: the log-likelihood is a pseudo-likelihood."""
         w = self.model.design.weights
-        return w is not None and not w.is_frequency
+        return w is not None and w.is_sampling
 
     @property
     def fe_df(self):

@@ -148,8 +148,8 @@ class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResu
             # log|X'V^-1 X| = log|X'X / s2| (s2 = RSS/(n-p)), as in the reference values
             s2 = rss / (n - p)
             logdet = 2.0 * np.log(np.abs(np.diag(d.Rx))).sum() - p * np.log(s2) if p else 0.0
-            return -0.5 * ((n - p) * (1.0 + np.log(2.0 * np.pi * s2)) + logdet)
-        return -0.5 * n * (1.0 + np.log(2.0 * np.pi * rss / n))
+            return -0.5 * ((n - p) * (1.0 + np.log(2.0 * np.pi * s2)) + logdet + self.model.objective.weight_constant)
+        return -0.5 * (n * (1.0 + np.log(2.0 * np.pi * rss / n)) + self.model.objective.weight_constant)
 
     @cached_property
     def lrtest_linear(self) -> LRTestResult:

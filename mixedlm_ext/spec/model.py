@@ -86,10 +86,12 @@ class ResidualSpec:
 
 @dataclass(frozen=True)
 class WeightSpec:
-    """Frequency or sampling weights at one level (Stata ``[fw=w]``/``[pw=w]``,
-    ``fweight(w)``/``pweight(w)``).
+    """Weights at one level.
 
-    ``kind`` is ``"fweight"`` or ``"pweight"``; ``var`` a numeric column;
+    ``kind`` is ``"fweight"`` or ``"pweight"`` (Stata's ``[fw=w]``/``[pw=w]``,
+    ``fweight(w)``/``pweight(w)``) or ``"precision"`` (lme4's ``weights=``:
+    observation ``i`` has residual variance ``sigma2 / w_i``; observation
+    level only); ``var`` a numeric column;
     ``level`` the level label (``"school"``) or ``None`` for the observation
     level.  Weights at a level are conditional on the selection of the
     groups above it and must be constant within the level's groups (see
@@ -101,8 +103,10 @@ class WeightSpec:
     level: Optional[str] = None
 
     def __post_init__(self) -> None:
-        if self.kind not in ("fweight", "pweight"):
-            raise ValueError("weight kind must be 'fweight' or 'pweight', got %r" % (self.kind,))
+        if self.kind not in ("fweight", "pweight", "precision"):
+            raise ValueError("weight kind must be 'fweight', 'pweight' or 'precision', got %r" % (self.kind,))
+        if self.kind == "precision" and self.level is not None:
+            raise ValueError("precision weights are observation-level weights (level must be None)")
 
 
 @dataclass(frozen=True)
