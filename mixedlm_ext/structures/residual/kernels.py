@@ -11,7 +11,8 @@ is bound to (``R = sigma2 * C``) and knows its own parameters:
   and its exact inverse :meth:`Kernel.from_natural` (``sigma2`` is the
   kernel's ``var(e)``/``var(e1)``; an invalid point returns ``sigma2=nan``);
 * :meth:`Kernel.full` -- the whitened per-panel cross-products and
-  ``log|C|`` through one of the engines of :mod:`._residual_engines`.
+  ``log|C|`` through one of the whiteners of
+  :mod:`mixedlm_ext.structures.residual.whitening`.
 
 The by() wrapper and the link to the design live in :mod:`._residual`.
 """
@@ -24,7 +25,7 @@ from scipy.signal import lfilter, lfiltic
 from scipy.special import expit, logit
 
 from ...core.errors import ResidualDataError
-from .whitening import ARBandEngine, Chunk, DenseEngine, MarkovEngine, PanelRows, dense_whiten
+from .whitening import ARBandWhitener, Chunk, DenseWhitener, MarkovWhitener, PanelRows, dense_whiten
 
 
 # ---------------------------------------------------------------------------
@@ -154,9 +155,9 @@ class Kernel:
         return self.full_dense(rho)
 
     def full_dense(self, rho: np.ndarray) -> tuple[np.ndarray, float]:
-        """The same through the generic dense engine (reference path)."""
+        """The same through the generic dense whitener (reference path)."""
         if not hasattr(self, "_dense_all"):
-            self._dense_all = DenseEngine(self.rows)
+            self._dense_all = DenseWhitener(self.rows)
         F = np.zeros((self.rows.P, self.rows.k, self.rows.k))
         ld = self._dense_all.compute(self.corr, self.prepare(rho), F)
         return F, ld
@@ -386,15 +387,15 @@ class ARKernel(_StationaryKernel):
         self._check_order("ar")
         p = self.order
         if p == 1:
-            self._markov = MarkovEngine(rows)
+            self._markov = MarkovWhitener(rows)
             return
         ok = rows.consecutive() & (rows.sizes > p)
-        if not ARBandEngine.fits(int(ok.sum()), p, rows.k):  # wide designs: dense per panel size
+        if not ARBandWhitener.fits(int(ok.sum()), p, rows.k):  # wide designs: dense per panel size
             ok[:] = False
         band = np.flatnonzero(ok)
         rest = np.flatnonzero(~ok)
-        self._band = ARBandEngine(rows, p, band) if band.size else None
-        self._dense = DenseEngine(rows, rest) if rest.size else None
+        self._band = ARBandWhitener(rows, p, band) if band.size else None
+        self._dense = DenseWhitener(rows, rest) if rest.size else None
         self._dense_lag = self._dense.max_lag() if self._dense is not None else 0
 
     def full(self, rho):
@@ -448,7 +449,7 @@ class MAKernel(_StationaryKernel):
     def bind_rows(self, rows):
         super().bind_rows(rows)
         self._check_order("ma")
-        self._dense_all = DenseEngine(rows)
+        self._dense_all = DenseWhitener(rows)
 
 
 class ToeplitzKernel(_StationaryKernel):
@@ -485,7 +486,7 @@ class ToeplitzKernel(_StationaryKernel):
             self.order = mmax - 1
         super().bind_rows(rows)
         self._check_order("toeplitz")
-        self._dense_all = DenseEngine(rows)
+        self._dense_all = DenseWhitener(rows)
 
 
 class ExponentialKernel(Kernel):
@@ -522,7 +523,7 @@ class ExponentialKernel(Kernel):
 
     def bind_rows(self, rows):
         super().bind_rows(rows)
-        self._markov = MarkovEngine(rows)
+        self._markov = MarkovWhitener(rows)
         d = self._markov.d
         self._d_typ = float(np.median(d)) if d.size else 1.0
 
@@ -558,7 +559,7 @@ class _IndexedKernel(Kernel):
         self._lev = np.searchsorted(self.levels, rows.t)
         self._pairs = self._make_pairs()
         self._check_pairs()
-        self._dense = DenseEngine(rows)
+        self._dense = DenseWhitener(rows)
 
     def _make_pairs(self) -> list[tuple[int, int]]:
         raise NotImplementedError

@@ -1,19 +1,21 @@
-"""Whitening engines for residual structures: panel rows, dense, Markov and AR-band.
+"""Whiteners of the residual structures: panel rows, dense, Markov and AR-band.
 
-Every engine computes, for a set of panels, the whitened cross-products
+A whitener applies ``C_i^{-1/2}`` panel by panel (not to be confused with
+the random-effects elimination engines of :mod:`mixedlm_ext.engines`).
+Every whitener computes, for a set of panels, the whitened cross-products
 ``F_i = W_i' C_i^{-1} W_i`` (``W = [Z Xw yw]``, one ``k x k`` matrix per
 panel) and ``sum_i log|C_i|`` without forming an ``n x n`` matrix and
 without a Python loop over panels:
 
-* :class:`DenseEngine` -- any correlation: panels are grouped by size, and
+* :class:`DenseWhitener` -- any correlation: panels are grouped by size, and
   each group is one batched Cholesky + batched solve of ``(c, T, T)`` stacks
   (only a loop over the distinct panel sizes);
-* :class:`MarkovEngine` -- AR(1) and exponential correlation (Markov in
+* :class:`MarkovWhitener` -- AR(1) and exponential correlation (Markov in
   ``t``, gaps allowed): the precision matrix is tridiagonal with entries that
   depend only on the gap ``d = t_i - t_{i-1}``, so per-(panel, gap) sums of
   ``W_i W_i'``, ``W_i W_{i-1}'``, ``W_{i-1} W_{i-1}'`` are sufficient
   statistics computed once; an evaluation costs ``O(panels * k^2)``;
-* :class:`ARBandEngine` -- AR(p) on panels with consecutive ``t``: the first
+* :class:`ARBandWhitener` -- AR(p) on panels with consecutive ``t``: the first
   ``p`` rows are whitened by the stationary ``p x p`` correlation, the rest
   by the AR filter, so the per-panel products of the first ``p`` rows and the
   lag-``a``/lag-``b`` sums are sufficient statistics.
@@ -28,7 +30,7 @@ from ...core.linalg import group_starts, grouped_crossprod
 from ...core.errors import ResidualDataError
 
 _MAX_ELEMS = 2_000_000  # c * T * T per batched Cholesky
-MAX_DENSE_PANEL = 2_000  # largest panel the dense engine whitens
+MAX_DENSE_PANEL = 2_000  # largest panel the dense whitener handles
 _MAX_STATS = 30_000_000  # elements of precomputed sufficient statistics (else whiten per evaluation)
 
 
@@ -115,7 +117,7 @@ class PanelRows:
 
 
 class Chunk:
-    """Panels of one size, whitened together by the dense engine."""
+    """Panels of one size, whitened together by the dense whitener."""
 
     def __init__(self, ids: np.ndarray, idx: np.ndarray, W: np.ndarray, t: Optional[np.ndarray]):
         self.ids = ids  # local panel ids
@@ -164,7 +166,7 @@ def make_chunks(rows: PanelRows, panels: Optional[np.ndarray] = None, M: Optiona
 CorrFn = Callable[[object, Chunk], np.ndarray]
 
 
-class DenseEngine:
+class DenseWhitener:
     """Batched Cholesky whitening of panels grouped by size."""
 
     def __init__(self, rows: PanelRows, panels: Optional[np.ndarray] = None):
@@ -200,7 +202,7 @@ def dense_whiten(rows: PanelRows, corr: CorrFn, prep, M: np.ndarray, panels=None
     return out
 
 
-class MarkovEngine:
+class MarkovWhitener:
     """AR(1)/exponential whitening: ``e~_i = (e_i - a_i e_{i-1}) / sqrt(1 - a_i^2)``.
 
     ``a_i = base ** (t_i - t_{i-1})``.  With few distinct gaps the per
@@ -296,7 +298,7 @@ class MarkovEngine:
         return out
 
 
-class ARBandEngine:
+class ARBandWhitener:
     """AR(p) on panels with consecutive ``t`` and more than ``p`` rows."""
 
     @staticmethod
