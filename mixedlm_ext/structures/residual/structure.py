@@ -29,7 +29,8 @@ import numpy as np
 
 from ...core.errors import ModelSpecificationError, ResidualDataError
 from .whitening import PanelRows
-from .kernels import KERNELS, Kernel, format_time
+from .kernel import Kernel, format_time
+from .registry import KERNELS
 from ...spec.model import ResidualSpec
 
 
