@@ -5,7 +5,9 @@ import numpy as np
 from scipy.special import expit, logit
 
 from ...core.errors import ResidualDataError
+from ...core.linalg import grouped_crossprod
 from .kernel import INVALID, Kernel
+from .whitening import Chunk, PanelRows
 
 
 class ExchangeableKernel(Kernel):
@@ -16,46 +18,44 @@ class ExchangeableKernel(Kernel):
     integer_time = False
     markov_sorted = False
 
-    @property
-    def title(self):
-        return "Exchangeable"
-
-    @property
-    def n_params(self):
-        return 1
-
-    def bounds(self):
-        return [(-30.0, 30.0)]
-
-    def names(self):
-        return ["var(e)", "cov(e)"]
-
-    def kinds(self):
-        return ["var", "cov"]
-
-    def bind_rows(self, rows):
-        super().bind_rows(rows)
+    def __init__(self, rows: PanelRows, order=None, time_name=None):
+        super().__init__(rows, order, time_name)
         mmax = int(rows.sizes.max())
         if mmax < 2:
             raise ResidualDataError("residuals(exchangeable): every panel has a single observation, "
                                     "so the residual covariance is not identified")
-        self.lo = -1.0 / (mmax - 1)
-        from ...core.linalg import grouped_crossprod
-
+        self.lo = -1.0 / (mmax - 1)  # smallest correlation of a positive definite C in the largest panel
         self._F = grouped_crossprod(rows.W, rows.W, rows.panel, rows.P)
         self._s = np.add.reduceat(rows.W, rows.starts, axis=0)
         self._m = rows.sizes.astype(float)
 
-    def _r(self, rho):
+    @property
+    def title(self) -> str:
+        return "Exchangeable"
+
+    @property
+    def n_params(self) -> int:
+        return 1
+
+    def bounds(self) -> list:
+        return [(-30.0, 30.0)]
+
+    def names(self) -> list[str]:
+        return ["var(e)", "cov(e)"]
+
+    def kinds(self) -> list[str]:
+        return ["var", "cov"]
+
+    def _r(self, rho: np.ndarray) -> float:
         return self.lo + (1.0 - self.lo) * float(expit(rho[0]))
 
-    def start(self):
+    def start(self) -> np.ndarray:
         return np.array([logit(-self.lo / (1.0 - self.lo))])
 
-    def natural(self, rho, sigma2):
+    def natural(self, rho: np.ndarray, sigma2: float) -> np.ndarray:
         return np.array([sigma2, sigma2 * self._r(rho)])
 
-    def from_natural(self, nat):
+    def from_natural(self, nat: np.ndarray) -> tuple[np.ndarray, float]:
         v, c = float(nat[0]), float(nat[1])
         if not v > 0:
             return np.zeros(1), INVALID
@@ -64,7 +64,7 @@ class ExchangeableKernel(Kernel):
             return np.zeros(1), INVALID
         return np.array([logit((r - self.lo) / (1.0 - self.lo))]), v
 
-    def full(self, rho):
+    def full(self, rho: np.ndarray) -> tuple[np.ndarray, float]:
         r = self._r(rho)
         if not self.lo < r < 1.0:
             raise np.linalg.LinAlgError("exchangeable correlation outside its range")
@@ -78,14 +78,14 @@ class ExchangeableKernel(Kernel):
         ld = float(((m - 1.0) * np.log1p(-r) + np.log(one)).sum())
         return F, ld
 
-    def corr(self, prep, chunk):
+    def corr(self, prep: np.ndarray, chunk: Chunk) -> np.ndarray:
         r = self._r(prep)
         T = chunk.T
         C = np.full((chunk.idx.shape[0], T, T), r)
         C[:, np.arange(T), np.arange(T)] = 1.0
         return C
 
-    def whiten(self, rho, M):
+    def whiten(self, rho: np.ndarray, M: np.ndarray) -> np.ndarray:
         r = self._r(rho)
         rows = self.rows
         M = np.asarray(M, dtype=float)

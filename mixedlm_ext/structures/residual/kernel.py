@@ -31,14 +31,31 @@ from .whitening import Chunk, DenseWhitener, PanelRows, dense_whiten
 
 
 def format_time(v: float) -> str:
+    """A time value as printed in parameter names and messages (``3``, ``2.5``)."""
     return str(int(v)) if float(v).is_integer() else "%g" % v
+
+
+def time_lags(t: np.ndarray) -> np.ndarray:
+    """``|t_i - t_j|`` per panel ``(c, T, T)`` of a chunk's times ``(c, T)``."""
+    return np.abs(t[:, :, None] - t[:, None, :])
 
 
 INVALID = float("nan")
 
 
 class Kernel:
-    """One residual correlation structure bound to a set of panels."""
+    """One residual correlation structure bound to a set of panels.
+
+    Parameters
+    ----------
+    rows : PanelRows
+        The rows of the panels, sorted by ``t`` within panel; a kernel is
+        bound to them when it is made and never changes afterwards.
+    order : int, optional
+        The ``#`` of ``ar #``, ``ma #``, ``toeplitz #``, ``banded #``.
+    time_name : str, optional
+        Name of the ``t()`` variable (messages, parameter names).
+    """
 
     kind = ""
     needs_time = True  # t() required
@@ -49,10 +66,10 @@ class Kernel:
 
     default_order: Optional[int] = None
 
-    def __init__(self, order: Optional[int] = None, time_name: Optional[str] = None):
+    def __init__(self, rows: PanelRows, order: Optional[int] = None, time_name: Optional[str] = None):
+        self.rows = rows
         self.order = self.default_order if order is None else int(order)
         self.time_name = time_name or "t"
-        self.rows: Optional[PanelRows] = None
 
     # -- parameters ----------------------------------------------------------
     @property
@@ -81,12 +98,14 @@ class Kernel:
     def from_natural(self, nat: np.ndarray) -> tuple[np.ndarray, float]:
         raise NotImplementedError
 
-    # -- data ----------------------------------------------------------------
-    def bind_rows(self, rows: PanelRows) -> None:
-        self.rows = rows
-
+    # -- evaluation ----------------------------------------------------------
     def prepare(self, rho: np.ndarray):
+        """What :meth:`corr` needs from ``rho`` (computed once per evaluation)."""
         return rho
+
+    def corr_index(self, t: Optional[np.ndarray]) -> Optional[np.ndarray]:
+        """What :meth:`corr` reads from a chunk's times (:attr:`Chunk.index`), or ``None``."""
+        return None
 
     def corr(self, prep, chunk: Chunk) -> np.ndarray:
         """Relative covariance of the panels of ``chunk`` ``(c, T, T)``."""
@@ -94,28 +113,25 @@ class Kernel:
 
     def full(self, rho: np.ndarray) -> tuple[np.ndarray, float]:
         """Per-panel ``W' C^{-1} W`` ``(P, k, k)`` and ``sum log|C|``."""
-        return self.full_dense(rho)
+        raise NotImplementedError
 
     def full_dense(self, rho: np.ndarray) -> tuple[np.ndarray, float]:
-        """The same through the generic dense whitener (reference path)."""
-        if not hasattr(self, "_dense_all"):
-            self._dense_all = DenseWhitener(self.rows)
-        F = np.zeros((self.rows.P, self.rows.k, self.rows.k))
-        ld = self._dense_all.compute(self.corr, self.prepare(rho), F)
-        return F, ld
+        """The same through a generic dense whitener of all panels (reference path)."""
+        return DenseWhitener(self.rows, index=self.corr_index).crossproducts(self.corr, self.prepare(rho))
 
     def panel_corr(self, rho: np.ndarray, j: int) -> np.ndarray:
         """Dense ``C`` of local panel ``j`` (rows in ``t`` order)."""
         r = self.rows
         idx = r.panel_rows(j)[None, :]
-        ch = Chunk(np.array([j]), idx, r.W[idx], None if r.t is None else r.t[idx])
+        t = None if r.t is None else r.t[idx]
+        ch = Chunk(np.array([j]), idx, r.W[idx], t, self.corr_index(t))
         return self.corr(self.prepare(rho), ch)[0]
 
     def whiten(self, rho: np.ndarray, M: np.ndarray) -> np.ndarray:
         """``L_i^{-1} M_i`` per panel, ``M`` in this kernel's row order."""
-        return dense_whiten(self.rows, self.corr, self.prepare(rho), M)
+        return dense_whiten(self.rows, self.corr, self.prepare(rho), M, index=self.corr_index)
 
-    # -- helpers -------------------------------------------------------------
+    # -- helpers for the subclasses ------------------------------------------
     def _max_lag(self) -> int:
         r = self.rows
         if r.t is None or r.n == 0:

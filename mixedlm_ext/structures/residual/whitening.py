@@ -116,31 +116,47 @@ class PanelRows:
         return ok
 
 
-class Chunk:
-    """Panels of one size, whitened together by the dense whitener."""
+CorrIndexFn = Callable[[np.ndarray], np.ndarray]
 
-    def __init__(self, ids: np.ndarray, idx: np.ndarray, W: np.ndarray, t: Optional[np.ndarray]):
-        self.ids = ids  # local panel ids
-        self.idx = idx  # (c, T) row positions
-        self.W = W  # (c, T, k)
-        self.t = t  # (c, T) or None
-        self.cache: dict = {}
+
+class Chunk:
+    """Panels of one size, whitened together by the dense whitener.
+
+    Parameters
+    ----------
+    ids : int array
+        Local panel ids ``(c,)``.
+    idx : int array
+        Row positions ``(c, T)``.
+    W : array
+        The rows ``(c, T, k)``.
+    t : array or None
+        Time of each row ``(c, T)``.
+    index : array or None
+        What the kernel's correlation is indexed by (lags, time levels),
+        computed from ``t`` when the chunk is made.
+    """
+
+    def __init__(self, ids: np.ndarray, idx: np.ndarray, W: np.ndarray, t: Optional[np.ndarray],
+                 index: Optional[np.ndarray] = None):
+        self.ids = ids
+        self.idx = idx
+        self.W = W
+        self.t = t
+        self.index = index
 
     @property
     def T(self) -> int:
         return self.idx.shape[1]
 
-    def lag(self, integer: bool = True) -> np.ndarray:
-        """``|t_i - t_j|`` per panel ``(c, T, T)`` (cached)."""
-        key = "lag_int" if integer else "lag"
-        if key not in self.cache:
-            d = np.abs(self.t[:, :, None] - self.t[:, None, :])
-            self.cache[key] = np.rint(d).astype(np.intp) if integer else d
-        return self.cache[key]
 
+def make_chunks(rows: PanelRows, panels: Optional[np.ndarray] = None, M: Optional[np.ndarray] = None,
+                index: Optional[CorrIndexFn] = None) -> list[Chunk]:
+    """Group ``panels`` (local ids) by size and cut each group to bounded stacks.
 
-def make_chunks(rows: PanelRows, panels: Optional[np.ndarray] = None, M: Optional[np.ndarray] = None) -> list[Chunk]:
-    """Group ``panels`` (local ids) by size and cut each group to bounded stacks."""
+    ``M`` replaces ``rows.W`` as the rows carried; ``index(t)`` gives each
+    chunk's :attr:`Chunk.index`.
+    """
     panels = np.arange(rows.P) if panels is None else np.asarray(panels, dtype=np.intp)
     W = rows.W if M is None else M
     out = []
@@ -159,7 +175,7 @@ def make_chunks(rows: PanelRows, panels: Optional[np.ndarray] = None, M: Optiona
             sub = ids[s:s + step]
             idx = rows.starts[sub][:, None] + np.arange(T)[None, :]
             t = None if rows.t is None else rows.t[idx]
-            out.append(Chunk(sub, idx, W[idx], t))
+            out.append(Chunk(sub, idx, W[idx], t, None if index is None else index(t)))
     return out
 
 
@@ -167,14 +183,26 @@ CorrFn = Callable[[object, Chunk], np.ndarray]
 
 
 class DenseWhitener:
-    """Batched Cholesky whitening of panels grouped by size."""
+    """Batched Cholesky whitening of panels grouped by size.
 
-    def __init__(self, rows: PanelRows, panels: Optional[np.ndarray] = None):
+    Parameters
+    ----------
+    rows : PanelRows
+        The kernel's rows.
+    panels : int array, optional
+        Local panels to whiten (default: all).
+    index : callable, optional
+        ``index(t)`` -> the chunk's correlation index (see :class:`Chunk`).
+    """
+
+    def __init__(self, rows: PanelRows, panels: Optional[np.ndarray] = None,
+                 index: Optional[CorrIndexFn] = None):
         self.rows = rows
-        self.chunks = make_chunks(rows, panels)
+        self.chunks = make_chunks(rows, panels, index=index)
         self.n_rows = int(sum(c.idx.size for c in self.chunks))
 
     def max_lag(self) -> int:
+        """Largest ``t_last - t_first`` of the whitened panels."""
         out = 0
         for c in self.chunks:
             if c.t is not None and c.T > 1:
@@ -192,11 +220,17 @@ class DenseWhitener:
             logdet += 2.0 * float(np.log(np.diagonal(L, axis1=1, axis2=2)).sum())
         return logdet
 
+    def crossproducts(self, corr: CorrFn, prep) -> tuple[np.ndarray, float]:
+        """Per-panel ``W_i' C_i^{-1} W_i`` ``(P, k, k)`` (zero for panels not whitened) and ``sum log|C_i|``."""
+        F = np.zeros((self.rows.P, self.rows.k, self.rows.k))
+        return F, self.compute(corr, prep, F)
 
-def dense_whiten(rows: PanelRows, corr: CorrFn, prep, M: np.ndarray, panels=None) -> np.ndarray:
+
+def dense_whiten(rows: PanelRows, corr: CorrFn, prep, M: np.ndarray, panels: Optional[np.ndarray] = None,
+                 index: Optional[CorrIndexFn] = None) -> np.ndarray:
     """``L_i^{-1} M_i`` per panel (``C_i = L_i L_i'``), rows in ``rows`` order."""
     out = np.array(M, dtype=float, copy=True)
-    for ch in make_chunks(rows, panels, M=np.asarray(M, dtype=float)):
+    for ch in make_chunks(rows, panels, M=np.asarray(M, dtype=float), index=index):
         L = np.linalg.cholesky(corr(prep, ch))
         out[ch.idx] = np.linalg.solve(L, ch.W)
     return out
