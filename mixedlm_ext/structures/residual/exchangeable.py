@@ -34,6 +34,10 @@ class ExchangeableKernel(Kernel):
         return "Exchangeable"
 
     @property
+    def absorbs(self) -> str:
+        return "intercept"
+
+    @property
     def n_params(self) -> int:
         return 1
 

@@ -32,9 +32,9 @@ class _IndexedKernel(Kernel):
         raise NotImplementedError
 
     @property
-    def complete(self) -> bool:
-        """Whether every pair of times has its own covariance (a free ``K x K`` matrix)."""
-        return len(self._pairs) == self.K * (self.K - 1) // 2
+    def absorbs(self) -> Optional[str]:
+        """Random effects depending on ``t`` only when every pair of times has its own covariance."""
+        return "time" if len(self._pairs) == self.K * (self.K - 1) // 2 else None
 
     def _check_pairs(self) -> None:
         """Every covariance parameter needs a panel holding both of its times."""
@@ -140,6 +140,7 @@ class BandedKernel(_IndexedKernel):
     """Unstructured with covariances zero when ``|t_i - t_j| > #``."""
 
     kind = "banded"
+    has_order = True
 
     @property
     def title(self) -> str:

@@ -63,6 +63,7 @@ class Kernel:
     nonneg_time = False  # t() must be >= 0
     by_may_vary = False  # by() may vary within panels
     markov_sorted = True  # rows sorted by t within panels
+    has_order = False  # takes the ``#`` of ``residuals(kind #)``
 
     default_order: Optional[int] = None
 
@@ -85,6 +86,13 @@ class Kernel:
     @property
     def title(self) -> str:
         return self.kind
+
+    @property
+    def absorbs(self) -> Optional[str]:
+        """Which panel-level random effects ``C`` already contains (their covariance is
+        then not identified): ``"intercept"`` -- a random intercept; ``"time"`` -- any
+        random effects whose design depends on ``t`` only; ``None`` -- none."""
+        return None
 
     def names(self) -> list[str]:
         raise NotImplementedError

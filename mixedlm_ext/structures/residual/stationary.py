@@ -19,6 +19,8 @@ class _StationaryKernel(Kernel):
     longest lag within a panel.
     """
 
+    has_order = True
+
     label = ""
     param = ""
 
@@ -180,6 +182,11 @@ class ToeplitzKernel(_StationaryKernel):
         super().__init__(rows, _toeplitz_order(rows, order), time_name)
         self._check_order("toeplitz")
         self._dense = DenseWhitener(rows, index=self.corr_index)
+
+    @property
+    def absorbs(self) -> Optional[str]:
+        """A random intercept when every lag within a panel has its own correlation."""
+        return "intercept" if self.order >= self.max_lag else None
 
     def kinds(self) -> list[str]:
         return ["corr"] * self.order + ["var"]

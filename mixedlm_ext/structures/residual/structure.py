@@ -28,12 +28,13 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
+import scipy.sparse as sp
 
 from ...core.errors import ModelSpecificationError, ResidualDataError
-from .whitening import PanelRows
+from ...spec.model import ResidualSpec
 from .kernel import Kernel, format_time
 from .registry import KERNELS
-from ...spec.model import ResidualSpec
+from .whitening import PanelRows
 
 
 class ResidualStructure:
@@ -143,7 +144,7 @@ class PanelResidual(ResidualStructure):
     # -- binding -------------------------------------------------------------
     def _kind_text(self) -> str:
         s = self.spec
-        return s.kind if s.order is None or s.kind not in ("ar", "ma", "toeplitz", "banded") else "%s %d" % (s.kind, s.order)
+        return "%s %d" % (s.kind, s.order) if s.order is not None and self.kernel_cls.has_order else s.kind
 
     def _error(self, msg: str) -> ModelSpecificationError:
         return ModelSpecificationError("residuals(%s): %s" % (self._kind_text(), msg))
@@ -160,7 +161,7 @@ class PanelResidual(ResidualStructure):
             self._check_time(t)
         if design.weights is not None:
             raise self._error("weights are not supported together with a residual structure")
-        Z = design.Z.toarray() if hasattr(design.Z, "toarray") else np.asarray(design.Z)  # sparse Z (crossed)
+        Z = design.Z.toarray() if sp.issparse(design.Z) else np.asarray(design.Z)  # sparse Z (crossed)
         W = np.column_stack([Z, design.Xw, design.yw])
         values, codes = self._by_groups(design, panel)
         kernels = []
@@ -218,27 +219,24 @@ class PanelResidual(ResidualStructure):
                               % (self.spec.by, lvl, _panel_label(design, bad[0])))
 
     def _check_identified(self, design, t: Optional[np.ndarray], Z: np.ndarray, kernels: list[Kernel]) -> None:
-        """Refuse residual structures that absorb the panel level's random effects."""
+        """Refuse residual structures that absorb the panel level's random effects (:attr:`Kernel.absorbs`)."""
         if not design.levels:
             return
         lvl = design.levels[-1]
         if lvl.q == 0:
             return
         kind = self.spec.kind
-        has_cons = any("_cons" in b.effects and b.expand_by is None for b in lvl.blocks)
+        absorbs = {k.absorbs for k in kernels}
         full = False
-        if kind == "exchangeable":
-            full = has_cons
-        elif kind == "toeplitz":
-            full = has_cons and all(k.order >= k.max_lag for k in kernels)
-        elif kind in ("unstructured", "banded"):
-            if all(k.complete for k in kernels):
-                # the random effects' covariance is absorbed when their design depends on t only
-                Zl = Z[:, : lvl.q]
-                tl = np.searchsorted(np.unique(t), t)
-                first = np.zeros((tl.max() + 1, lvl.q))
-                first[tl] = Zl
-                full = bool(np.all(first[tl] == Zl))
+        if absorbs == {"intercept"}:
+            full = any("_cons" in b.effects and b.expand_by is None for b in lvl.blocks)
+        elif absorbs == {"time"}:
+            # the random effects' covariance is absorbed when their design depends on t only
+            Zl = Z[:, : lvl.q]
+            tl = np.searchsorted(np.unique(t), t)
+            first = np.zeros((tl.max() + 1, lvl.q))
+            first[tl] = Zl
+            full = bool(np.all(first[tl] == Zl))
         if full:
             raise ModelSpecificationError(
                 "residuals(%s) is not identified together with the random effects at the panel level %s: "

@@ -25,9 +25,10 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 import numpy as np
+import scipy.sparse as sp
 
-from ...core.linalg import group_starts, grouped_crossprod
 from ...core.errors import ResidualDataError
+from ...core.linalg import group_starts, grouped_crossprod
 
 _MAX_ELEMS = 2_000_000  # c * T * T per batched Cholesky
 MAX_DENSE_PANEL = 2_000  # largest panel the dense whitener handles
@@ -290,8 +291,6 @@ class MarkovWhitener:
             # combinations -> panels: identity when every panel has one gap class
             self.identity = G == P and np.array_equal(cpanel, np.arange(P))
             if not self.identity:
-                import scipy.sparse as sp
-
                 self.to_panel = sp.csr_matrix((np.ones(G), (cpanel, np.arange(G))), shape=(P, G))
 
     def compute(self, a_of_d: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, float]:
