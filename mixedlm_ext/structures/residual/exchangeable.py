@@ -16,7 +16,6 @@ class ExchangeableKernel(Kernel):
     kind = "exchangeable"
     needs_time = False
     integer_time = False
-    markov_sorted = False
 
     def __init__(self, rows: PanelRows, order=None, time_name=None):
         super().__init__(rows, order, time_name)

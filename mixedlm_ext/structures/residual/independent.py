@@ -15,7 +15,6 @@ class IndependentKernel(Kernel):
     needs_time = False
     integer_time = False
     by_may_vary = True
-    markov_sorted = False
 
     def __init__(self, rows: PanelRows, order=None, time_name=None):
         super().__init__(rows, order, time_name)

@@ -62,7 +62,6 @@ class Kernel:
     integer_time = True  # t() must hold integers
     nonneg_time = False  # t() must be >= 0
     by_may_vary = False  # by() may vary within panels
-    markov_sorted = True  # rows sorted by t within panels
     has_order = False  # takes the ``#`` of ``residuals(kind #)``
 
     default_order: Optional[int] = None

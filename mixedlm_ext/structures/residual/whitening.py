@@ -200,7 +200,6 @@ class DenseWhitener:
                  index: Optional[CorrIndexFn] = None):
         self.rows = rows
         self.chunks = make_chunks(rows, panels, index=index)
-        self.n_rows = int(sum(c.idx.size for c in self.chunks))
 
     def max_lag(self) -> int:
         """Largest ``t_last - t_first`` of the whitened panels."""
