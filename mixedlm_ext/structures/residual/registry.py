@@ -1,7 +1,7 @@
 """The residual kernels by ``residuals()`` type.
 
-Adding a residual structure means one kernel class in a module of its kind
-and one entry here.
+Adding a residual structure means one kernel class (with its ``kind``) in a
+module of its kind, and its import and one entry here.
 """
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from .indexed import BandedKernel, UnstructuredKernel
 from .kernel import Kernel
 from .stationary import ARKernel, MAKernel, ToeplitzKernel
 
-KERNELS: dict[str, type[Kernel]] = {
-    "independent": IndependentKernel,
-    "exchangeable": ExchangeableKernel,
-    "ar": ARKernel,
-    "ma": MAKernel,
-    "toeplitz": ToeplitzKernel,
-    "exponential": ExponentialKernel,
-    "unstructured": UnstructuredKernel,
-    "banded": BandedKernel,
-}
+KERNELS: dict[str, type[Kernel]] = {cls.kind: cls for cls in (
+    IndependentKernel,
+    ExchangeableKernel,
+    ARKernel,
+    MAKernel,
+    ToeplitzKernel,
+    ExponentialKernel,
+    UnstructuredKernel,
+    BandedKernel,
+)}
