@@ -1,1 +1,1 @@
-"""structures."""
+"""Covariance structures: random effects (:mod:`.covariance`) and residuals (:mod:`.residual`)."""

@@ -4,8 +4,9 @@ A structure describes ``R = sigma2 * C(rho)`` inside each panel, with
 ``sigma2`` profiled out of the likelihood by the objective.  Its interface:
 
 * ``n_params``, ``start()``, ``bounds()`` -- the optimisation metric ``rho``;
-* ``bind(design)`` -- validate against the data (``t()``, ``by()``...) and
-  precompute what does not depend on ``rho``; returns the bound structure;
+* ``bind(design)`` -- a new structure bound to ``design``: validated against
+  the data (``t()``, ``by()``...) with everything that does not depend on
+  ``rho`` precomputed; a structure never changes once made;
 * ``crossproducts(rho)`` -- ``(Wzz, Wzx, Bxx, logdet_C)``: the design's
   cross-products after whitening by ``C^{-1/2}`` and ``log|C|`` summed over
   panels; the plain residual (``is_plain``) returns the design's own;
@@ -15,33 +16,49 @@ A structure describes ``R = sigma2 * C(rho)`` inside each panel, with
   ``var(Residual)`` row).
 
 Every type except the plain independent residual is a :class:`PanelResidual`:
-it binds one correlation *kernel* (:mod:`._residual_kernels`) per by-group
-to the rows of its panels, sorted by ``t`` within panel, and combines their
-whitened cross-products (engines in :mod:`._residual_engines`).  Adding a
-structure means writing one kernel class and registering it in
-:data:`~._residual_kernels.KERNELS`.
+it binds one correlation *kernel* (:class:`~mixedlm_ext.structures.residual.kernel.Kernel`)
+per by-group to the rows of its panels, sorted by ``t`` within panel, and
+combines their whitened cross-products (whiteners in
+:mod:`mixedlm_ext.structures.residual.whitening`).  Adding a structure means
+writing one kernel class and registering it in
+:data:`mixedlm_ext.structures.residual.registry.KERNELS`.
 """
 from __future__ import annotations
 
 from typing import Optional
 
 import numpy as np
+import scipy.sparse as sp
 
 from ...core.errors import ModelSpecificationError, ResidualDataError
-from .whitening import PanelRows
-from .kernels import KERNELS, Kernel, format_time
 from ...spec.model import ResidualSpec
+from .kernel import Kernel, format_time
+from .registry import KERNELS
+from .whitening import PanelRows
 
 
 class ResidualStructure:
-    """Base class; also the plain independent homoskedastic residual."""
+    """Base class; also the plain independent homoskedastic residual.
+
+    Parameters
+    ----------
+    spec : ResidualSpec
+        The ``residuals()`` specification.
+    design : Design, optional
+        The design the structure is bound to; made from ``spec`` alone the
+        structure is unbound, and :meth:`bind` makes a bound one.
+    """
 
     title: Optional[str] = None
     is_plain = True  # independent, homoskedastic: the cross-products are the design's own
 
-    def __init__(self, spec: ResidualSpec):
+    def __init__(self, spec: ResidualSpec, design=None):
         self.spec = spec
-        self.design = None
+        self.design = design
+
+    def bind(self, design) -> "ResidualStructure":
+        """A new structure of this type bound to ``design`` (``self`` is unchanged)."""
+        return type(self)(self.spec, design)
 
     @property
     def n_params(self) -> int:
@@ -52,10 +69,6 @@ class ResidualStructure:
 
     def bounds(self) -> list:
         return []
-
-    def bind(self, design) -> "ResidualStructure":
-        self.design = design
-        return self
 
     def crossproducts(self, rho: np.ndarray):
         d = self.design
@@ -109,76 +122,82 @@ def _fmt_value(v) -> str:
 class PanelResidual(ResidualStructure):
     """A correlated (or by-group heteroskedastic) residual structure.
 
-    One :class:`~._residual_kernels.Kernel` per by-group (one in all when
-    there is no ``by()``).  The parameters ``rho`` are the kernels' own,
-    group after group, followed by ``log(var_g / var_1)`` for groups
-    ``2..G``; ``sigma2`` is the first group's variance.
+    One :class:`~mixedlm_ext.structures.residual.kernel.Kernel` per by-group
+    (one in all when there is no ``by()``), made when the structure is bound.
+    The parameters ``rho`` are the kernels' own, group after group, followed
+    by ``log(var_g / var_1)`` for groups ``2..G``; ``sigma2`` is the first
+    group's variance.
     """
 
     is_plain = False
 
-    def __init__(self, spec: ResidualSpec):
-        super().__init__(spec)
+    def __init__(self, spec: ResidualSpec, design=None):
+        super().__init__(spec, design)
         self.kernel_cls: type[Kernel] = KERNELS[spec.kind]
         self.kernels: list[Kernel] = []
         self.by_values: list = []
+        self._Q = 0  # columns of Z in the kernels' rows [Z Xw yw]
+        if design is not None:
+            self._Q = design.Z.shape[1]
+            self.by_values, self.kernels = self._bind_kernels(design)
 
     # -- binding -------------------------------------------------------------
     def _kind_text(self) -> str:
         s = self.spec
-        return s.kind if s.order is None or s.kind not in ("ar", "ma", "toeplitz", "banded") else "%s %d" % (s.kind, s.order)
+        return "%s %d" % (s.kind, s.order) if s.order is not None and self.kernel_cls.has_order else s.kind
 
-    def _error(self, msg: str):
+    def _error(self, msg: str) -> ModelSpecificationError:
         return ModelSpecificationError("residuals(%s): %s" % (self._kind_text(), msg))
 
-    def bind(self, design) -> "PanelResidual":
-        self.design = design
+    def _bind_kernels(self, design) -> tuple[list, list[Kernel]]:
+        """The by() values and one kernel per by-group, checked against ``design``."""
         spec, cls = self.spec, self.kernel_cls
-        data = design.data
         panel = np.asarray(design.panel_codes)
         t = None
         if cls.needs_time:
             if spec.time is None:
                 raise self._error("the time variable t(varname) is required")
-            t = data[spec.time].to_numpy(dtype=float)
-            self._check_time(design, t, panel)
+            t = design.data[spec.time].to_numpy(dtype=float)
+            self._check_time(t)
         if design.weights is not None:
             raise self._error("weights are not supported together with a residual structure")
-        Z = design.Z.toarray() if hasattr(design.Z, "toarray") else np.asarray(design.Z)  # sparse Z (crossed)
+        Z = design.Z.toarray() if sp.issparse(design.Z) else np.asarray(design.Z)  # sparse Z (crossed)
         W = np.column_stack([Z, design.Xw, design.yw])
-        self._Q = Z.shape[1]
-        if spec.by is not None:
-            byv = data[spec.by].to_numpy()
-            values, codes = np.unique(byv, return_inverse=True)
-            codes = codes.reshape(-1)
-            if not cls.by_may_vary:
-                self._check_by_constant(design, codes, panel)
-        else:
-            values, codes = np.array([None], dtype=object), np.zeros(design.n, dtype=np.intp)
-        self.by_values = list(values)
-        self.kernels, self._ids, self._n_g = [], [], []
-        for g in range(len(values)):
+        values, codes = self._by_groups(design, panel)
+        kernels = []
+        for g, value in enumerate(values):
             rows = np.flatnonzero(codes == g)
             pr = PanelRows(rows, panel[rows], None if t is None else t[rows], W[rows])
-            if pr.repeated is not None:
-                i = pr.repeated
-                raise self._error("t(%s) has repeated values within a panel: %s=%s appears more than once "
-                                  "in panel %s" % (spec.time, spec.time, format_time(pr.t[i]),
-                                                   _panel_label(design, pr.panel_ids[pr.panel[i]])))
-            kern = cls(spec.order, spec.time)
-            try:
-                kern.bind_rows(pr)
-            except ResidualDataError as exc:
-                where = "" if spec.by is None else " (by %s=%s)" % (spec.by, _fmt_value(values[g]))
-                msg = str(exc) if str(exc).startswith("residuals(") else "residuals(%s): %s" % (self._kind_text(), exc)
-                raise ModelSpecificationError(msg + where) from None
-            self.kernels.append(kern)
-            self._ids.append(pr.panel_ids)
-            self._n_g.append(float(pr.n))
-        self._check_identified(design, t, Z)
-        return self
+            kernels.append(self._make_kernel(design, pr, value))
+        self._check_identified(design, t, Z, kernels)
+        return list(values), kernels
 
-    def _check_time(self, design, t: np.ndarray, panel: np.ndarray) -> None:
+    def _by_groups(self, design, panel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct by() values and each row's group (one group without by())."""
+        if self.spec.by is None:
+            return np.array([None], dtype=object), np.zeros(design.n, dtype=np.intp)
+        values, codes = np.unique(design.data[self.spec.by].to_numpy(), return_inverse=True)
+        codes = codes.reshape(-1)
+        if not self.kernel_cls.by_may_vary:
+            self._check_by_constant(design, codes, panel)
+        return values, codes
+
+    def _make_kernel(self, design, rows: PanelRows, by_value) -> Kernel:
+        """The kernel of one by-group, its data errors reported as specification errors."""
+        spec = self.spec
+        if rows.repeated is not None:
+            i = rows.repeated
+            raise self._error("t(%s) has repeated values within a panel: %s=%s appears more than once "
+                              "in panel %s" % (spec.time, spec.time, format_time(rows.t[i]),
+                                               _panel_label(design, rows.panel_ids[rows.panel[i]])))
+        try:
+            return self.kernel_cls(rows, spec.order, spec.time)
+        except ResidualDataError as exc:
+            where = "" if spec.by is None else " (by %s=%s)" % (spec.by, _fmt_value(by_value))
+            msg = str(exc) if str(exc).startswith("residuals(") else "residuals(%s): %s" % (self._kind_text(), exc)
+            raise ModelSpecificationError(msg + where) from None
+
+    def _check_time(self, t: np.ndarray) -> None:
         cls, name = self.kernel_cls, self.spec.time
         if cls.integer_time:
             bad = np.flatnonzero(t != np.round(t))
@@ -199,29 +218,25 @@ class PanelResidual(ResidualStructure):
                               "within panels except with residuals(independent)"
                               % (self.spec.by, lvl, _panel_label(design, bad[0])))
 
-    def _check_identified(self, design, t, Z) -> None:
-        """Refuse residual structures that absorb the panel level's random effects."""
+    def _check_identified(self, design, t: Optional[np.ndarray], Z: np.ndarray, kernels: list[Kernel]) -> None:
+        """Refuse residual structures that absorb the panel level's random effects (:attr:`Kernel.absorbs`)."""
         if not design.levels:
             return
         lvl = design.levels[-1]
         if lvl.q == 0:
             return
         kind = self.spec.kind
-        has_cons = any("_cons" in b.effects and b.expand_by is None for b in lvl.blocks)
+        absorbs = {k.absorbs for k in kernels}
         full = False
-        if kind == "exchangeable":
-            full = has_cons
-        elif kind == "toeplitz":
-            full = has_cons and all(k.order >= k.max_lag for k in self.kernels)
-        elif kind in ("unstructured", "banded"):
-            complete = all(len(k._pairs) == k.K * (k.K - 1) // 2 for k in self.kernels)
-            if complete:
-                # the random effects' covariance is absorbed when their design depends on t only
-                Zl = Z[:, : lvl.q]
-                tl = np.searchsorted(np.unique(t), t)
-                first = np.zeros((tl.max() + 1, lvl.q))
-                first[tl] = Zl
-                full = bool(np.all(first[tl] == Zl))
+        if absorbs == {"intercept"}:
+            full = any("_cons" in b.effects and b.expand_by is None for b in lvl.blocks)
+        elif absorbs == {"time"}:
+            # the random effects' covariance is absorbed when their design depends on t only
+            Zl = Z[:, : lvl.q]
+            tl = np.searchsorted(np.unique(t), t)
+            first = np.zeros((tl.max() + 1, lvl.q))
+            first[tl] = Zl
+            full = bool(np.all(first[tl] == Zl))
         if full:
             raise ModelSpecificationError(
                 "residuals(%s) is not identified together with the random effects at the panel level %s: "
@@ -300,10 +315,10 @@ class PanelResidual(ResidualStructure):
             k = self.kernels[0].rows.k
             F = np.zeros((d.n_panels, k, k))
             ld = 0.0
-            for kern, p, r, ids, n_g in zip(self.kernels, parts, ratios, self._ids, self._n_g):
+            for kern, p, r in zip(self.kernels, parts, ratios):
                 Fg, lg = kern.full(p)
-                F[ids] += Fg / r
-                ld += lg + n_g * np.log(r)
+                F[kern.rows.panel_ids] += Fg / r
+                ld += lg + kern.rows.n * np.log(r)
         if not np.isfinite(ld):
             raise np.linalg.LinAlgError("residual covariance is not positive definite")
         return F, float(ld)
@@ -320,7 +335,8 @@ class PanelResidual(ResidualStructure):
         pos = np.flatnonzero(np.asarray(self.design.panel_codes) == panel)
         out = np.zeros((pos.size, pos.size))
         parts, ratios = self._split(rho)
-        for kern, p, r, ids in zip(self.kernels, parts, ratios, self._ids):
+        for kern, p, r in zip(self.kernels, parts, ratios):
+            ids = kern.rows.panel_ids
             j = np.searchsorted(ids, panel)
             if j >= ids.size or ids[j] != panel:
                 continue
@@ -346,12 +362,10 @@ RESIDUAL_TYPES["independent_by"] = PanelResidual
 
 
 def make_residual(spec: ResidualSpec) -> ResidualStructure:
-    """The residual structure object for a :class:`ResidualSpec`."""
-    kind = spec.kind
-    if kind == "independent" and spec.by is None:
-        return ResidualStructure(spec)
+    """The (unbound) residual structure object for a :class:`ResidualSpec`."""
+    kind = "independent_by" if spec.kind == "independent" and spec.by is not None else spec.kind
     try:
-        cls = RESIDUAL_TYPES[kind if not (kind == "independent" and spec.by) else "independent_by"]
+        cls = RESIDUAL_TYPES[kind]
     except KeyError:
-        raise NotImplementedError("residuals(%s) is not available" % kind) from None
+        raise NotImplementedError("residuals(%s) is not available" % spec.kind) from None
     return cls(spec)

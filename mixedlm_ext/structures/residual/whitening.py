@@ -1,19 +1,21 @@
-"""Whitening engines for residual structures: panel rows, dense, Markov and AR-band.
+"""Whiteners of the residual structures: panel rows, dense, Markov and AR-band.
 
-Every engine computes, for a set of panels, the whitened cross-products
+A whitener applies ``C_i^{-1/2}`` panel by panel (not to be confused with
+the random-effects elimination engines of :mod:`mixedlm_ext.engines`).
+Every whitener computes, for a set of panels, the whitened cross-products
 ``F_i = W_i' C_i^{-1} W_i`` (``W = [Z Xw yw]``, one ``k x k`` matrix per
 panel) and ``sum_i log|C_i|`` without forming an ``n x n`` matrix and
 without a Python loop over panels:
 
-* :class:`DenseEngine` -- any correlation: panels are grouped by size, and
+* :class:`DenseWhitener` -- any correlation: panels are grouped by size, and
   each group is one batched Cholesky + batched solve of ``(c, T, T)`` stacks
   (only a loop over the distinct panel sizes);
-* :class:`MarkovEngine` -- AR(1) and exponential correlation (Markov in
+* :class:`MarkovWhitener` -- AR(1) and exponential correlation (Markov in
   ``t``, gaps allowed): the precision matrix is tridiagonal with entries that
   depend only on the gap ``d = t_i - t_{i-1}``, so per-(panel, gap) sums of
   ``W_i W_i'``, ``W_i W_{i-1}'``, ``W_{i-1} W_{i-1}'`` are sufficient
   statistics computed once; an evaluation costs ``O(panels * k^2)``;
-* :class:`ARBandEngine` -- AR(p) on panels with consecutive ``t``: the first
+* :class:`ARBandWhitener` -- AR(p) on panels with consecutive ``t``: the first
   ``p`` rows are whitened by the stationary ``p x p`` correlation, the rest
   by the AR filter, so the per-panel products of the first ``p`` rows and the
   lag-``a``/lag-``b`` sums are sufficient statistics.
@@ -23,12 +25,13 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 import numpy as np
+import scipy.sparse as sp
 
-from ...core.linalg import group_starts, grouped_crossprod
 from ...core.errors import ResidualDataError
+from ...core.linalg import group_starts, grouped_crossprod
 
 _MAX_ELEMS = 2_000_000  # c * T * T per batched Cholesky
-MAX_DENSE_PANEL = 2_000  # largest panel the dense engine whitens
+MAX_DENSE_PANEL = 2_000  # largest panel the dense whitener handles
 _MAX_STATS = 30_000_000  # elements of precomputed sufficient statistics (else whiten per evaluation)
 
 
@@ -114,31 +117,47 @@ class PanelRows:
         return ok
 
 
-class Chunk:
-    """Panels of one size, whitened together by the dense engine."""
+CorrIndexFn = Callable[[np.ndarray], np.ndarray]
 
-    def __init__(self, ids: np.ndarray, idx: np.ndarray, W: np.ndarray, t: Optional[np.ndarray]):
-        self.ids = ids  # local panel ids
-        self.idx = idx  # (c, T) row positions
-        self.W = W  # (c, T, k)
-        self.t = t  # (c, T) or None
-        self.cache: dict = {}
+
+class Chunk:
+    """Panels of one size, whitened together by the dense whitener.
+
+    Parameters
+    ----------
+    ids : int array
+        Local panel ids ``(c,)``.
+    idx : int array
+        Row positions ``(c, T)``.
+    W : array
+        The rows ``(c, T, k)``.
+    t : array or None
+        Time of each row ``(c, T)``.
+    index : array or None
+        What the kernel's correlation is indexed by (lags, time levels),
+        computed from ``t`` when the chunk is made.
+    """
+
+    def __init__(self, ids: np.ndarray, idx: np.ndarray, W: np.ndarray, t: Optional[np.ndarray],
+                 index: Optional[np.ndarray] = None):
+        self.ids = ids
+        self.idx = idx
+        self.W = W
+        self.t = t
+        self.index = index
 
     @property
     def T(self) -> int:
         return self.idx.shape[1]
 
-    def lag(self, integer: bool = True) -> np.ndarray:
-        """``|t_i - t_j|`` per panel ``(c, T, T)`` (cached)."""
-        key = "lag_int" if integer else "lag"
-        if key not in self.cache:
-            d = np.abs(self.t[:, :, None] - self.t[:, None, :])
-            self.cache[key] = np.rint(d).astype(np.intp) if integer else d
-        return self.cache[key]
 
+def make_chunks(rows: PanelRows, panels: Optional[np.ndarray] = None, M: Optional[np.ndarray] = None,
+                index: Optional[CorrIndexFn] = None) -> list[Chunk]:
+    """Group ``panels`` (local ids) by size and cut each group to bounded stacks.
 
-def make_chunks(rows: PanelRows, panels: Optional[np.ndarray] = None, M: Optional[np.ndarray] = None) -> list[Chunk]:
-    """Group ``panels`` (local ids) by size and cut each group to bounded stacks."""
+    ``M`` replaces ``rows.W`` as the rows carried; ``index(t)`` gives each
+    chunk's :attr:`Chunk.index`.
+    """
     panels = np.arange(rows.P) if panels is None else np.asarray(panels, dtype=np.intp)
     W = rows.W if M is None else M
     out = []
@@ -157,22 +176,33 @@ def make_chunks(rows: PanelRows, panels: Optional[np.ndarray] = None, M: Optiona
             sub = ids[s:s + step]
             idx = rows.starts[sub][:, None] + np.arange(T)[None, :]
             t = None if rows.t is None else rows.t[idx]
-            out.append(Chunk(sub, idx, W[idx], t))
+            out.append(Chunk(sub, idx, W[idx], t, None if index is None else index(t)))
     return out
 
 
 CorrFn = Callable[[object, Chunk], np.ndarray]
 
 
-class DenseEngine:
-    """Batched Cholesky whitening of panels grouped by size."""
+class DenseWhitener:
+    """Batched Cholesky whitening of panels grouped by size.
 
-    def __init__(self, rows: PanelRows, panels: Optional[np.ndarray] = None):
+    Parameters
+    ----------
+    rows : PanelRows
+        The kernel's rows.
+    panels : int array, optional
+        Local panels to whiten (default: all).
+    index : callable, optional
+        ``index(t)`` -> the chunk's correlation index (see :class:`Chunk`).
+    """
+
+    def __init__(self, rows: PanelRows, panels: Optional[np.ndarray] = None,
+                 index: Optional[CorrIndexFn] = None):
         self.rows = rows
-        self.chunks = make_chunks(rows, panels)
-        self.n_rows = int(sum(c.idx.size for c in self.chunks))
+        self.chunks = make_chunks(rows, panels, index=index)
 
     def max_lag(self) -> int:
+        """Largest ``t_last - t_first`` of the whitened panels."""
         out = 0
         for c in self.chunks:
             if c.t is not None and c.T > 1:
@@ -190,17 +220,23 @@ class DenseEngine:
             logdet += 2.0 * float(np.log(np.diagonal(L, axis1=1, axis2=2)).sum())
         return logdet
 
+    def crossproducts(self, corr: CorrFn, prep) -> tuple[np.ndarray, float]:
+        """Per-panel ``W_i' C_i^{-1} W_i`` ``(P, k, k)`` (zero for panels not whitened) and ``sum log|C_i|``."""
+        F = np.zeros((self.rows.P, self.rows.k, self.rows.k))
+        return F, self.compute(corr, prep, F)
 
-def dense_whiten(rows: PanelRows, corr: CorrFn, prep, M: np.ndarray, panels=None) -> np.ndarray:
+
+def dense_whiten(rows: PanelRows, corr: CorrFn, prep, M: np.ndarray, panels: Optional[np.ndarray] = None,
+                 index: Optional[CorrIndexFn] = None) -> np.ndarray:
     """``L_i^{-1} M_i`` per panel (``C_i = L_i L_i'``), rows in ``rows`` order."""
     out = np.array(M, dtype=float, copy=True)
-    for ch in make_chunks(rows, panels, M=np.asarray(M, dtype=float)):
+    for ch in make_chunks(rows, panels, M=np.asarray(M, dtype=float), index=index):
         L = np.linalg.cholesky(corr(prep, ch))
         out[ch.idx] = np.linalg.solve(L, ch.W)
     return out
 
 
-class MarkovEngine:
+class MarkovWhitener:
     """AR(1)/exponential whitening: ``e~_i = (e_i - a_i e_{i-1}) / sqrt(1 - a_i^2)``.
 
     ``a_i = base ** (t_i - t_{i-1})``.  With few distinct gaps the per
@@ -254,8 +290,6 @@ class MarkovEngine:
             # combinations -> panels: identity when every panel has one gap class
             self.identity = G == P and np.array_equal(cpanel, np.arange(P))
             if not self.identity:
-                import scipy.sparse as sp
-
                 self.to_panel = sp.csr_matrix((np.ones(G), (cpanel, np.arange(G))), shape=(P, G))
 
     def compute(self, a_of_d: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, float]:
@@ -296,7 +330,7 @@ class MarkovEngine:
         return out
 
 
-class ARBandEngine:
+class ARBandWhitener:
     """AR(p) on panels with consecutive ``t`` and more than ``p`` rows."""
 
     @staticmethod
