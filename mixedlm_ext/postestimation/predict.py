@@ -102,7 +102,8 @@ def fitted_prediction(est: Estimates, b: dict[str, np.ndarray], rows: Prediction
     layout = est.layout
     xb = rows.fixed_design(est.design) @ est.beta
     term_rows = layout.rows(rows.frame, estimation=rows.estimation)
-    unseen = {t.key: tuple(rows.index[term_rows[t.key].pos < 0]) for t in layout.terms if t.level_index <= upto}
+    unseen = {t.key: tuple(rows.index[term_rows[t.key].pos < 0])
+              for t in layout.terms if t.level_index <= upto}
     zb = layout.random_part(term_rows, b, upto)
     fit = xb + (zb if zb is not None else 0.0)
     if kind == "fitted":

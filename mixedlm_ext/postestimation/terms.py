@@ -26,7 +26,7 @@ from .blups import LevelBLUP
 
 
 @dataclass(frozen=True)
-class Term:
+class RandomEffectsTerm:
     """A set of random effects reported together (one DataFrame)."""
 
     key: str
@@ -103,7 +103,7 @@ def _level_terms(design: Design, li: int) -> list[tuple[str, int, tuple, bool, t
     return out
 
 
-def design_terms(design: Design) -> tuple[Term, ...]:
+def design_terms(design: Design) -> tuple[RandomEffectsTerm, ...]:
     """The random-effects terms of a design, coarsest level first, then in
     equation order; a key repeated gets a ``#2``, ``#3`` suffix."""
     specs = [t for li, lvl in enumerate(design.levels) if lvl.q > 0 for t in _level_terms(design, li)]
@@ -112,7 +112,7 @@ def design_terms(design: Design) -> tuple[Term, ...]:
     for key, li, blocks, expanded, effects in specs:
         seen[key] = seen.get(key, 0) + 1
         unique = key if seen[key] == 1 else "%s#%d" % (key, seen[key])
-        terms.append(Term(unique, li, blocks, expanded, effects))
+        terms.append(RandomEffectsTerm(unique, li, blocks, expanded, effects))
     return tuple(terms)
 
 
@@ -121,13 +121,13 @@ class TermLayout:
     """The random-effects terms of one design and the lookups into their tables."""
 
     design: Design
-    terms: tuple[Term, ...]
+    terms: tuple[RandomEffectsTerm, ...]
 
     @classmethod
     def of(cls, design: Design) -> "TermLayout":
         return cls(design, design_terms(design))
 
-    def term(self, key: str) -> Term:
+    def term(self, key: str) -> RandomEffectsTerm:
         """The term with key ``key`` (KeyError listing the keys otherwise)."""
         for t in self.terms:
             if t.key == key:
@@ -147,7 +147,7 @@ class TermLayout:
                 cols += list(blk.equation.columns) + list(blk.expand_by or ())
         return list(dict.fromkeys(cols))
 
-    def table(self, t: Term, blup: LevelBLUP, which: str) -> tuple[pd.Index, np.ndarray]:
+    def table(self, t: RandomEffectsTerm, blup: LevelBLUP, which: str) -> tuple[pd.Index, np.ndarray]:
         """``(index, values)`` of a term: BLUPs ``(n, k)`` (``which="b"``) or
         covariances ``(n, k, k)`` (``"cond"``, ``"comp"``), from its level's BLUPs."""
         lvl = self.design.levels[t.level_index]
