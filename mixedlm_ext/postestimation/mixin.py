@@ -59,7 +59,7 @@ class PostestimationMixin:
         """``level_index -> LevelBLUP`` for every design level with random effects."""
         return self._pe_estimates.blups()
 
-    def _pe_frames(self, which: str) -> dict:
+    def _pe_tables(self, which: str) -> dict:
         """``term key -> (index, values)`` of every term (BLUPs or covariances)."""
         layout = self._pe_estimates.layout
         return {t.key: layout.table(t, self._pe_blups[t.level_index], which) for t in layout.terms}
@@ -90,7 +90,7 @@ class PostestimationMixin:
         """
         effects = {t.key: t.effects for t in self._pe_estimates.layout.terms}
         return {key: pd.DataFrame(vals, index=index, columns=list(effects[key]))
-                for key, (index, vals) in self._pe_frames("b").items()}
+                for key, (index, vals) in self._pe_tables("b").items()}
 
     @cached_property
     def random_effects_se(self) -> dict:
@@ -105,7 +105,7 @@ class PostestimationMixin:
         """
         effects = {t.key: t.effects for t in self._pe_estimates.layout.terms}
         out = {}
-        for key, (index, vals) in self._pe_frames("cond").items():
+        for key, (index, vals) in self._pe_tables("cond").items():
             sd = np.sqrt(np.clip(np.diagonal(vals, axis1=1, axis2=2), 0.0, None))
             out[key] = pd.DataFrame(sd, index=index, columns=list(effects[key]))
         return out
@@ -135,7 +135,7 @@ class PostestimationMixin:
             raise ValueError("kind must be 'conditional' or 'comparative', got %r" % (kind,))
         effects = {t.key: list(t.effects) for t in self._pe_estimates.layout.terms}
         out = {}
-        for key, (index, vals) in self._pe_frames("cond" if kind == "conditional" else "comp").items():
+        for key, (index, vals) in self._pe_tables("cond" if kind == "conditional" else "comp").items():
             eff = effects[key]
             tuples = [(g if isinstance(g, tuple) else (g,)) + (e,) for g in index for e in eff]
             rows = pd.MultiIndex.from_tuples(tuples, names=list(index.names) + ["effect"])

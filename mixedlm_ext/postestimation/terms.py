@@ -103,7 +103,7 @@ def _level_terms(design: Design, li: int) -> list[tuple[str, int, tuple, bool, t
     return out
 
 
-def design_terms(design: Design) -> tuple[RandomEffectsTerm, ...]:
+def _design_terms(design: Design) -> tuple[RandomEffectsTerm, ...]:
     """The random-effects terms of a design, coarsest level first, then in
     equation order; a key repeated gets a ``#2``, ``#3`` suffix."""
     specs = [t for li, lvl in enumerate(design.levels) if lvl.q > 0 for t in _level_terms(design, li)]
@@ -125,7 +125,7 @@ class TermLayout:
 
     @classmethod
     def of(cls, design: Design) -> "TermLayout":
-        return cls(design, design_terms(design))
+        return cls(design, _design_terms(design))
 
     def term(self, key: str) -> RandomEffectsTerm:
         """The term with key ``key`` (KeyError listing the keys otherwise)."""
