@@ -33,6 +33,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..core.errors import NoGroupsWarning
 from ..model import MixedLMExt
 from ..spec.model import COVARIANCE_TYPES, ModelSpec, REEquation, ResidualSpec
+from ..syntax.lme4 import normalize_covariance, parse_lme4
+from ..syntax.stata import parse_stata
 from .arrays import internal_names, one_per_row, resolve_columns
 from .random_part import RandomPart
 
@@ -42,11 +44,10 @@ __all__ = ["MixedLMRegressor", "NoGroupsWarning"]
 _FIT_KEYS = ("start_params", "log", "emlog", "em_iterations", "emonly", "maxiter", "level", "stream")
 
 
-def _normalize_covariance(cov) -> str:
+def _covariance_name(cov) -> str:
+    """The covariance structure named by ``cov`` (abbreviations accepted), or ValueError."""
     if not isinstance(cov, str):
         raise ValueError("covariance must be one of %s, got %r" % (", ".join(COVARIANCE_TYPES), cov))
-    from ..syntax.lme4 import normalize_covariance
-
     try:
         return normalize_covariance(cov)
     except ValueError:
@@ -199,16 +200,10 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         reml = self._check_reml()
         cov = self.covariance
         if "~" in f:
-            from ..syntax.lme4 import parse_lme4
-
             spec = parse_lme4(f, reml=reml, covariance=cov if isinstance(cov, dict) else None)
         else:
-            from ..syntax.stata import parse_stata
-
             spec = parse_stata(f).with_options(reml=reml)
             if isinstance(cov, dict):
-                from ..syntax.lme4 import normalize_covariance
-
                 labels = {eq.level_name for eq in spec.random}
                 bad = sorted(set(cov) - labels)
                 if bad:
@@ -218,7 +213,7 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
                     replace(eq, covariance=normalize_covariance(cov[eq.level_name]))
                     if eq.level_name in cov and eq.factor is None else eq for eq in spec.random))
         if isinstance(cov, str):
-            c = _normalize_covariance(cov)
+            c = _covariance_name(cov)
             spec = spec.with_options(random=tuple(
                 replace(eq, covariance=c) if eq.covariance == "unstructured" else eq for eq in spec.random))
         elif not isinstance(cov, dict):
@@ -270,7 +265,7 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         X, y = validate_data(self, X, y, y_numeric=True, ensure_min_samples=2, dtype=np.float64)
         n, p = X.shape
         reml = self._check_reml()
-        cov = _normalize_covariance(self.covariance)
+        cov = _covariance_name(self.covariance)
         re_idx = self._resolve_columns(self.re_columns, "re_columns")
         fnames = list(getattr(self, "feature_names_in_", ["x%d" % j for j in range(p)]))
         cols, y_col, g_col = internal_names(fnames, y_name, g_name)
