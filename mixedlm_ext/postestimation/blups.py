@@ -15,7 +15,7 @@ the spherical metric ``b = Lambda u``.  Given the estimates:
 :func:`~mixedlm_ext.fit.em.conditional_moments`) and crossed designs (from
 the crossed engine's sparse factor, never a dense inverse) in one layout:
 ``level index -> LevelBLUP``.  Postestimation and the scikit-learn estimator
-both use it.
+both use it; the estimator asks for the BLUPs alone (``covariances=False``).
 """
 from __future__ import annotations
 
@@ -39,8 +39,8 @@ class LevelBLUP:
     col_offset: int  # first column of the level in design.Z / Lambda
     lam: Optional[np.ndarray]  # (q, q) relative factor of the level (None: too large)
     b: np.ndarray  # (G, q) BLUPs
-    cond: np.ndarray  # (G, q, q) conditional covariance (absolute)
-    comp: np.ndarray  # (G, q, q) comparative covariance (absolute)
+    cond: Optional[np.ndarray]  # (G, q, q) conditional covariance (absolute); None: not asked for
+    comp: Optional[np.ndarray]  # (G, q, q) comparative covariance (absolute); None: not asked for
 
 
 def beta_sensitivity(solve_u, p: int, design, cov_fe: np.ndarray) -> tuple[list, np.ndarray]:
@@ -59,40 +59,49 @@ def beta_sensitivity(solve_u, p: int, design, cov_fe: np.ndarray) -> tuple[list,
     return D, design.Rx @ cov_fe @ design.Rx.T  # beta_w = Rx (beta - b_ols)
 
 
-def level_blups(objective, theta: np.ndarray, cov_fe: np.ndarray) -> dict[int, LevelBLUP]:
+def level_blups(objective, theta: np.ndarray, cov_fe: Optional[np.ndarray],
+                covariances: bool = True) -> dict[int, LevelBLUP]:
     """``level_index -> LevelBLUP`` for every design level with random effects.
 
     ``cov_fe`` is the covariance of the fixed effects used for the
-    comparative variances.
+    comparative variances.  With ``covariances=False`` only the BLUPs are
+    computed (``cond`` and ``comp`` are None; ``cov_fe`` is not used).
     """
     if isinstance(objective.engine, CrossedEngine):
-        return crossed_level_blups(objective, theta, cov_fe)
-    return nested_level_blups(objective, theta, cov_fe)
+        return crossed_level_blups(objective, theta, cov_fe, covariances)
+    return nested_level_blups(objective, theta, cov_fe, covariances)
 
 
-def nested_level_blups(ob, theta: np.ndarray, cov_fe: np.ndarray) -> dict[int, LevelBLUP]:
+def nested_level_blups(ob, theta: np.ndarray, cov_fe: Optional[np.ndarray],
+                       covariances: bool = True) -> dict[int, LevelBLUP]:
     """From the nested engine's per-level factors (for a crossed design: their
     dense nested-layout view, small designs only)."""
     d = ob.design
-    prof, u_hat, joint = conditional_moments(ob, theta)
-    sigma2 = prof.sigma2
+    if covariances:
+        prof, u_hat, joint = conditional_moments(ob, theta)
+    else:
+        prof = ob.profile(theta, keep=True)
+        u_hat = ob.engine.solve_u(prof.elim, prof.beta_w)
     Lam = ob.lambda_from_theta(theta)
     p = d.p
-    if p:
+    if covariances and p:
         D, V_w = beta_sensitivity(lambda b: ob.engine.solve_u(prof.elim, b), p, d, cov_fe)
     out, off = {}, 0
     for ei, li in enumerate(d.re_level_indices()):
         q = d.levels[li].q
         lam = Lam[off:off + q, off:off + q]
         b = u_hat[ei] @ lam.T
-        cond = lam @ (sigma2 * joint[ei][:, :q, :q]) @ lam.T
-        comp = cond + lam @ (D[ei] @ V_w @ np.swapaxes(D[ei], 1, 2)) @ lam.T if p else cond.copy()
+        cond = comp = None
+        if covariances:
+            cond = lam @ (prof.sigma2 * joint[ei][:, :q, :q]) @ lam.T
+            comp = cond + lam @ (D[ei] @ V_w @ np.swapaxes(D[ei], 1, 2)) @ lam.T if p else cond.copy()
         out[li] = LevelBLUP(li, off, lam, b, cond, comp)
         off += q
     return out
 
 
-def crossed_level_blups(ob, theta: np.ndarray, cov_fe: np.ndarray) -> dict[int, LevelBLUP]:
+def crossed_level_blups(ob, theta: np.ndarray, cov_fe: Optional[np.ndarray],
+                        covariances: bool = True) -> dict[int, LevelBLUP]:
     """From the crossed engine's factor.  Only the diagonal blocks that
     postestimation reports are filled (for the ``_all`` level: one ``q x q``
     block per level of each factor; the rest of the level's covariance is
@@ -103,31 +112,34 @@ def crossed_level_blups(ob, theta: np.ndarray, cov_fe: np.ndarray) -> dict[int, 
     lams = elim.state["lams"] if elim.state else []
     p = d.p
     u_terms = eng.solve_u_terms(elim, prof.beta_w)
-    cv_terms = eng.conditional_variances(elim)
-    if p:
+    if covariances:
+        cv_terms = eng.conditional_variances(elim)
+    if covariances and p:
         D_terms, V_w = beta_sensitivity(lambda b: eng.solve_u_terms(elim, b), p, d, cov_fe)
     offs, _ = level_layout(d)
     arrays, col_off, off = {}, {}, 0
     for li in d.re_level_indices():
         G, q = d.levels[li].n_groups, d.levels[li].q
-        arrays[li] = (np.zeros((G, q)), np.zeros((G, q, q)), np.zeros((G, q, q)))
+        arrays[li] = (np.zeros((G, q)),) + ((np.zeros((G, q, q)), np.zeros((G, q, q))) if covariances
+                                            else (None, None))
         col_off[li] = off
         off += q
     starts = sorted(offs.items(), key=lambda kv: kv[1])
     level_starts = np.array([s for _, s in starts])
     for ti, t in enumerate(eng.terms):
         lam_t = t.factor(lams)
-        b = u_terms[ti] @ lam_t.T
+        li = starts[int(np.searchsorted(level_starts, t.pos[0, 0], side="right")) - 1][0]
+        rel = t.pos - offs[li]
+        grp, cols = rel // d.levels[li].q, rel % d.levels[li].q  # level group and column of each entry
+        Bl, Cl, Pl = arrays[li]
+        Bl[grp, cols] = u_terms[ti] @ lam_t.T
+        if not covariances:
+            continue
         cond = prof.sigma2 * np.matmul(np.matmul(lam_t, cv_terms[ti]), lam_t.T)
         comp = cond
         if p:
             extra = np.matmul(np.matmul(D_terms[ti], V_w), np.swapaxes(D_terms[ti], 1, 2))
             comp = cond + np.matmul(np.matmul(lam_t, extra), lam_t.T)
-        li = starts[int(np.searchsorted(level_starts, t.pos[0, 0], side="right")) - 1][0]
-        rel = t.pos - offs[li]
-        grp, cols = rel // d.levels[li].q, rel % d.levels[li].q  # level group and column of each entry
-        Bl, Cl, Pl = arrays[li]
-        Bl[grp, cols] = b
         gi = grp[:, 0][:, None, None]
         Cl[gi, cols[:, :, None], cols[:, None, :]] = cond
         Pl[gi, cols[:, :, None], cols[:, None, :]] = comp

@@ -26,10 +26,6 @@ def _figure(figsize=None):
     return Figure(figsize=figsize, layout="constrained")
 
 
-def _results(res):
-    return getattr(res, "_results", res)
-
-
 def _label(idx) -> str:
     return ", ".join(str(v) for v in idx) if isinstance(idx, tuple) else str(idx)
 
@@ -51,13 +47,12 @@ def caterpillar(res, level: Optional[str] = None, alpha: float = 0.05, se: str =
     -------
     matplotlib.figure.Figure
     """
-    r = _results(res)
-    blups = r.random_effects
+    blups = res.random_effects
     if se == "conditional":
-        ses = r.random_effects_se
+        ses = res.random_effects_se
     elif se == "comparative":
         ses = {}
-        for key, cov in r.random_effects_cov("comparative").items():
+        for key, cov in res.random_effects_cov("comparative").items():
             eff = list(cov.columns)
             k = len(eff)
             v = cov.to_numpy().reshape(-1, k, k)
@@ -127,8 +122,7 @@ def spaghetti(res, time: str, response: Optional[str] = None, groups=None, fitte
     -------
     matplotlib.figure.Figure
     """
-    r = _results(res)
-    d = r.model.design
+    d = res.model.design
     response = response or d.spec.response
     if group is None:
         paths = [lvl.path for lvl in d.levels if lvl.path]
@@ -141,10 +135,10 @@ def spaghetti(res, time: str, response: Optional[str] = None, groups=None, fitte
     if data is None:
         frame = d.data.copy()
         frame.index = d.row_index
-        fit = r.predict(kind="fitted") if fitted else None
+        fit = res.predict(kind="fitted") if fitted else None
     else:
         frame = data
-        fit = r.predict(data, kind="fitted") if fitted else None
+        fit = res.predict(data, kind="fitted") if fitted else None
     for c in [time, response] + gcols:
         if c not in frame.columns:
             raise ValueError("variable '%s' not found in the data to plot" % c)
@@ -176,9 +170,8 @@ def spaghetti(res, time: str, response: Optional[str] = None, groups=None, fitte
 
 def residuals_vs_fitted(res, figsize=None):
     """Residuals against fitted values (both including the BLUPs), with a zero line."""
-    r = _results(res)
-    fit = r.predict(kind="fitted")
-    resid = r.predict(kind="residuals")
+    fit = res.predict(kind="fitted")
+    resid = res.predict(kind="residuals")
     fig = _figure(figsize or (6.0, 4.5))
     ax = fig.add_subplot(1, 1, 1)
     ax.scatter(fit.to_numpy(), resid.to_numpy(), s=10, alpha=0.7)
@@ -191,8 +184,7 @@ def residuals_vs_fitted(res, figsize=None):
 
 def qq(res, figsize=None):
     """Normal quantile plot of the standardized residuals (``predict(kind="rstandard")``)."""
-    r = _results(res)
-    z = np.sort(r.predict(kind="rstandard").to_numpy())
+    z = np.sort(res.predict(kind="rstandard").to_numpy())
     n = z.size
     pp = (np.arange(1, n + 1) - 0.5) / n
     q = stats.norm.ppf(pp)

@@ -1,7 +1,7 @@
 """scikit-learn estimator: :class:`MixedLMRegressor`.
 
-A thin wrapper: ``fit`` builds a :class:`~mixedlm_ext._spec.ModelSpec`,
-hands it with the data to :class:`~mixedlm_ext._model.MixedLMExt` and keeps
+A thin wrapper: ``fit`` builds a :class:`~mixedlm_ext.spec.model.ModelSpec`,
+hands it with the data to :class:`~mixedlm_ext.model.MixedLMExt` and keeps
 the results; ``predict`` evaluates the fixed part and adds the BLUPs
 (conditional modes of the random effects) of the groups seen in training.
 There is no likelihood code here.
@@ -21,11 +21,8 @@ Two ways to say the model:
 """
 from __future__ import annotations
 
-import keyword
-import numbers
 import warnings
 from dataclasses import replace
-
 
 import numpy as np
 import pandas as pd
@@ -33,9 +30,13 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ..core.errors import NoGroupsWarning
 from ..model import MixedLMExt
 from ..spec.model import COVARIANCE_TYPES, ModelSpec, REEquation, ResidualSpec
-from ..core.errors import NoGroupsWarning
+from ..syntax.lme4 import normalize_covariance, parse_lme4
+from ..syntax.stata import parse_stata
+from .arrays import internal_names, one_per_row, resolve_columns
+from .random_part import RandomPart
 
 __all__ = ["MixedLMRegressor", "NoGroupsWarning"]
 
@@ -43,180 +44,10 @@ __all__ = ["MixedLMRegressor", "NoGroupsWarning"]
 _FIT_KEYS = ("start_params", "log", "emlog", "em_iterations", "emonly", "maxiter", "level", "stream")
 
 
-# ---------------------------------------------------------------------------
-# BLUPs and their use on new data (independent of the estimator)
-# ---------------------------------------------------------------------------
-def _level_blups(results) -> list[tuple[object, np.ndarray]]:
-    """``[(level, b)]`` for every level with random effects, coarsest first.
-
-    ``b`` is ``(n_groups, q)``: the BLUPs of the level's groups, columns in
-    the order of the level's blocks (each block's effects, expanded blocks
-    level by level).  ``b = Lambda u`` with ``u`` the spherical conditional
-    modes from the engine's back-substitution at the estimates.
-    """
-    r = getattr(results, "_results", results)
-    design = r.model.design
-    ob = r.model.objective
-    fine_first = design.re_levels()
-    if not fine_first:
-        return []
-    prof = r.profile
-    if prof.elim.factors is None:  # fitted without keep=True: redo the elimination at the estimates
-        prof = ob.profile(r.opt.theta, keep=True)
-    us = ob.engine.solve_u(prof.elim, prof.beta_w)
-    lam = ob.lambda_from_theta(r.opt.theta)
-    out, off = [], 0
-    for lvl, u in zip(fine_first, us):
-        q = lvl.q
-        out.append((lvl, u @ lam[off:off + q, off:off + q].T))
-        off += q
-    return out[::-1]
-
-
-def _effect_columns(level) -> list[str]:
-    names = []
-    for blk in level.blocks:
-        if blk.expand_levels is None:
-            names += list(blk.effects)
-        else:
-            names += ["%s[%s]" % (e, lev) for lev in blk.expand_levels for e in blk.effects]
-    return names
-
-
-def _key_index(keys: pd.DataFrame) -> pd.Index:
-    if keys.shape[1] == 1:
-        return pd.Index(keys.iloc[:, 0])
-    return pd.MultiIndex.from_frame(keys)
-
-
-def _positions(index: pd.Index, frame: pd.DataFrame) -> np.ndarray:
-    """Row -> position in ``index`` (-1 for values not seen in training)."""
-    if frame.shape[1] == 1:
-        return np.asarray(index.get_indexer(pd.Index(frame.iloc[:, 0])), dtype=np.intp)
-    return np.asarray(index.get_indexer(pd.MultiIndex.from_frame(frame)), dtype=np.intp)
-
-
-class _REPredictor:
-    """Everything needed to add BLUPs to predictions on new data (picklable).
-
-    Per level: the grouping columns, the index of the training groups, the
-    BLUP matrix and, per block, the random-effect columns, whether it has a
-    constant, and for expanded blocks (``R.x``, crossed terms) the expansion
-    columns and their training levels.
-    """
-
-    def __init__(self, results):
-        self.levels = []
-        for lvl, b in _level_blups(results):
-            index = _key_index(lvl.keys) if lvl.path else None
-            blocks = []
-            for blk in lvl.blocks:
-                eq = blk.equation
-                exp_index = None
-                if blk.expand_by is not None:
-                    lev = blk.expand_levels
-                    exp_index = (pd.MultiIndex.from_tuples(lev) if len(blk.expand_by) > 1
-                                 else pd.Index(lev))
-                blocks.append({
-                    "columns": list(eq.columns) if eq.factor is None else [],
-                    "constant": bool(eq.constant or eq.factor is not None),
-                    "q": blk.q,
-                    "expand_by": list(blk.expand_by) if blk.expand_by is not None else None,
-                    "expand_index": exp_index,
-                })
-            self.levels.append({"label": lvl.label, "path": list(lvl.path), "index": index,
-                                "b": np.asarray(b), "blocks": blocks,
-                                "effects": _effect_columns(lvl)})
-
-    @property
-    def columns(self) -> list[str]:
-        """Data columns the random part needs (grouping and random-effect variables)."""
-        cols = []
-        for lv in self.levels:
-            cols += lv["path"]
-            for bl in lv["blocks"]:
-                cols += bl["columns"] + (bl["expand_by"] or [])
-        return list(dict.fromkeys(cols))
-
-    def contribution(self, data: pd.DataFrame) -> np.ndarray:
-        """Sum over levels of ``z_i' b_g`` (0 for groups not seen in training)."""
-        n = len(data)
-        out = np.zeros(n)
-        for lv in self.levels:
-            pos = _positions(lv["index"], data[lv["path"]]) if lv["path"] else np.zeros(n, dtype=np.intp)
-            seen = pos >= 0
-            if not seen.any():
-                continue
-            b = lv["b"]
-            col = 0
-            for bl in lv["blocks"]:
-                parts = [data[c].to_numpy(dtype=float) for c in bl["columns"]]
-                if bl["constant"]:
-                    parts.append(np.ones(n))
-                base = np.column_stack(parts)
-                qe = base.shape[1]
-                if bl["expand_by"] is None:
-                    rows = np.flatnonzero(seen)
-                    out[rows] += np.einsum("ij,ij->i", base[rows], b[pos[rows], col:col + qe])
-                else:
-                    epos = _positions(bl["expand_index"], data[bl["expand_by"]])
-                    rows = np.flatnonzero(seen & (epos >= 0))
-                    cols = col + epos[rows, None] * qe + np.arange(qe)[None, :]
-                    out[rows] += np.einsum("ij,ij->i", base[rows], b[pos[rows, None], cols])
-                col += bl["q"]
-        return out
-
-    def frames(self) -> dict:
-        """BLUPs per level as DataFrames indexed by group."""
-        out = {}
-        for lv in self.levels:
-            idx = lv["index"] if lv["index"] is not None else pd.Index(["_all"])
-            out[lv["label"]] = pd.DataFrame(lv["b"], index=idx, columns=lv["effects"])
-        return out
-
-
-# ---------------------------------------------------------------------------
-# helpers for array mode
-# ---------------------------------------------------------------------------
-# names the results use for something else (patsy's "Intercept" becomes "_cons")
-_RESERVED = {"Intercept", "_cons", "Residual", "_all"}
-
-
-def _usable_name(name) -> bool:
-    """Whether a column name can appear as such in the internal formula."""
-    return (isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
-            and name not in _RESERVED)
-
-
-def _internal_names(feature_names, y_name, g_name) -> tuple[list[str], str, str]:
-    """Column names of the internal data frame: the real names when usable in a formula."""
-    p = len(feature_names)
-    feats = list(feature_names)
-    if not all(_usable_name(f) for f in feats) or len(set(feats)) < p:
-        feats = ["x%d" % j for j in range(p)]
-    taken = set(feats)
-
-    def pick(cands):
-        for c in cands:
-            if _usable_name(c) and c not in taken:
-                taken.add(c)
-                return c
-        k = 0
-        while "_%s%d" % (cands[-1], k) in taken:
-            k += 1
-        taken.add("_%s%d" % (cands[-1], k))
-        return "_%s%d" % (cands[-1], k)
-
-    y_col = pick([y_name, "y"])
-    g_col = pick([g_name, "group"])
-    return feats, y_col, g_col
-
-
-def _normalize_covariance(cov) -> str:
+def _covariance_name(cov) -> str:
+    """The covariance structure named by ``cov`` (abbreviations accepted), or ValueError."""
     if not isinstance(cov, str):
         raise ValueError("covariance must be one of %s, got %r" % (", ".join(COVARIANCE_TYPES), cov))
-    from ..syntax.lme4 import normalize_covariance
-
     try:
         return normalize_covariance(cov)
     except ValueError:
@@ -369,16 +200,10 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         reml = self._check_reml()
         cov = self.covariance
         if "~" in f:
-            from ..syntax.lme4 import parse_lme4
-
             spec = parse_lme4(f, reml=reml, covariance=cov if isinstance(cov, dict) else None)
         else:
-            from ..syntax.stata import parse_stata
-
             spec = parse_stata(f).with_options(reml=reml)
             if isinstance(cov, dict):
-                from ..syntax.lme4 import normalize_covariance
-
                 labels = {eq.level_name for eq in spec.random}
                 bad = sorted(set(cov) - labels)
                 if bad:
@@ -388,7 +213,7 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
                     replace(eq, covariance=normalize_covariance(cov[eq.level_name]))
                     if eq.level_name in cov and eq.factor is None else eq for eq in spec.random))
         if isinstance(cov, str):
-            c = _normalize_covariance(cov)
+            c = _covariance_name(cov)
             spec = spec.with_options(random=tuple(
                 replace(eq, covariance=c) if eq.covariance == "unstructured" else eq for eq in spec.random))
         elif not isinstance(cov, dict):
@@ -432,35 +257,7 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
     # -- array mode -----------------------------------------------------------
     def _resolve_columns(self, refs, what: str) -> list[int]:
         """Indices of the columns of X named or indexed by ``refs``."""
-        if refs is None:
-            return []
-        if isinstance(refs, (str, numbers.Integral)):
-            refs = [refs]
-        names = getattr(self, "feature_names_in_", None)
-        p = self.n_features_in_
-        out = []
-        for r in refs:
-            if isinstance(r, (numbers.Integral, np.integer)) and not isinstance(r, (bool, np.bool_)):
-                j = int(r)
-                if not -p <= j < p:
-                    raise ValueError("%s: column index %d out of range for X with %d columns" % (what, j, p))
-                out.append(j % p)
-            elif isinstance(r, str):
-                if names is None:
-                    raise ValueError("%s: column %r given by name but X has no column names; use an index "
-                                     "(or a DataFrame / set_output(transform='pandas'))" % (what, r))
-                hits = [j for j, n in enumerate(names) if n == r]
-                if not hits:  # ColumnTransformer output names: "step__name"
-                    hits = [j for j, n in enumerate(names) if str(n).endswith("__" + r)]
-                if len(hits) != 1:
-                    raise ValueError("%s: column %r %s among %s" % (
-                        what, r, "not found" if not hits else "ambiguous", list(names)))
-                out.append(hits[0])
-            else:
-                raise ValueError("%s must hold column names or indices, got %r" % (what, r))
-        if len(set(out)) != len(out):
-            raise ValueError("%s: a column is listed twice: %r" % (what, refs))
-        return out
+        return resolve_columns(refs, getattr(self, "feature_names_in_", None), self.n_features_in_, what)
 
     def _fit_array(self, X, y, groups):
         y_name = getattr(y, "name", None)
@@ -468,20 +265,15 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         X, y = validate_data(self, X, y, y_numeric=True, ensure_min_samples=2, dtype=np.float64)
         n, p = X.shape
         reml = self._check_reml()
-        cov = _normalize_covariance(self.covariance)
+        cov = _covariance_name(self.covariance)
         re_idx = self._resolve_columns(self.re_columns, "re_columns")
         fnames = list(getattr(self, "feature_names_in_", ["x%d" % j for j in range(p)]))
-        cols, y_col, g_col = _internal_names(fnames, y_name, g_name)
+        cols, y_col, g_col = internal_names(fnames, y_name, g_name)
         data = pd.DataFrame(X, columns=cols)
         data[y_col] = y
         random = ()
         if groups is not None:
-            g = np.asarray(groups)
-            if g.ndim == 2 and g.shape[1] == 1:
-                g = g[:, 0]
-            if g.ndim != 1 or len(g) != n:
-                raise ValueError("groups must be one-dimensional with one value per row of X "
-                                 "(got shape %s for %d rows)" % (np.shape(groups), n))
+            g = one_per_row(groups, n)
             if pd.isna(g).any():
                 raise ValueError("groups contains missing values")
             data[g_col] = g
@@ -535,21 +327,19 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         else:
             res = self._fit_formula(X, y, groups)
         self.results_ = res
-        self._re = _REPredictor(res)
-        self.random_effects_ = self._re.frames()
-        design = res._results.model.design
-        fine = [lvl for lvl in design.levels if lvl.q > 0]
-        self.n_groups_ = int(fine[-1].n_groups) if fine else 0
+        self._random = RandomPart.of(res)
+        self.random_effects_ = self._random.frames
+        re_levels = res.model.design.re_levels()  # finest first
+        self.n_groups_ = int(re_levels[0].n_groups) if re_levels else 0
         return self
 
-    def _fixed_formula(self, X: pd.DataFrame) -> np.ndarray:
-        """Fixed part of formula mode on new data (the training data's coding)."""
-        r = self.results_._results
-        M = r.model.design.fixed.matrix(X)
-        if np.isnan(M).any():
+    def _fixed_part(self, data: pd.DataFrame) -> np.ndarray:
+        """``X beta_hat`` of new data, ``X`` built as in the fit (the training data's coding)."""
+        X = self.results_.model.design.fixed.matrix(data)
+        if np.isnan(X).any():
             raise ValueError("cannot build the fixed part for prediction: X has missing values in the "
                              "fixed-effects variables")
-        return M @ r.fe_params.to_numpy(dtype=float)
+        return X @ self.results_.fe_params.to_numpy(dtype=float)
 
     def predict(self, X, groups=None):
         """Fixed part plus the BLUPs of groups seen in training.
@@ -571,26 +361,18 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         if self.formula is not None:
             if not isinstance(X, pd.DataFrame):
                 raise TypeError("formula mode needs X as a pandas DataFrame, got %s" % type(X).__name__)
-            pred = self._fixed_formula(X)
-            missing = [c for c in self._re.columns if c not in X.columns]
-            if self._re.levels and not missing:
-                pred = pred + self._re.contribution(X)
-            elif self._re.levels:
+            pred = self._fixed_part(X)
+            missing = [c for c in self._random.columns if c not in X.columns]
+            if self._random.has_terms and missing:
                 raise ValueError("X lacks column(s) %s needed for the random part" % missing)
-            return pred
+            return pred + self._random.contribution(X) if self._random.has_terms else pred
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        pred = X @ self.coef_ + self.intercept_
-        if groups is None or not self._re.levels:
-            return pred
-        g = np.asarray(groups)
-        if g.ndim == 2 and g.shape[1] == 1:
-            g = g[:, 0]
-        if g.ndim != 1 or len(g) != X.shape[0]:
-            raise ValueError("groups must be one-dimensional with one value per row of X "
-                             "(got shape %s for %d rows)" % (np.shape(groups), X.shape[0]))
         data = pd.DataFrame(X, columns=self._columns)
-        data[self._group_column] = g
-        return pred + self._re.contribution(data)
+        pred = self._fixed_part(data)
+        if groups is None or not self._random.has_terms:
+            return pred
+        data[self._group_column] = one_per_row(groups, X.shape[0])
+        return pred + self._random.contribution(data)
 
     def score(self, X, y, sample_weight=None, groups=None):
         """R^2 of :meth:`predict` (``groups`` as in :meth:`predict`)."""

@@ -1,0 +1,94 @@
+"""Array mode of the estimator: column references, internal names, groups.
+
+In array mode (``formula=None``) the estimator builds a data frame from
+``X``, ``y`` and ``groups`` and a model on its columns; these helpers check
+the arguments and name the frame's columns.
+"""
+from __future__ import annotations
+
+import keyword
+import numbers
+from typing import Optional, Sequence
+
+import numpy as np
+
+# names the results use for something else (patsy's "Intercept" becomes "_cons")
+RESERVED_NAMES = frozenset({"Intercept", "_cons", "Residual", "_all"})
+
+
+def usable_name(name) -> bool:
+    """Whether a column name can appear as such in the internal formula."""
+    return (isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
+            and name not in RESERVED_NAMES)
+
+
+def internal_names(feature_names: Sequence, y_name, g_name) -> tuple[list[str], str, str]:
+    """Column names of the internal data frame: the real names when usable in a formula."""
+    p = len(feature_names)
+    feats = list(feature_names)
+    if not all(usable_name(f) for f in feats) or len(set(feats)) < p:
+        feats = ["x%d" % j for j in range(p)]
+    taken = set(feats)
+
+    def pick(cands):
+        for c in cands:
+            if usable_name(c) and c not in taken:
+                taken.add(c)
+                return c
+        k = 0
+        while "_%s%d" % (cands[-1], k) in taken:
+            k += 1
+        taken.add("_%s%d" % (cands[-1], k))
+        return "_%s%d" % (cands[-1], k)
+
+    y_col = pick([y_name, "y"])
+    g_col = pick([g_name, "group"])
+    return feats, y_col, g_col
+
+
+def _column_position(ref, names: Optional[Sequence], p: int, what: str) -> int:
+    """Index of the column of X named or indexed by ``ref``."""
+    if isinstance(ref, (numbers.Integral, np.integer)) and not isinstance(ref, (bool, np.bool_)):
+        j = int(ref)
+        if not -p <= j < p:
+            raise ValueError("%s: column index %d out of range for X with %d columns" % (what, j, p))
+        return j % p
+    if not isinstance(ref, str):
+        raise ValueError("%s must hold column names or indices, got %r" % (what, ref))
+    if names is None:
+        raise ValueError("%s: column %r given by name but X has no column names; use an index "
+                         "(or a DataFrame / set_output(transform='pandas'))" % (what, ref))
+    hits = [j for j, n in enumerate(names) if n == ref]
+    if not hits:  # ColumnTransformer output names: "step__name"
+        hits = [j for j, n in enumerate(names) if str(n).endswith("__" + ref)]
+    if len(hits) != 1:
+        raise ValueError("%s: column %r %s among %s" % (
+            what, ref, "not found" if not hits else "ambiguous", list(names)))
+    return hits[0]
+
+
+def resolve_columns(refs, names: Optional[Sequence], p: int, what: str) -> list[int]:
+    """Indices of the columns of X named or indexed by ``refs``.
+
+    ``names`` are X's column names (None: X had none), ``p`` its number of
+    columns; a name also matches a ``ColumnTransformer`` output ``"step__name"``.
+    """
+    if refs is None:
+        return []
+    if isinstance(refs, (str, numbers.Integral)):
+        refs = [refs]
+    out = [_column_position(r, names, p, what) for r in refs]
+    if len(set(out)) != len(out):
+        raise ValueError("%s: a column is listed twice: %r" % (what, refs))
+    return out
+
+
+def one_per_row(groups, n: int) -> np.ndarray:
+    """``groups`` as a 1-D array with one value per row of X (ValueError otherwise)."""
+    g = np.asarray(groups)
+    if g.ndim == 2 and g.shape[1] == 1:
+        g = g[:, 0]
+    if g.ndim != 1 or len(g) != n:
+        raise ValueError("groups must be one-dimensional with one value per row of X "
+                         "(got shape %s for %d rows)" % (np.shape(groups), n))
+    return g
