@@ -23,8 +23,8 @@ from .fixed import build_fixed_part, formula_variables, unknown_formula_names
 from .groups import group_codes, level_paths, merge_equations
 from .random import base_matrix, dense_expand, finish_Z, hstack_columns, sparse_expand, uses_sparse_design
 from .types import Block, Design, Level, WorkingFixedPart
-from .validate import (check_columns, check_finite, check_group_types, check_identified, check_level_effects,
-                       check_numeric)
+from .validate import (as_plain_numbers, check_columns, check_exact_fit, check_finite, check_group_types,
+                       check_identified, check_level_effects, check_numeric)
 from .weights import bind_weights
 
 
@@ -35,6 +35,7 @@ def _model_variables(spec: ModelSpec, data: pd.DataFrame) -> dict[str, list[str]
     unknown = unknown_formula_names(spec.fixed, data.columns)
     if unknown:
         raise ModelSpecificationError("variable '%s' not found (fixed part)" % unknown[0])
+    check_columns(data, fixed_vars, "fixed part")
     re_vars, group_vars, factor_re = [], [], []
     for eq in spec.random:
         check_columns(data, eq.columns, "random effects at level %s" % eq.level_name)
@@ -114,7 +115,7 @@ def _levels(merged, paths, df: pd.DataFrame, crossed: bool, sparse: bool):
         pairs = [_block(eq, df, crossed, sparse) for eq in eqs]
         blocks = [b for b, _ in pairs if b is not None]
         cols = [m for b, m in pairs if b is not None]
-        check_level_effects(eqs[0].level_name, blocks, df)
+        check_level_effects(eqs[0].level_name, blocks, df, codes, G)
         if sparse:
             Zl = hstack_columns(cols, len(df))
         else:
@@ -179,6 +180,8 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
                               + v["residual"] + v["weights"]))
     df, n_dropped = _estimation_rows(spec, data, used)
     _check_types(spec, df, v)
+    df = as_plain_numbers(df, [spec.response] + v["fixed"] + v["random"] + v["weights"]
+                          + ([spec.residual.time] if spec.residual.time else []))
 
     merged, paths, crossed = level_paths(merge_equations(spec.random), df)
     sparse = crossed or uses_sparse_design(merged)
@@ -196,4 +199,6 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
     design = Design(spec, y, X, fixed, levels, Z, data.index[row_pos], row_pos, n_dropped, df,
                     working_fixed_part(X, y), sparse_re=sparse, crossed_groupings=crossed)
     check_identified(design)
+    if spec.residual.kind == "independent" and spec.residual.by is None:
+        check_exact_fit(design)
     return _with_crossproducts(design)

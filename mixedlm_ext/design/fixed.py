@@ -20,13 +20,16 @@ from ..spec.model import ModelSpec
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _FACTOR_NAME = re.compile(r"^C\((?P<var>[A-Za-z_][A-Za-z0-9_]*)(?:,[^\]]*)?\)\[T\.(?P<lev>.*)\]$")
-PATSY_WORDS = {"C", "Treatment", "Sum", "Poly", "I", "np", "log", "exp", "center", "standardize", "reference",
+PATSY_WORDS = {"C", "Q", "Treatment", "Sum", "Poly", "I", "np", "log", "exp", "center", "standardize", "reference",
                "Diff", "Helmert", "bs", "cr", "cc", "te"}
 
 
 def formula_variables(rhs: str, columns) -> tuple[list[str], set[str]]:
     """Column names used in a patsy RHS, and those used inside ``C(...)``."""
     used, in_factor = [], set()
+    for m in re.finditer(r"\bQ\(\s*(['\"])(.*?)\1\s*\)", rhs):  # patsy's Q('name with spaces')
+        if m.group(2) in columns and m.group(2) not in used:
+            used.append(m.group(2))
     for m in IDENTIFIER.finditer(rhs):
         name = m.group(0)
         if name in columns and name not in used:

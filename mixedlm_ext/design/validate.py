@@ -7,11 +7,20 @@ import pandas as pd
 from ..core.errors import ModelSpecificationError
 
 
+RESERVED_NAMES = ("_cons",)  # Stata's name of the constant
+
+
 def check_columns(data: pd.DataFrame, names, what: str) -> None:
-    """Every name is a column of ``data``."""
+    """Every name is a column of ``data``, exactly once, and not a reserved name."""
     for nm in names:
         if nm not in data.columns:
             raise ModelSpecificationError("variable '%s' not found (%s)" % (nm, what))
+        if isinstance(data.columns.get_loc(nm), (slice, np.ndarray)):
+            raise ModelSpecificationError("the data has more than one column named '%s' (%s); "
+                                          "column names must be unique" % (nm, what))
+        if nm in RESERVED_NAMES:
+            raise ModelSpecificationError("variable '%s' (%s) has the name of the constant; rename it"
+                                          % (nm, what))
 
 
 def check_group_types(df: pd.DataFrame, names) -> None:
@@ -45,8 +54,22 @@ def check_numeric(data: pd.DataFrame, names, what: str) -> None:
             )
 
 
-def check_level_effects(label: str, blocks: list, df: pd.DataFrame) -> None:
-    """Each random effect appears once per level and is not identically zero."""
+def as_plain_numbers(df: pd.DataFrame, names) -> pd.DataFrame:
+    """Nullable (``boolean``, ``Int64``, ``Float64``) columns as float64, once their
+    missing values (``pd.NA``) have been dropped."""
+    out = {}
+    for nm in dict.fromkeys(names):
+        col = df[nm]
+        if isinstance(col.dtype, pd.api.extensions.ExtensionDtype) and (
+                pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col)):
+            out[nm] = col.to_numpy(dtype=float)
+    return df.assign(**out) if out else df
+
+
+def check_level_effects(label: str, blocks: list, df: pd.DataFrame, codes: np.ndarray, n_groups: int) -> None:
+    """Each random effect appears once per level, is not identically zero, and a
+    random slope is not constant within every group when the level has a random
+    intercept (it would be collinear with it)."""
     seen = set()
     for blk in blocks:
         for e in blk.effects:
@@ -56,9 +79,21 @@ def check_level_effects(label: str, blocks: list, df: pd.DataFrame) -> None:
                     "distinct terms (use noconstant in the later equations)" % (label, e))
             seen.add((blk.expand_by, e))
         for c in blk.equation.columns:
-            if not np.any(df[c].to_numpy(dtype=float) != 0):
+            v = df[c].to_numpy(dtype=float)
+            if not np.any(v != 0):
                 raise ModelSpecificationError(
                     "level %s: random-effects variable '%s' is zero in every observation" % (label, c))
+    has_intercept = any(b.equation.constant and b.expand_by is None for b in blocks)
+    for blk in blocks:
+        for c in blk.equation.columns if has_intercept and blk.expand_by is None else ():
+            v = df[c].to_numpy(dtype=float)
+            lo, hi = np.full(n_groups, np.inf), np.full(n_groups, -np.inf)
+            np.minimum.at(lo, codes, v)
+            np.maximum.at(hi, codes, v)
+            if np.all(hi - lo <= 1e-12 * np.maximum(np.abs(hi), 1.0)):
+                raise ModelSpecificationError(
+                    "level %s: random-effects variable '%s' is constant within every group, so its random "
+                    "slope is collinear with the random intercept and not identified" % (label, c))
 
 
 def check_identified(design) -> None:
@@ -66,14 +101,54 @@ def check_identified(design) -> None:
     n = design.n
     for lvl in design.levels:
         sizes = lvl.sizes()
+        if lvl.path and lvl.n_groups == 1 and any(b.expand_by is None for b in lvl.blocks):
+            raise ModelSpecificationError(
+                "level %s has a single group (%s): its random-effects variance is not identified; "
+                "grouping factors need more than one group (lme4 refuses this too)"
+                % (lvl.label, ", ".join("%s=%s" % kv for kv in zip(lvl.path, lvl.keys.iloc[0]))))
         for blk in lvl.blocks:
             if blk.expand_by is None and blk.structure.q > 1 and sizes.max() < blk.structure.q and lvl.n_groups > 0:
                 raise ModelSpecificationError(
                     "level %s: %d random effects but at most %d observations per group; "
                     "the covariance is not identified" % (lvl.label, blk.structure.q, sizes.max())
                 )
+        for blk in lvl.blocks:
+            if blk.expand_by is not None and blk.n_expand >= n and design.spec.residual.kind == "independent":
+                raise ModelSpecificationError(
+                    "%s has one observation per level: its variance is not identified separately from the "
+                    "residual variance (lme4 refuses this too)" % ",".join(blk.expand_by))
         if lvl.n_groups >= n and design.spec.residual.kind == "independent" and lvl.q >= 1 and lvl is design.levels[-1]:
             raise ModelSpecificationError(
                 "level %s has one observation per group: its variance is not identified "
                 "separately from the residual variance" % lvl.label
             )
+
+
+def check_exact_fit(design, max_elements: int = 2_000_000) -> None:
+    """Refuse a response that the fixed and random effects fit exactly (for
+    instance y constant within the groups of a random intercept): the residual
+    variance is then zero and the likelihood has no maximum.  Checked densely
+    for designs whose full ``[X Z]`` has at most ``max_elements`` entries;
+    larger ones are checked after the fit (the residual variance estimate)."""
+    widths = [lvl.q * (lvl.n_groups if lvl.path else 1) for lvl in design.levels]
+    if not sum(widths) or design.n * (design.p + sum(widths)) > max_elements:
+        return
+    Z = design.Z.toarray() if hasattr(design.Z, "toarray") else np.asarray(design.Z)
+    cols, off = [design.X], 0
+    for lvl in design.levels[::-1]:  # Z's columns: finest level first
+        Zl = Z[:, off:off + lvl.q]
+        off += lvl.q
+        if lvl.q and lvl.path:  # one copy of the level's columns per group
+            full = np.zeros((design.n, lvl.n_groups * lvl.q))
+            idx = lvl.codes[:, None] * lvl.q + np.arange(lvl.q)[None, :]
+            np.put_along_axis(full, idx, Zl, axis=1)
+            Zl = full
+        cols.append(Zl)
+    A = np.column_stack(cols)
+    coef, *_ = np.linalg.lstsq(A, design.y, rcond=None)
+    r = design.y - A @ coef
+    scale = float(np.sum((design.y - design.y.mean()) ** 2))
+    if scale > 0 and float(r @ r) <= 1e-20 * scale:
+        raise ModelSpecificationError(
+            "the fixed and random effects fit '%s' exactly (is it constant within the groups of a level?): "
+            "the residual variance would be zero and the likelihood has no maximum" % design.spec.response)
