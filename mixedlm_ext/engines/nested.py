@@ -27,7 +27,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..core.linalg import batched_cholesky, batched_lower_solve, batched_upper_solve_t, group_starts
+from ..core.linalg import batched_cholesky, batched_lower_solve, group_starts, upper_solve_vec
 
 
 @dataclass
@@ -166,15 +166,10 @@ class NestedEngine:
             rhs = f.U @ xb  # (G, q)
             if anc is not None and f.T.shape[2]:
                 rhs = rhs - np.einsum("gij,gj->gi", f.T, anc)
-            u = _upper_solve_vec(f.L, rhs)
+            u = upper_solve_vec(f.L, rhs)
             out[i] = u
             if i > 0:
                 parent = self.parents[i - 1]  # groups of level i-1 -> groups of level i
                 own = u[parent]
                 anc = own if anc is None else np.concatenate([own, anc[parent]], axis=1)
         return out
-
-
-def _upper_solve_vec(L: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Solve ``L' x = b`` for stacks: L (G, q, q), b (G, q)."""
-    return batched_upper_solve_t(L, b[:, :, None])[:, :, 0]

@@ -22,14 +22,8 @@ from typing import TextIO
 
 import numpy as np
 
+from ..core.linalg import inv_lower
 from .objective import Objective
-
-
-def _inv_lower(L: np.ndarray) -> np.ndarray:
-    if L.shape[-1] == 1:
-        return 1.0 / L
-    eye = np.broadcast_to(np.eye(L.shape[-1]), L.shape)
-    return np.linalg.solve(L, eye)
 
 
 def conditional_moments(objective: Objective, theta: np.ndarray):
@@ -47,7 +41,7 @@ def conditional_moments(objective: Objective, theta: np.ndarray):
     joint: list = [None] * n
     for i in range(n - 1, -1, -1):
         f = factors[i]
-        Li = _inv_lower(f.L)  # (G, q, q)
+        Li = inv_lower(f.L)  # (G, q, q)
         own = np.swapaxes(Li, 1, 2) @ Li
         if i == n - 1:
             joint[i] = own

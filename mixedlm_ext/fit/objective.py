@@ -162,12 +162,6 @@ class Objective:
             i += k
         return parts, phi[i:]
 
-    def theta_from_natural(self, phi: np.ndarray) -> np.ndarray:
-        parts, res_nat = self.split_natural(np.asarray(phi, dtype=float))
-        rho, sigma2 = self.residual.from_natural(res_nat)
-        th = [b.structure.theta_from_cov(b.structure.cov_from_natural(t) / sigma2) for b, t in zip(self.blocks, parts)]
-        return np.concatenate(th + [rho])
-
     def _neg2ll(self, prof: Profile, sigma2: float, r2: Optional[float] = None) -> float:
         """-2 log-likelihood from a profile at a given sigma2 (not profiled)."""
         r2 = prof.r2 if r2 is None else r2

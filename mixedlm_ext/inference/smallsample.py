@@ -44,7 +44,6 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-from scipy import stats
 
 from ..fit.derivatives import parameter_steps
 
@@ -430,9 +429,6 @@ class SmallSample:
             return F, q, 2.0
         E = float(np.sum(nu / (nu - 2.0)))
         return F, q, 2.0 * E / (E - q)
-
-    def pvalue_t(self, t: np.ndarray, df: np.ndarray) -> np.ndarray:
-        return 2.0 * stats.t.sf(np.abs(t), df)
 
 
 def small_sample(objective, method: str, phi: np.ndarray, cov_fe: np.ndarray,
