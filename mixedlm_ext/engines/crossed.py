@@ -198,13 +198,13 @@ class _NestedView(Sequence):
     medium crossed designs only (the top ``_all`` level is one dense block).
     """
 
-    def __init__(self, engine: "CrossedEngine", lams, Bxx):
-        self._engine, self._lams, self._Bxx = engine, lams, Bxx
+    def __init__(self, engine: "CrossedEngine", lams, XYtXY):
+        self._engine, self._lams, self._XYtXY = engine, lams, XYtXY
         self._factors = None
 
     def _get(self):
         if self._factors is None:
-            self._factors = self._engine.nested_factors(self._lams, self._Bxx)
+            self._factors = self._engine.nested_factors(self._lams, self._XYtXY)
         return self._factors
 
     def __len__(self):
@@ -230,8 +230,8 @@ class CrossedEngine:
         per-block relative factors given to :meth:`eliminate`.
 
     Same contract as :class:`~mixedlm_ext._engine.NestedEngine`:
-    ``eliminate(Wzz, Wzx, Bxx, Lambda, keep)`` returns an
-    :class:`~mixedlm_ext._engine.Elimination` (``Wzz`` and ``Wzx`` are
+    ``eliminate(ZtZ, ZtXY, XYtXY, Lambda, keep)`` returns an
+    :class:`~mixedlm_ext._engine.Elimination` (``ZtZ`` and ``ZtXY`` are
     ignored: the engine holds its own sparse cross-products) and
     ``solve_u(elim, beta)`` the spherical conditional modes per level.
     ``Lambda`` is the list of per-block base factors (``q_e x q_e``, one per
@@ -412,10 +412,10 @@ class CrossedEngine:
         return out
 
     # -- one evaluation -----------------------------------------------------------------
-    def eliminate(self, Wzz, Wzx, Bxx: np.ndarray, Lambda, keep: bool = False) -> Elimination:
+    def eliminate(self, ZtZ, ZtXY, XYtXY: np.ndarray, Lambda, keep: bool = False) -> Elimination:
         """Profiled-likelihood pieces: ``log|P|`` and the Schur complement of ``[X y]``."""
         lams = self._block_factors(Lambda)
-        B = np.array(Bxx, dtype=float, copy=True)
+        B = np.array(XYtXY, dtype=float, copy=True)
         if not self.terms:
             return CrossedElimination(0.0, B, [] if keep else None, {} if keep else None)
         t1 = self.terms[0]
@@ -461,7 +461,7 @@ class CrossedEngine:
             state = dict(lam1=lam1, lam2=[], L1=L1, U1=U1, U=None, U2=None, lams=lams)
         if not (np.isfinite(logdet) and np.isfinite(B).all()):
             raise np.linalg.LinAlgError("crossed elimination overflowed")
-        factors = _NestedView(self, lams, Bxx) if keep else None
+        factors = _NestedView(self, lams, XYtXY) if keep else None
         return CrossedElimination(float(logdet), B, factors, state)
 
     def _schur(self, H: np.ndarray, lam2: list) -> np.ndarray:
@@ -604,7 +604,7 @@ class CrossedEngine:
         return [own + extra] + rest_cov
 
     # -- nested-layout factors (small designs) ----------------------------------------------
-    def nested_factors(self, lams, Bxx) -> list:
+    def nested_factors(self, lams, XYtXY) -> list:
         """The nested engine's factors of this design at ``lams`` (dense; small designs)."""
         d = self.design
         fine = d.re_levels()
@@ -628,17 +628,17 @@ class CrossedEngine:
         if sp.issparse(d.Z):  # rows are sorted by the finest level: one sparse product per group
             Zr = d.Z.tocsr()
             bounds = np.searchsorted(codes, np.arange(G + 1))
-            Wzz, Wzx = np.zeros((G, Q, Q)), np.zeros((G, Q, XY.shape[1]))
+            ZtZ, ZtXY = np.zeros((G, Q, Q)), np.zeros((G, Q, XY.shape[1]))
             for g in range(G):
                 Zg = Zr[bounds[g]:bounds[g + 1]]
-                Wzz[g] = (Zg.T @ Zg).toarray()
-                Wzx[g] = Zg.T @ XY[bounds[g]:bounds[g + 1]]
+                ZtZ[g] = (Zg.T @ Zg).toarray()
+                ZtXY[g] = Zg.T @ XY[bounds[g]:bounds[g + 1]]
         else:
             Z = np.asarray(d.Z)
-            Wzz = grouped_crossprod(Z, Z, codes, G)
-            Wzx = grouped_crossprod(Z, XY, codes, G)
+            ZtZ = grouped_crossprod(Z, Z, codes, G)
+            ZtXY = grouped_crossprod(Z, XY, codes, G)
         eng = NestedEngine(self.q, self.parents)
-        return eng.eliminate(Wzz, Wzx, Bxx, Lam, keep=True).factors
+        return eng.eliminate(ZtZ, ZtXY, XYtXY, Lam, keep=True).factors
 
 
 # ---------------------------------------------------------------------------

@@ -83,15 +83,19 @@ class NestedEngine:
         self.log_a = None if self.a is None else [np.log(w) for w in self.a]
         self.clusters = clusters  # top-level cluster of each group, per level (robust SEs)
 
-    def eliminate(self, Wzz: np.ndarray, Wzx: np.ndarray, Bxx: np.ndarray,
+    def eliminate(self, ZtZ: np.ndarray, ZtXY: np.ndarray, XYtXY: np.ndarray,
                   Lambda: np.ndarray, keep: bool = False, cluster_B: Optional[np.ndarray] = None) -> Elimination:
         """Profiled-likelihood pieces for one ``Lambda`` (``Q x Q``, finest first).
+
+        ``ZtZ`` (``(G, Q, Q)``) and ``ZtXY`` (``(G, Q, p+1)``) are the per-group
+        ``Z'Z`` and ``Z'[X y]`` of the finest level, ``XYtXY`` the global
+        ``[X y]'[X y]`` (all whitened by the residual structure).
 
         With ``cluster_B`` (per-cluster ``[X y]'A[X y]``, ``(C, p+1, p+1)``) also
         returns each top-level cluster's log-determinant and Schur complement
         (a :class:`ClusterElimination`, for sandwich standard errors).
         """
-        B = Bxx.copy()
+        B = XYtXY.copy()
         per = cluster_B is not None
         if per:
             Bc = cluster_B.copy()
@@ -103,11 +107,11 @@ class NestedEngine:
         off = Lambda - np.diag(np.diagonal(Lambda))
         if not off.any():  # diagonal Lambda (identity/independent): elementwise scaling
             d = np.diagonal(Lambda)
-            M = Wzz * (d[:, None] * d[None, :])
-            C = Wzx * d[:, None]
+            M = ZtZ * (d[:, None] * d[None, :])
+            C = ZtXY * d[:, None]
         else:
-            M = np.matmul(np.matmul(Lambda.T, Wzz), Lambda)
-            C = np.matmul(Lambda.T, Wzx)
+            M = np.matmul(np.matmul(Lambda.T, ZtZ), Lambda)
+            C = np.matmul(Lambda.T, ZtXY)
         for k, (q, starts) in enumerate(zip(self.q, self.starts)):
             G = M.shape[0]
             rest = M.shape[1] - q

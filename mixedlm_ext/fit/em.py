@@ -70,8 +70,8 @@ def em_step(objective: Objective, theta: np.ndarray) -> np.ndarray:
     levels_fine = d.re_levels()  # the engine's levels
     # residual variance: E||y - X b - Z Lambda u||^2 / n
     Lam = objective.lambda_from_theta(theta)
-    Wzz, _, _, _ = objective.crossproducts(rho)
-    M = Lam.T @ Wzz @ Lam
+    ZtZ, _, _, _ = objective.crossproducts(rho)
+    M = Lam.T @ ZtZ @ Lam
     tr = float(np.einsum("gij,gji->", M, joint[0]))
     ssu = sum(float((u ** 2).sum()) for u in u_hat)
     sigma2_cur = prof.sigma2

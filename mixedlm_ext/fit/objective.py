@@ -102,17 +102,19 @@ class Objective:
         return self._lambda([b.relative_factor(t) for b, t in zip(self.blocks, parts)])
 
     # -- evaluation ----------------------------------------------------------
-    def crossproducts(self, rho: np.ndarray):
-        """Whitened cross-products per group of the finest level with random effects."""
-        Wzz, Wzx, Bxx, logdet_R = self.residual.crossproducts(rho)
+    def crossproducts(self, rho: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """``(ZtZ, ZtXY, XYtXY, logdet_R)``: the whitened per-group ``Z'Z`` and
+        ``Z'[X y]`` of the finest level with random effects, the global
+        ``[X y]'[X y]`` and the residual structure's log-determinant."""
+        ZtZ, ZtXY, XYtXY, logdet_R = self.residual.crossproducts(rho)
         if self._panel_starts is not None:  # panels finer than the finest random effects
-            Wzz = np.add.reduceat(Wzz, self._panel_starts, axis=0)
-            Wzx = np.add.reduceat(Wzx, self._panel_starts, axis=0)
-        return Wzz, Wzx, Bxx, logdet_R
+            ZtZ = np.add.reduceat(ZtZ, self._panel_starts, axis=0)
+            ZtXY = np.add.reduceat(ZtXY, self._panel_starts, axis=0)
+        return ZtZ, ZtXY, XYtXY, logdet_R
 
     def _profile(self, Lam: np.ndarray, rho: np.ndarray, keep: bool = False) -> Profile:
-        Wzz, Wzx, Bxx, logdet_R = self.crossproducts(rho)
-        elim = self.engine.eliminate(Wzz, Wzx, Bxx, Lam, keep=keep)
+        ZtZ, ZtXY, XYtXY, logdet_R = self.crossproducts(rho)
+        elim = self.engine.eliminate(ZtZ, ZtXY, XYtXY, Lam, keep=keep)
         B = elim.B
         d = self.design
         p = d.p

@@ -123,8 +123,8 @@ class ClusterLikelihood:
         parts, res_nat = ob.split_natural(np.asarray(phi, dtype=float))
         rho, sigma2 = ob.residual.from_natural(res_nat)
         Lam = ob._lambda([b.factor_from_natural(t, sigma2) for b, t in zip(ob.blocks, parts)])
-        Wzz, Wzx, Bxx, logdet_R = ob.crossproducts(rho)
-        el = self.engine.eliminate(Wzz, Wzx, Bxx, Lam, cluster_B=self.Bc)
+        ZtZ, ZtXY, XYtXY, logdet_R = ob.crossproducts(rho)
+        el = self.engine.eliminate(ZtZ, ZtXY, XYtXY, Lam, cluster_B=self.Bc)
         p = d.p
         beta_w = d.Rx @ (np.asarray(beta, dtype=float) - d.b_ols) if p else np.zeros(0)
         b = np.append(-beta_w, 1.0)
