@@ -155,6 +155,12 @@ class NestedEngine:
             return ClusterElimination(float(logdet), B, factors, ldc, Bc)
         return Elimination(float(logdet), B, factors)
 
+    def level_factors(self, elim: Elimination) -> list[LevelFactor]:
+        """The per-level factors of ``elim`` (finest first; computed with ``keep=True``)."""
+        if elim.factors is None:
+            raise ValueError("level_factors needs an elimination computed with keep=True")
+        return elim.factors
+
     def solve_u(self, elim: Elimination, beta: np.ndarray) -> list[np.ndarray]:
         """Spherical random effects ``u`` per level (finest first), given ``beta``.
 

@@ -36,7 +36,7 @@ def conditional_moments(objective: Objective, theta: np.ndarray):
     prof = objective.profile(theta, keep=True)
     engine = objective.engine
     u_hat = engine.solve_u(prof.elim, prof.beta_w)
-    factors = prof.elim.factors
+    factors = engine.level_factors(prof.elim)
     n = len(factors)
     joint: list = [None] * n
     for i in range(n - 1, -1, -1):
