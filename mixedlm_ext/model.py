@@ -56,7 +56,7 @@ class MixedLMExt(LikelihoodModel):
         self.spec = spec
         self.design: Design = design
         self.objective = Objective(design, reml=spec.reml)
-        self._frame = data  # vce(cluster var) may name a column outside the model
+        self._user_data = data  # vce(cluster var) may name a column outside the model
         exog = pd.DataFrame(design.X, columns=design.fe_names, index=design.row_index)
         endog = pd.Series(design.y, index=design.row_index, name=spec.response)
         super().__init__(endog, exog, **kwargs)
@@ -115,6 +115,20 @@ class MixedLMExt(LikelihoodModel):
         if subset is not None:
             data = data.loc[subset]
         return cls(spec, data)
+
+    # -- data ------------------------------------------------------------------
+    def data_column(self, name: str) -> pd.Series:
+        """Column ``name`` of the user's data on the estimation rows (in the design's
+        row order), also when the model does not use it (``vce(cluster var)``).
+
+        Raises ``KeyError`` when the data have no such column.
+        """
+        d = self.design
+        if name in d.data.columns:
+            return d.data[name]
+        if name not in self._user_data.columns:
+            raise KeyError(name)
+        return self._user_data.loc[d.row_index, name].reset_index(drop=True)
 
     # -- likelihood ------------------------------------------------------------
     def _split(self, params) -> tuple[np.ndarray, np.ndarray]:

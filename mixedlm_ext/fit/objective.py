@@ -88,8 +88,9 @@ class Objective:
         return out + list(self.residual.kinds())
 
     # -- Lambda --------------------------------------------------------------
-    def _lambda(self, block_factors: list[np.ndarray]) -> np.ndarray:
-        """Full ``Q x Q`` relative factor, finest level first (matches ``Z``)."""
+    def lambda_from_factors(self, block_factors: list[np.ndarray]) -> np.ndarray:
+        """Full ``Q x Q`` relative factor from the per-block factors (``blocks`` order),
+        finest level first (matches ``Z``)."""
         per_level, i = [], 0
         for lvl in self.design.levels:
             k = len(lvl.blocks)
@@ -99,7 +100,7 @@ class Objective:
 
     def lambda_from_theta(self, theta: np.ndarray) -> np.ndarray:
         parts, _ = self.split_theta(theta)
-        return self._lambda([b.relative_factor(t) for b, t in zip(self.blocks, parts)])
+        return self.lambda_from_factors([b.relative_factor(t) for b, t in zip(self.blocks, parts)])
 
     # -- evaluation ----------------------------------------------------------
     def crossproducts(self, rho: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -181,7 +182,8 @@ class Objective:
         if self._crossed:  # per-block factors for the crossed engine
             lam_arg = [b.structure.factor_from_natural(t, sigma2) for b, t in zip(self.blocks, parts)]
         else:
-            lam_arg = self._lambda([b.factor_from_natural(t, sigma2) for b, t in zip(self.blocks, parts)])
+            lam_arg = self.lambda_from_factors([b.factor_from_natural(t, sigma2)
+                                                for b, t in zip(self.blocks, parts)])
         return self._profile(lam_arg, rho), sigma2
 
     def neg2ll_estimation(self, psi: np.ndarray) -> float:
