@@ -232,8 +232,7 @@ class MixedLMExt(LikelihoodModel):
             warn_user("a variance component is estimated at the boundary (zero); "
                       "its standard error is not meaningful", BoundaryWarning)
         setup = configure_inference(self, params, cov, df_method, vce)  # vce(robust), dfmethod()
-        res = MixedLMExtResults(self, params, setup.cov, opt=opt, profile=prof, level=level)
-        res._set_inference(setup)
+        res = MixedLMExtResults(self, params, setup, opt=opt, profile=prof, level=level)
         return MixedLMExtResultsWrapper(res)
 
 
