@@ -1,6 +1,6 @@
 """The statsmodels-style model: :class:`MixedLMExt` (a ``LikelihoodModel``).
 
-The model binds a :class:`~mixedlm_ext._spec.ModelSpec` to data once (the
+The model binds a :class:`~mixedlm_ext.spec.model.ModelSpec` to data once (the
 design and the objective); :meth:`MixedLMExt.fit` optimises and returns a
 new results object without touching the model.
 """
@@ -185,11 +185,11 @@ class MixedLMExt(LikelihoodModel):
             Stata's ``dfmethod()``: ``"residual"``, ``"repeated"``, ``"anova"``,
             ``"satterthwaite"`` or ``"kenward-roger"`` (``"kroger"``); the last
             two need REML.  t statistics with per-coefficient degrees of
-            freedom, an F test for the model (see ``_smallsample.py``).
+            freedom, an F test for the model (see :mod:`mixedlm_ext.inference.smallsample`).
         vce : str
             ``"oim"`` (default), ``"robust"`` or ``"cluster var"``: sandwich
             standard errors clustered at the top level (or ``var``); ML only;
-            automatic with sampling weights (see ``_robust.py``).
+            automatic with sampling weights (see :mod:`mixedlm_ext.inference.robust`).
         """
         with single_thread_blas():
             return self._fit(start_params, log=log, emlog=emlog, em_iterations=em_iterations, emonly=emonly,

@@ -46,7 +46,7 @@ class Elimination:
 
     logdet: float  # log |Lambda'Z'Z Lambda + I|
     B: np.ndarray  # (p+1, p+1) Schur complement of [X y]
-    factors: Optional[list[LevelFactor]] = None  # finest level first
+    factors: Optional[list[LevelFactor]] = None  # nested engine with keep=True; finest level first
 
 
 @dataclass

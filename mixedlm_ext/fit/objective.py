@@ -221,6 +221,6 @@ class Objective:
 
     def vcov_beta_natural(self, phi: np.ndarray) -> np.ndarray:
         """``Var(beta_hat) = (X' V(phi)^-1 X)^-1`` at reported parameters ``phi``
-        (Satterthwaite's degrees of freedom differentiate it; _smallsample.py)."""
+        (Satterthwaite's degrees of freedom differentiate it; :mod:`mixedlm_ext.inference.smallsample`)."""
         prof, sigma2 = self._profile_natural(phi)
         return sigma2 * np.linalg.inv(prof.xtvx)

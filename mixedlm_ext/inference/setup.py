@@ -201,6 +201,6 @@ class InferenceMixin:
 
     def cluster_robust_cov(self, type: str = "CR0", cluster: Optional[str] = None):
         """Cluster-robust covariance of the fixed effects (CR0, CR1 or CR2; see
-        ``_robust.py`` for the formulas), for any fit, REML included."""
+        :mod:`.robust` for the formulas), for any fit, REML included."""
         with single_thread_blas():
             return cluster_robust_fe(self, type=type, cluster=cluster)
