@@ -21,16 +21,16 @@ term and ``2`` all the others,
   (``Q2 = sum of the other terms' G * q``; 1,142 for InstEval):
   ``scipy.linalg.lapack.dpotrf``.
 
-With ``S21 = Z2'Z1`` (sparse, computed once) and
+With ``Z2tZ1 = Z2'Z1`` (sparse, computed once) and
 ``H_g = Lambda1 P11_g^{-1} Lambda1'`` (``q1 x q1`` per group of term 1),
-``P21 P11^{-1} P21' = Lambda2' (sum_g S21[:, g] H_g S21[:, g]') Lambda2``; the
+``P21 P11^{-1} P21' = Lambda2' (sum_g Z2tZ1[:, g] H_g Z2tZ1[:, g]') Lambda2``; the
 middle sum is one sparse matrix-vector product with the map ``Kmat`` built
 once per fit (:mod:`.crossed_kmat`), or a sparse product when that map would
 be too large.  Each evaluation is then one dense Cholesky of order ``Q2``;
 the number of observations never enters.
 
 The ``[X y]`` columns follow the same blocks: ``U1 = L1^{-1} Lambda1'
-Z1'[X y]``, ``U2 = L22^{-1} Lambda2' (Z2'[X y] - S21 H Z1'[X y])`` and the
+Z1'[X y]``, ``U2 = L22^{-1} Lambda2' (Z2'[X y] - Z2tZ1 H Z1'[X y])`` and the
 Schur complement of ``[X y]`` is ``[X y]'[X y] - U1'U1 - U2'U2``.
 
 Conditional modes (BLUPs) ``u = P^{-1} Lambda' Z'(y - X beta)`` come from
@@ -74,14 +74,14 @@ def _first_term_crossproducts(t1: CrossedTerm, Z1: sp.csr_matrix,
                               XY: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Diagonal blocks of ``Z1'Z1`` (``(G1, q1, q1)``) and ``Z1'[X y]`` (``(G1, q1, k)``)."""
     q1 = t1.q
-    D1 = np.zeros((t1.G, q1, q1))
+    Z1tZ1 = np.zeros((t1.G, q1, q1))
     for i in range(q1):
         for j in range(i, q1):
             s = np.bincount(t1.codes, weights=t1.base[:, i] * t1.base[:, j], minlength=t1.G)
-            D1[:, i, j] = s
-            D1[:, j, i] = s
-    C1 = np.asarray(Z1.T.tocsr() @ XY).reshape(t1.G, q1, XY.shape[1])
-    return D1, C1
+            Z1tZ1[:, i, j] = s
+            Z1tZ1[:, j, i] = s
+    Z1tXY = np.asarray(Z1.T.tocsr() @ XY).reshape(t1.G, q1, XY.shape[1])
+    return Z1tZ1, Z1tXY
 
 
 def _block_diag_structure(G: int, q: int) -> tuple[np.ndarray, np.ndarray]:
@@ -118,26 +118,27 @@ class CrossedEngine:
         first, rest = (self.terms[0], self.terms[1:]) if self.terms else (None, [])
         self.G1, self.q1 = (first.G, first.q) if first else (0, 0)
         Z1, _ = term_matrix(self.terms[:1], design.n)
-        self.D1, self.C1 = _first_term_crossproducts(first, Z1, XY) if first else (None, None)
+        # per group of term 1: the diagonal blocks of Z1'Z1 (G1, q1, q1) and Z1'[X y] (G1, q1, k)
+        self.Z1tZ1, self.Z1tXY = _first_term_crossproducts(first, Z1, XY) if first else (None, None)
         self._bd_struct = _block_diag_structure(self.G1, self.q1)
         self.rest_q1 = all(t.q == 1 for t in rest)
         Z2, self.offs2 = term_matrix(rest, design.n)
         self.Q2 = int(self.offs2[-1])
         if not self.Q2:
-            self.C2 = self.A22 = self.S21 = self.S12 = self.kmat = None
+            self.Z2tXY = self.Z2tZ2 = self.Z2tZ1 = self.Z1tZ2 = self.kmat = None
             return
         Z2t = Z2.T.tocsr()
-        self.C2 = np.asarray(Z2t @ XY)  # (Q2, k)
-        A22 = (Z2t @ Z2).tocoo()
-        S21 = (Z2t @ Z1).tocsr()
-        S21.sum_duplicates()
-        S21.sort_indices()
-        self.S21 = S21  # (Q2, G1 q1)
-        self.S12 = S21.T.tocsr()  # (G1 q1, Q2)
-        self.kmat = build_schur_map(self.S12, A22, self.q1, [t.G for t in rest], fold=self.rest_q1)
+        self.Z2tXY = np.asarray(Z2t @ XY)  # (Q2, k)
+        Z2tZ2 = (Z2t @ Z2).tocoo()
+        Z2tZ1 = (Z2t @ Z1).tocsr()
+        Z2tZ1.sum_duplicates()
+        Z2tZ1.sort_indices()
+        self.Z2tZ1 = Z2tZ1  # (Q2, G1 q1)
+        self.Z1tZ2 = Z2tZ1.T.tocsr()  # (G1 q1, Q2)
+        self.kmat = build_schur_map(self.Z1tZ2, Z2tZ2, self.q1, [t.G for t in rest], fold=self.rest_q1)
         folded = self.kmat is not None and self.kmat.folded
         # dense (the Schur complement fills it), unless folded into Kmat
-        self.A22 = None if folded else np.ascontiguousarray(A22.toarray())
+        self.Z2tZ2 = None if folded else np.ascontiguousarray(Z2tZ2.toarray())
 
     # -- parameters ------------------------------------------------------------------
     def _block_factors(self, Lambda) -> list[np.ndarray]:
@@ -151,19 +152,19 @@ class CrossedEngine:
         q1, G1 = self.q1, self.G1
         if q1 == 1:
             l2 = float(lam1[0, 0]) ** 2
-            m = l2 * self.D1[:, 0, 0] + 1.0
+            m = l2 * self.Z1tZ1[:, 0, 0] + 1.0
             logdet = float(np.log(m).sum())
             H = (l2 / m)[:, None, None]  # Lambda1 P11^-1 Lambda1'
             L1 = np.sqrt(m)[:, None, None]
-            U1 = (float(lam1[0, 0]) / L1) * self.C1  # (G1, 1, k)
+            U1 = (float(lam1[0, 0]) / L1) * self.Z1tXY  # (G1, 1, k)
             return logdet, H, L1, U1
-        M = np.matmul(np.matmul(lam1.T, self.D1), lam1)
+        M = np.matmul(np.matmul(lam1.T, self.Z1tZ1), lam1)
         M[:, np.arange(q1), np.arange(q1)] += 1.0
         L1 = batched_cholesky(M)
         logdet = 2.0 * float(np.log(np.diagonal(L1, axis1=1, axis2=2)).sum())
         K1 = batched_lower_solve(L1, np.broadcast_to(lam1.T, (G1, q1, q1)))  # L1^-1 Lambda1'
         H = np.matmul(np.swapaxes(K1, 1, 2), K1)
-        U1 = batched_lower_solve(L1, np.matmul(lam1.T, self.C1))
+        U1 = batched_lower_solve(L1, np.matmul(lam1.T, self.Z1tXY))
         return logdet, H, L1, U1
 
     def eliminate(self, ZtZ, ZtXY, XYtXY: np.ndarray, Lambda, keep: bool = False) -> CrossedElimination:
@@ -186,8 +187,8 @@ class CrossedEngine:
                 raise np.linalg.LinAlgError("crossed Schur complement not positive definite")
             L22 = U.T  # lower triangle (upper part is garbage)
             logdet += 2.0 * float(np.log(np.diagonal(L22)).sum())
-            HC = np.matmul(H, self.C1).reshape(self.G1 * self.q1, self.k)
-            R2 = self._lam2t(lam2, self.C2 - self.S21 @ HC)
+            HC = np.matmul(H, self.Z1tXY).reshape(self.G1 * self.q1, self.k)
+            R2 = self._lam2t(lam2, self.Z2tXY - self.Z2tZ1 @ HC)
             U2, info = lapack.dtrtrs(U, R2, lower=0, trans=1)
             if info != 0:
                 raise np.linalg.LinAlgError("singular crossed factor")
@@ -198,15 +199,15 @@ class CrossedEngine:
         return CrossedElimination(float(logdet), B, None, state)
 
     def _sparse_middle(self, H: np.ndarray) -> np.ndarray:
-        """``sum_g S21_g H_g S21_g'`` by a sparse product (dense ``Q2 x Q2``; no ``Kmat``)."""
+        """``sum_g (Z2tZ1)_g H_g (Z2tZ1)_g'`` by a sparse product (dense ``Q2 x Q2``; no ``Kmat``)."""
         if self.q1 == 1:
-            W = self.S12.multiply(H[:, 0, 0][:, None]).tocsr()
+            W = self.Z1tZ2.multiply(H[:, 0, 0][:, None]).tocsr()
         else:
-            W = (self._block_diag_csr(H) @ self.S12).tocsr()
-        return (self.S21 @ W).toarray()
+            W = (self._block_diag_csr(H) @ self.Z1tZ2).tocsr()
+        return (self.Z2tZ1 @ W).toarray()
 
     def _schur(self, H: np.ndarray, lam2: list) -> np.ndarray:
-        """``Lambda2' (A22 - sum_g S21_g H_g S21_g') Lambda2 + I``; C-ordered, lower
+        """``Lambda2' (Z2tZ2 - sum_g (Z2tZ1)_g H_g (Z2tZ1)_g') Lambda2 + I``; C-ordered, lower
         triangle exact (the upper one too when some other term has q > 1)."""
         Q2 = self.Q2
         if self.kmat is not None and self.kmat.folded:
@@ -215,11 +216,11 @@ class CrossedEngine:
             P.flat[:: Q2 + 1] += 1.0
             return P
         if self.kmat is not None:
-            P = self.A22 - self.kmat.middle(H).reshape(Q2, Q2)
+            P = self.Z2tZ2 - self.kmat.middle(H).reshape(Q2, Q2)
             if not self.rest_q1:  # the block scaling below needs the full symmetric matrix
                 P = np.tril(P) + np.tril(P, -1).T
         else:
-            P = self.A22 - self._sparse_middle(H)
+            P = self.Z2tZ2 - self._sparse_middle(H)
         if self.rest_q1:
             d = np.concatenate([np.full(t.G, float(l[0, 0])) for t, l in zip(self.terms[1:], lam2)])
             if np.all(d == d[0]):
@@ -270,7 +271,7 @@ class CrossedEngine:
         if self.Q2:
             r2 = st["U2"] @ xb
             u2, info = lapack.dtrtrs(st["U"], r2, lower=0, trans=0)  # L22' u2 = r2
-            t = (self.S12 @ self._lam2(st["lam2"], u2)).reshape(self.G1, self.q1)
+            t = (self.Z1tZ2 @ self._lam2(st["lam2"], u2)).reshape(self.G1, self.q1)
             r1 = r1 - lower_solve_vec(L1, t @ lam1)  # L1^-1 Lambda1' t
             rest = [u2[a:b].reshape(tt.G, tt.q)
                     for tt, a, b in zip(self.terms[1:], self.offs2[:-1], self.offs2[1:])]
@@ -298,7 +299,7 @@ class CrossedEngine:
 
         Uses ``P^{-1} = L^{-T} L^{-1}``: for term 1 the ``q1 x q1`` blocks of
         ``P11^{-1} + (L22^{-1} W L1^{-1})'(L22^{-1} W L1^{-1})`` with
-        ``W = Lambda2' S21 Lambda1 L1^{-T}``, for the others the diagonal blocks
+        ``W = Lambda2' Z2tZ1 Lambda1 L1^{-T}``, for the others the diagonal blocks
         of ``L22^{-T} L22^{-1}``.  Cost ``O(Q2^2 (Q2 + G1 q1))``, memory
         ``Q2 x G1 q1``.
         """
@@ -321,10 +322,10 @@ class CrossedEngine:
         for t, a, b in zip(self.terms[1:], self.offs2[:-1], self.offs2[1:]):
             blk = Pinv22[a:b, a:b].reshape(t.G, t.q, t.G, t.q)
             rest_cov.append(np.ascontiguousarray(blk[np.arange(t.G), :, np.arange(t.G), :]))
-        # W L1^-1 = Lambda2' S21 Lambda1 L1^-T L1^-1 = Lambda2' S21 (Lambda1 P11^-1)
+        # W L1^-1 = Lambda2' Z2tZ1 Lambda1 L1^-T L1^-1 = Lambda2' Z2tZ1 (Lambda1 P11^-1)
         K = np.matmul(lam1[None, :, :], np.matmul(np.swapaxes(Li, 1, 2), Li))  # Lambda1 P11_g^-1
         Kb = self._block_diag_csr(K)
-        WLi = self._lam2t(st["lam2"], (self.S21 @ Kb).toarray())  # (Q2, G1 q1)
+        WLi = self._lam2t(st["lam2"], (self.Z2tZ1 @ Kb).toarray())  # (Q2, G1 q1)
         V = L22i @ WLi
         V = V.reshape(self.Q2, G1, q1)
         extra = np.einsum("rgi,rgj->gij", V, V)

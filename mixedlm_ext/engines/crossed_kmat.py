@@ -1,18 +1,18 @@
 """``Kmat``: the middle sum of the crossed engine's Schur complement as a sparse linear map.
 
-With ``S21 = Z2'Z1`` (the other terms against the first, sparse) and
+With ``Z2tZ1 = Z2'Z1`` (the other terms against the first, sparse) and
 ``H_g = Lambda1 P11_g^{-1} Lambda1'`` (``q1 x q1`` per group of term 1), the
-crossed engine needs ``sum_g S21[:, g] H_g S21[:, g]'`` at every evaluation.
+crossed engine needs ``sum_g Z2tZ1[:, g] H_g Z2tZ1[:, g]'`` at every evaluation.
 The sum is linear in the ``H_g``: its lower triangle is ``Kmat @ vech(H)``
 with a sparse matrix ``Kmat`` whose sparsity pattern (one row per position
 of ``Q2 x Q2``, one column per entry of the upper triangle of each ``H_g``)
-and values are built once per fit from ``S21`` -- the symbolic and numeric
+and values are built once per fit from ``Z2tZ1`` -- the symbolic and numeric
 work that does not depend on the parameters.
 
 When ``Lambda2`` is diagonal (the other terms have one column each) the map
 is *folded*: its columns are repeated per pair of terms ``(t, t')`` and the
-lower triangle of ``A22 = Z2'Z2`` is appended as one column per pair, so that
-``Kmat @ w`` is directly the lower triangle of ``Lambda2'(A22 - mid)Lambda2``.
+lower triangle of ``Z2tZ2 = Z2'Z2`` is appended as one column per pair, so that
+``Kmat @ w`` is directly the lower triangle of ``Lambda2'(Z2tZ2 - mid)Lambda2``.
 Each evaluation is then one sparse matrix-vector product.  When ``Kmat``
 would be too large (a group of term 1 touching most levels of the others)
 no map is built and the engine forms the middle sum by a sparse product.
@@ -40,16 +40,16 @@ class SchurMap:
 
     @property
     def folded(self) -> bool:
-        """Whether ``Lambda2`` and ``A22`` are folded into the map."""
+        """Whether ``Lambda2`` and ``Z2tZ2`` are folded into the map."""
         return self.pairs is not None
 
     def middle(self, H: np.ndarray) -> np.ndarray:
-        """Lower triangle (flat, C order) of ``sum_g S21_g H_g S21_g'`` (unfolded map)."""
+        """Lower triangle (flat, C order) of ``sum_g (Z2tZ1)_g H_g (Z2tZ1)_g'`` (unfolded map)."""
         ju, ku = self.sym
         return self.matrix @ H[:, ju, ku].ravel()
 
     def scaled_schur(self, H: np.ndarray, lam: np.ndarray) -> np.ndarray:
-        """Lower triangle (flat, C order) of ``Lambda2'(A22 - mid)Lambda2`` (folded
+        """Lower triangle (flat, C order) of ``Lambda2'(Z2tZ2 - mid)Lambda2`` (folded
         map; ``lam`` holds each other term's scalar relative factor)."""
         ju, ku = self.sym
         pa, pb = self.pairs
@@ -58,11 +58,11 @@ class SchurMap:
         return self.matrix @ w
 
 
-def _row_slots(S12: sp.csr_matrix, q1: int, G1: int):
-    """One slot per distinct (group ``g`` of term 1, row ``r`` of ``S21``) with the
+def _row_slots(Z1tZ2: sp.csr_matrix, q1: int, G1: int):
+    """One slot per distinct (group ``g`` of term 1, row ``r`` of ``Z2tZ1``) with the
     ``q1`` values of row ``r`` in ``g``'s columns: ``(values, g, r, rows per group)``,
     sorted by group, then row."""
-    C = S12.tocoo()  # rows (g, j), cols r
+    C = Z1tZ2.tocoo()  # rows (g, j), cols r
     g, j = np.divmod(C.row.astype(np.int64), q1)
     r = C.col.astype(np.int64)
     o = np.lexsort((j, r, g))
@@ -84,7 +84,7 @@ def _fill_middle(out: tuple[np.ndarray, np.ndarray, np.ndarray], slots, sym, Q2:
     ``H_g`` is symmetric: one column per entry of its upper triangle; for a pair
     of rows (``ra >= rb``) the ``(j, k)`` coefficient is
     ``S[ra,j] S[rb,k] + S[ra,k] S[rb,j]`` (``j < k``).  With ``term_of`` (the
-    other term of each row of ``S21``; folded map) the columns are those of the
+    other term of each row of ``Z2tZ1``; folded map) the columns are those of the
     pair of terms of ``(ra, rb)``.
     """
     rows, cols, vals = out
@@ -126,16 +126,16 @@ def _pair_index(term_of: np.ndarray, rr: np.ndarray, ss: np.ndarray) -> np.ndarr
     return ta * (ta + 1) // 2 + tb
 
 
-def build_schur_map(S12: sp.csr_matrix, A22: sp.coo_matrix, q1: int, rest_G: Sequence[int],
+def build_schur_map(Z1tZ2: sp.csr_matrix, Z2tZ2: sp.coo_matrix, q1: int, rest_G: Sequence[int],
                     fold: bool) -> Optional[SchurMap]:
-    """The map for ``S12 = S21'`` (``(G1 q1, Q2)``), or None when it would be too large.
+    """The map for ``Z1tZ2 = Z2tZ1'`` (``(G1 q1, Q2)``), or None when it would be too large.
 
-    ``A22`` is ``Z2'Z2`` (COO), ``rest_G`` the number of groups of each other
-    term; ``fold`` (every other term has ``q = 1``) folds ``Lambda2`` and ``A22``
+    ``Z2tZ2`` is ``Z2'Z2`` (COO), ``rest_G`` the number of groups of each other
+    term; ``fold`` (every other term has ``q = 1``) folds ``Lambda2`` and ``Z2tZ2``
     into the map.
     """
-    G1, Q2 = S12.shape[0] // q1, S12.shape[1]
-    slots = _row_slots(S12, q1, G1)
+    G1, Q2 = Z1tZ2.shape[0] // q1, Z1tZ2.shape[1]
+    slots = _row_slots(Z1tZ2, q1, G1)
     counts = slots[3]
     ju, ku = np.triu_indices(q1)
     nsym = ju.size
@@ -149,8 +149,8 @@ def build_schur_map(S12: sp.csr_matrix, A22: sp.coo_matrix, q1: int, rest_G: Seq
         term_of = np.repeat(np.arange(m_terms), rest_G)
         n_pairs = m_terms * (m_terms + 1) // 2
         shape = (Q2 * Q2, n_pairs * (ncol + 1))
-        low = A22.row >= A22.col
-        ar, ac = A22.row[low].astype(np.int64), A22.col[low].astype(np.int64)
+        low = Z2tZ2.row >= Z2tZ2.col
+        ar, ac = Z2tZ2.row[low].astype(np.int64), Z2tZ2.col[low].astype(np.int64)
         n_a22 = ar.size
     else:
         shape = (Q2 * Q2, ncol)
@@ -163,7 +163,7 @@ def build_schur_map(S12: sp.csr_matrix, A22: sp.coo_matrix, q1: int, rest_G: Seq
     if fold:
         rows[pos:] = ar * Q2 + ac
         cols[pos:] = n_pairs * ncol + _pair_index(term_of, ar, ac)
-        vals[pos:] = A22.data[low]
+        vals[pos:] = Z2tZ2.data[low]
         pairs = np.tril_indices(m_terms)
     K = sp.coo_matrix((vals, (rows, cols)), shape=shape)
     del rows, cols, vals
