@@ -1,6 +1,6 @@
 """The statsmodels-style model: :class:`MixedLMExt` (a ``LikelihoodModel``).
 
-The model binds a :class:`~mixedlm_ext._spec.ModelSpec` to data once (the
+The model binds a :class:`~mixedlm_ext.spec.model.ModelSpec` to data once (the
 design and the objective); :meth:`MixedLMExt.fit` optimises and returns a
 new results object without touching the model.
 """
@@ -149,6 +149,20 @@ class MixedLMExt(LikelihoodModel):
             data = data.loc[subset]
         return cls(spec, data)
 
+    # -- data ------------------------------------------------------------------
+    def data_column(self, name: str) -> pd.Series:
+        """Column ``name`` of the user's data on the estimation rows (in the design's
+        row order), also when the model does not use it (``vce(cluster var)``).
+
+        Raises ``KeyError`` when the data have no such column.
+        """
+        d = self.design
+        if name in d.data.columns:
+            return d.data[name]
+        if name not in self.frame.columns:
+            raise KeyError(name)
+        return self.frame.loc[d.row_index, name].reset_index(drop=True)
+
     # -- likelihood ------------------------------------------------------------
     def _split(self, params) -> tuple[np.ndarray, np.ndarray]:
         params = np.asarray(params, dtype=float)
@@ -274,8 +288,7 @@ class MixedLMExt(LikelihoodModel):
             warn_user("a variance component is estimated at the boundary (zero); "
                       "its standard error is not meaningful", BoundaryWarning)
         setup = configure_inference(self, params, cov, df_method, vce)  # vce(robust), dfmethod()
-        res = MixedLMExtResults(self, params, setup.cov, opt=opt, profile=prof, level=level)
-        res._set_inference(setup)
+        res = MixedLMExtResults(self, params, setup, opt=opt, profile=prof, level=level)
         return MixedLMExtResultsWrapper(res)
 
 

@@ -26,7 +26,7 @@ from conftest import dense_neg2ll
 from scipy.sparse.linalg import spsolve
 
 import mixedlm_ext as mx
-from mixedlm_ext.engines import crossed as _crossed
+from mixedlm_ext.engines import crossed_kmat as _crossed
 from mixedlm_ext.design import random as design_random
 from mixedlm_ext.engines.crossed import CrossedEngine
 from mixedlm_ext.postestimation.blups import crossed_level_blups, nested_level_blups

@@ -27,7 +27,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..core.linalg import batched_cholesky, batched_lower_solve, batched_upper_solve_t, group_starts
+from ..core.linalg import batched_cholesky, batched_lower_solve, group_starts, upper_solve_vec
 
 
 @dataclass
@@ -46,7 +46,7 @@ class Elimination:
 
     logdet: float  # log |Lambda'Z'Z Lambda + I|
     B: np.ndarray  # (p+1, p+1) Schur complement of [X y]
-    factors: Optional[list[LevelFactor]] = None  # finest level first
+    factors: Optional[list[LevelFactor]] = None  # nested engine with keep=True; finest level first
 
 
 @dataclass
@@ -83,15 +83,19 @@ class NestedEngine:
         self.log_a = None if self.a is None else [np.log(w) for w in self.a]
         self.clusters = clusters  # top-level cluster of each group, per level (robust SEs)
 
-    def eliminate(self, Wzz: np.ndarray, Wzx: np.ndarray, Bxx: np.ndarray,
+    def eliminate(self, ZtZ: np.ndarray, ZtXY: np.ndarray, XYtXY: np.ndarray,
                   Lambda: np.ndarray, keep: bool = False, cluster_B: Optional[np.ndarray] = None) -> Elimination:
         """Profiled-likelihood pieces for one ``Lambda`` (``Q x Q``, finest first).
+
+        ``ZtZ`` (``(G, Q, Q)``) and ``ZtXY`` (``(G, Q, p+1)``) are the per-group
+        ``Z'Z`` and ``Z'[X y]`` of the finest level, ``XYtXY`` the global
+        ``[X y]'[X y]`` (all whitened by the residual structure).
 
         With ``cluster_B`` (per-cluster ``[X y]'A[X y]``, ``(C, p+1, p+1)``) also
         returns each top-level cluster's log-determinant and Schur complement
         (a :class:`ClusterElimination`, for sandwich standard errors).
         """
-        B = Bxx.copy()
+        B = XYtXY.copy()
         per = cluster_B is not None
         if per:
             Bc = cluster_B.copy()
@@ -103,11 +107,11 @@ class NestedEngine:
         off = Lambda - np.diag(np.diagonal(Lambda))
         if not off.any():  # diagonal Lambda (identity/independent): elementwise scaling
             d = np.diagonal(Lambda)
-            M = Wzz * (d[:, None] * d[None, :])
-            C = Wzx * d[:, None]
+            M = ZtZ * (d[:, None] * d[None, :])
+            C = ZtXY * d[:, None]
         else:
-            M = np.matmul(np.matmul(Lambda.T, Wzz), Lambda)
-            C = np.matmul(Lambda.T, Wzx)
+            M = np.matmul(np.matmul(Lambda.T, ZtZ), Lambda)
+            C = np.matmul(Lambda.T, ZtXY)
         for k, (q, starts) in enumerate(zip(self.q, self.starts)):
             G = M.shape[0]
             rest = M.shape[1] - q
@@ -151,6 +155,12 @@ class NestedEngine:
             return ClusterElimination(float(logdet), B, factors, ldc, Bc)
         return Elimination(float(logdet), B, factors)
 
+    def level_factors(self, elim: Elimination) -> list[LevelFactor]:
+        """The per-level factors of ``elim`` (finest first; computed with ``keep=True``)."""
+        if elim.factors is None:
+            raise ValueError("level_factors needs an elimination computed with keep=True")
+        return elim.factors
+
     def solve_u(self, elim: Elimination, beta: np.ndarray) -> list[np.ndarray]:
         """Spherical random effects ``u`` per level (finest first), given ``beta``.
 
@@ -166,15 +176,10 @@ class NestedEngine:
             rhs = f.U @ xb  # (G, q)
             if anc is not None and f.T.shape[2]:
                 rhs = rhs - np.einsum("gij,gj->gi", f.T, anc)
-            u = _upper_solve_vec(f.L, rhs)
+            u = upper_solve_vec(f.L, rhs)
             out[i] = u
             if i > 0:
                 parent = self.parents[i - 1]  # groups of level i-1 -> groups of level i
                 own = u[parent]
                 anc = own if anc is None else np.concatenate([own, anc[parent]], axis=1)
         return out
-
-
-def _upper_solve_vec(L: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Solve ``L' x = b`` for stacks: L (G, q, q), b (G, q)."""
-    return batched_upper_solve_t(L, b[:, :, None])[:, :, 0]

@@ -22,14 +22,8 @@ from typing import TextIO
 
 import numpy as np
 
+from ..core.linalg import inv_lower
 from .objective import Objective
-
-
-def _inv_lower(L: np.ndarray) -> np.ndarray:
-    if L.shape[-1] == 1:
-        return 1.0 / L
-    eye = np.broadcast_to(np.eye(L.shape[-1]), L.shape)
-    return np.linalg.solve(L, eye)
 
 
 def conditional_moments(objective: Objective, theta: np.ndarray):
@@ -42,12 +36,12 @@ def conditional_moments(objective: Objective, theta: np.ndarray):
     prof = objective.profile(theta, keep=True)
     engine = objective.engine
     u_hat = engine.solve_u(prof.elim, prof.beta_w)
-    factors = prof.elim.factors
+    factors = engine.level_factors(prof.elim)
     n = len(factors)
     joint: list = [None] * n
     for i in range(n - 1, -1, -1):
         f = factors[i]
-        Li = _inv_lower(f.L)  # (G, q, q)
+        Li = inv_lower(f.L)  # (G, q, q)
         own = np.swapaxes(Li, 1, 2) @ Li
         if i == n - 1:
             joint[i] = own
@@ -76,8 +70,8 @@ def em_step(objective: Objective, theta: np.ndarray) -> np.ndarray:
     levels_fine = d.re_levels()  # the engine's levels
     # residual variance: E||y - X b - Z Lambda u||^2 / n
     Lam = objective.lambda_from_theta(theta)
-    Wzz, _, _, _ = objective.crossproducts(rho)
-    M = Lam.T @ Wzz @ Lam
+    ZtZ, _, _, _ = objective.crossproducts(rho)
+    M = Lam.T @ ZtZ @ Lam
     tr = float(np.einsum("gij,gji->", M, joint[0]))
     ssu = sum(float((u ** 2).sum()) for u in u_hat)
     sigma2_cur = prof.sigma2

@@ -108,8 +108,9 @@ class Objective:
         return out + list(self.residual.kinds())
 
     # -- Lambda --------------------------------------------------------------
-    def _lambda(self, block_factors: list[np.ndarray]) -> np.ndarray:
-        """Full ``Q x Q`` relative factor, finest level first (matches ``Z``)."""
+    def lambda_from_factors(self, block_factors: list[np.ndarray]) -> np.ndarray:
+        """Full ``Q x Q`` relative factor from the per-block factors (``blocks`` order),
+        finest level first (matches ``Z``)."""
         per_level, i = [], 0
         for lvl in self.design.levels:
             k = len(lvl.blocks)
@@ -119,20 +120,22 @@ class Objective:
 
     def lambda_from_theta(self, theta: np.ndarray) -> np.ndarray:
         parts, _ = self.split_theta(theta)
-        return self._lambda([b.relative_factor(t) for b, t in zip(self.blocks, parts)])
+        return self.lambda_from_factors([b.relative_factor(t) for b, t in zip(self.blocks, parts)])
 
     # -- evaluation ----------------------------------------------------------
-    def crossproducts(self, rho: np.ndarray):
-        """Whitened cross-products per group of the finest level with random effects."""
-        Wzz, Wzx, Bxx, logdet_R = self.residual.crossproducts(rho)
+    def crossproducts(self, rho: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """``(ZtZ, ZtXY, XYtXY, logdet_R)``: the whitened per-group ``Z'Z`` and
+        ``Z'[X y]`` of the finest level with random effects, the global
+        ``[X y]'[X y]`` and the residual structure's log-determinant."""
+        ZtZ, ZtXY, XYtXY, logdet_R = self.residual.crossproducts(rho)
         if self._panel_starts is not None:  # panels finer than the finest random effects
-            Wzz = np.add.reduceat(Wzz, self._panel_starts, axis=0)
-            Wzx = np.add.reduceat(Wzx, self._panel_starts, axis=0)
-        return Wzz, Wzx, Bxx, logdet_R
+            ZtZ = np.add.reduceat(ZtZ, self._panel_starts, axis=0)
+            ZtXY = np.add.reduceat(ZtXY, self._panel_starts, axis=0)
+        return ZtZ, ZtXY, XYtXY, logdet_R
 
     def _profile(self, Lam: np.ndarray, rho: np.ndarray, keep: bool = False) -> Profile:
-        Wzz, Wzx, Bxx, logdet_R = self.crossproducts(rho)
-        elim = self.engine.eliminate(Wzz, Wzx, Bxx, Lam, keep=keep)
+        ZtZ, ZtXY, XYtXY, logdet_R = self.crossproducts(rho)
+        elim = self.engine.eliminate(ZtZ, ZtXY, XYtXY, Lam, keep=keep)
         B = elim.B
         d = self.design
         p = d.p
@@ -182,12 +185,6 @@ class Objective:
             i += k
         return parts, phi[i:]
 
-    def theta_from_natural(self, phi: np.ndarray) -> np.ndarray:
-        parts, res_nat = self.split_natural(np.asarray(phi, dtype=float))
-        rho, sigma2 = self.residual.from_natural(res_nat)
-        th = [b.structure.theta_from_cov(b.structure.cov_from_natural(t) / sigma2) for b, t in zip(self.blocks, parts)]
-        return np.concatenate(th + [rho])
-
     def _neg2ll(self, prof: Profile, sigma2: float, r2: Optional[float] = None) -> float:
         """-2 log-likelihood from a profile at a given sigma2 (not profiled)."""
         r2 = prof.r2 if r2 is None else r2
@@ -206,7 +203,8 @@ class Objective:
         if self._crossed:  # per-block factors for the crossed engine
             lam_arg = [b.structure.factor_from_natural(t, sigma2) for b, t in zip(self.blocks, parts)]
         else:
-            lam_arg = self._lambda([b.factor_from_natural(t, sigma2) for b, t in zip(self.blocks, parts)])
+            lam_arg = self.lambda_from_factors([b.factor_from_natural(t, sigma2)
+                                                for b, t in zip(self.blocks, parts)])
         return self._profile(lam_arg, rho), sigma2
 
     def neg2ll_estimation(self, psi: np.ndarray) -> float:
@@ -244,6 +242,6 @@ class Objective:
 
     def vcov_beta_natural(self, phi: np.ndarray) -> np.ndarray:
         """``Var(beta_hat) = (X' V(phi)^-1 X)^-1`` at reported parameters ``phi``
-        (Satterthwaite's degrees of freedom differentiate it; _smallsample.py)."""
+        (Satterthwaite's degrees of freedom differentiate it; :mod:`mixedlm_ext.inference.smallsample`)."""
         prof, sigma2 = self._profile_natural(phi)
         return sigma2 * np.linalg.inv(prof.xtvx)

@@ -122,9 +122,9 @@ class ClusterLikelihood:
         ob, d = self.ob, self.ob.design
         parts, res_nat = ob.split_natural(np.asarray(phi, dtype=float))
         rho, sigma2 = ob.residual.from_natural(res_nat)
-        Lam = ob._lambda([b.factor_from_natural(t, sigma2) for b, t in zip(ob.blocks, parts)])
-        Wzz, Wzx, Bxx, logdet_R = ob.crossproducts(rho)
-        el = self.engine.eliminate(Wzz, Wzx, Bxx, Lam, cluster_B=self.Bc)
+        Lam = ob.lambda_from_factors([b.factor_from_natural(t, sigma2) for b, t in zip(ob.blocks, parts)])
+        ZtZ, ZtXY, XYtXY, logdet_R = ob.crossproducts(rho)
+        el = self.engine.eliminate(ZtZ, ZtXY, XYtXY, Lam, cluster_B=self.Bc)
         p = d.p
         beta_w = d.Rx @ (np.asarray(beta, dtype=float) - d.b_ols) if p else np.zeros(0)
         b = np.append(-beta_w, 1.0)
@@ -166,13 +166,10 @@ def cluster_codes_for(model, var: Optional[str]) -> tuple[Optional[np.ndarray], 
     top = d.levels[0]
     if var is None:
         return None, top.n_groups, top.label
-    if var in d.data.columns:
-        vals = d.data[var]
-    else:
-        frame = model.frame
-        if frame is None or var not in frame.columns:
-            raise ValueError("cluster variable '%s' not found" % var)
-        vals = frame.loc[d.row_index, var].reset_index(drop=True)
+    try:
+        vals = model.data_column(var)
+    except KeyError:
+        raise ValueError("cluster variable '%s' not found" % var) from None
     if vals.isna().any():
         raise ValueError("cluster variable '%s' has missing values in the estimation sample" % var)
     codes = pd.factorize(vals, sort=True)[0]
@@ -230,10 +227,9 @@ def cluster_robust_fe(results, type: str = "CR0", cluster: Optional[str] = None)
     cluster : variable with the clusters (default: the top-level groups);
         the top-level groups must be nested within it.
     """
-    r = getattr(results, "_results", results)
-    model = r.model
+    model = results.model
     p = model.k_fe
-    params = np.asarray(r.params, dtype=float)
+    params = np.asarray(results.params, dtype=float)
     beta = params[:p]
     ob = model.objective
     cov_fe = ob.vcov_beta_natural(params[p:])

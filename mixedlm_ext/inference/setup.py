@@ -19,13 +19,15 @@ from .robust import check_nested, cluster_robust_fe, parse_vce, robust_covarianc
 from .smallsample import SmallSample, normalize_df_method, small_sample
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class InferenceSetup:
-    cov: np.ndarray
+    """The covariance of a fit's parameters and how it was obtained."""
+
+    cov: np.ndarray  # (k, k) fixed effects, then variance components
     vce: str = "oim"  # "oim", "robust" or "cluster"
     cluster_label: Optional[str] = None
     n_clusters: Optional[int] = None
-    small_sample: Optional[SmallSample] = None
+    small_sample: Optional[SmallSample] = None  # dfmethod()
 
 
 def resolve_options(model, df_method=None, vce=None) -> tuple[Optional[str], str, Optional[str]]:
@@ -71,17 +73,16 @@ def configure_inference(model, params: np.ndarray, cov: np.ndarray, df_method=No
                         vce=None) -> InferenceSetup:
     """Apply ``vce`` and ``df_method`` (arguments, else the command's options)."""
     method, kind, var = resolve_options(model, df_method, vce)
-    out = InferenceSetup(np.array(cov, dtype=float, copy=True))
+    cov = np.array(cov, dtype=float, copy=True)
     p = model.k_fe
+    n_clusters = label = ss = None
     if kind != "oim":
-        rob, M, label = robust_covariance(model, params, out.cov, var)
-        out.cov, out.vce, out.n_clusters, out.cluster_label = rob, kind, M, label
+        cov, n_clusters, label = robust_covariance(model, params, cov, var)
     if method is not None:
-        ss = small_sample(model.objective, method, np.asarray(params[p:], dtype=float),
-                          out.cov[:p, :p], out.cov[p:, p:])
-        out.small_sample = ss
-        out.cov[:p, :p] = ss.cov_fe
-    return out
+        phi = np.asarray(params[p:], dtype=float)
+        ss = small_sample(model.objective, method, phi, cov[:p, :p], cov[p:, p:])
+        cov[:p, :p] = ss.cov_fe
+    return InferenceSetup(cov, kind, label, n_clusters, ss)
 
 
 # ---------------------------------------------------------------------------
@@ -123,19 +124,16 @@ def _constraint_matrix(results, r_matrix):
 class InferenceMixin:
     """Results methods for ``vce()`` and ``dfmethod()`` (mixed into the results class)."""
 
-    small_sample: Optional[SmallSample] = None
-    df_method: Optional[str] = None
-    vce: str = "oim"
-    cluster_label: Optional[str] = None
-    n_clusters: Optional[int] = None
-
-    def _set_inference(self, setup: InferenceSetup) -> None:
+    def _init_inference(self, setup: InferenceSetup) -> None:
+        """Set ``vce``, ``cluster_label``, ``n_clusters``, ``small_sample`` and
+        ``df_method`` (and the t degrees of freedom) from ``setup``; called once by
+        the results' constructor."""
         self.vce = setup.vce
         self.cluster_label = setup.cluster_label
         self.n_clusters = setup.n_clusters
         self.small_sample = setup.small_sample
+        self.df_method = None if setup.small_sample is None else setup.small_sample.method
         if setup.small_sample is not None:
-            self.df_method = setup.small_sample.method
             self.use_t = True
             k_vc = len(self.params) - self.k_fe
             self.df_resid_inference = np.concatenate([setup.small_sample.df, np.full(k_vc, np.inf)])
@@ -205,6 +203,6 @@ class InferenceMixin:
 
     def cluster_robust_cov(self, type: str = "CR0", cluster: Optional[str] = None):
         """Cluster-robust covariance of the fixed effects (CR0, CR1 or CR2; see
-        ``_robust.py`` for the formulas), for any fit, REML included."""
+        :mod:`.robust` for the formulas), for any fit, REML included."""
         with single_thread_blas():
             return cluster_robust_fe(self, type=type, cluster=cluster)

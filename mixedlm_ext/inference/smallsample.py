@@ -44,7 +44,6 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-from scipy import stats
 
 from ..fit.derivatives import parameter_steps
 
@@ -105,18 +104,17 @@ class MarginalBlocks:
             Z = Z.toarray()
         self.Z = np.asarray(Z, dtype=float)
         if cluster_codes is not None:  # any grouping the top-level groups nest in
-            self.cluster_codes = np.asarray(cluster_codes, dtype=np.intp)
+            cluster_codes = np.asarray(cluster_codes, dtype=np.intp)
         elif d.levels and d.levels[0].path and not d.sparse_re:
-            self.cluster_codes = d.levels[0].codes
+            cluster_codes = d.levels[0].codes
         else:
-            self.cluster_codes = np.zeros(d.n, dtype=np.intp)
-        C = int(self.cluster_codes.max()) + 1 if d.n else 0
-        sizes = np.bincount(self.cluster_codes, minlength=C)
+            cluster_codes = np.zeros(d.n, dtype=np.intp)
+        C = int(cluster_codes.max()) + 1 if d.n else 0
+        sizes = np.bincount(cluster_codes, minlength=C)
         if sizes.max() > max_dense:
             raise NotImplementedError("a top-level cluster has %d observations; the dense per-cluster "
                                       "computation is limited to %d" % (sizes.max(), max_dense))
-        self.n_clusters = C
-        order = np.argsort(self.cluster_codes, kind="stable")
+        order = np.argsort(cluster_codes, kind="stable")
         starts = np.concatenate([[0], np.cumsum(sizes)])
         self.cluster_rows = [order[starts[c]:starts[c + 1]] for c in range(C)]
         self.sizes = sizes
@@ -430,9 +428,6 @@ class SmallSample:
             return F, q, 2.0
         E = float(np.sum(nu / (nu - 2.0)))
         return F, q, 2.0 * E / (E - q)
-
-    def pvalue_t(self, t: np.ndarray, df: np.ndarray) -> np.ndarray:
-        return 2.0 * stats.t.sf(np.abs(t), df)
 
 
 def small_sample(objective, method: str, phi: np.ndarray, cov_fe: np.ndarray,

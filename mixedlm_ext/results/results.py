@@ -10,8 +10,8 @@ import statsmodels.base.wrapper as wrap
 from scipy import stats
 from statsmodels.base.model import LikelihoodModelResults, LikelihoodResultsWrapper
 
+from ..inference.setup import InferenceMixin, InferenceSetup  # vce(), dfmethod(): t/F tests, robust SEs
 from ..inference.vc import to_sd_metric, vc_confint
-from ..inference.setup import InferenceMixin  # vce(), dfmethod(): t/F tests, robust covariances
 from ..postestimation.mixin import PostestimationMixin
 
 
@@ -39,8 +39,8 @@ class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResu
     uncorrelated, as in Stata's ``e(V)``).
     """
 
-    def __init__(self, model, params, cov, *, opt, profile, level: float = 95.0):
-        super().__init__(model, params, normalized_cov_params=cov, scale=1.0)
+    def __init__(self, model, params, inference: InferenceSetup, *, opt, profile, level: float = 95.0):
+        super().__init__(model, params, normalized_cov_params=inference.cov, scale=1.0)
         self.opt = opt
         self.profile = profile
         self.level = level
@@ -55,6 +55,7 @@ class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResu
         self.use_t = False
         self.df_resid = model.df_resid
         self.df_model = model.df_model
+        self._init_inference(inference)
 
     # -- scalars -----------------------------------------------------------------
     @cached_property
@@ -110,7 +111,10 @@ class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResu
         return WaldResult(stat, len(idx), float(stats.chi2.sf(stat, len(idx))))
 
     # -- variance components -----------------------------------------------------
-    def _vc_table(self, sd: bool = False, level: Optional[float] = None) -> pd.DataFrame:
+    def variance_component_table(self, sd: bool = False, level: Optional[float] = None) -> pd.DataFrame:
+        """Variance components with standard errors and confidence intervals, indexed
+        by (level, parameter); ``sd=True``: standard deviations and correlations;
+        ``level``: confidence level (default: the fit's)."""
         ob = self.model.objective
         names = ob.natural_names()
         kinds = ob.natural_kinds()
@@ -124,15 +128,18 @@ class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResu
         idx = pd.MultiIndex.from_tuples(names, names=["level", "parameter"])
         return pd.DataFrame({"estimate": est, "std_err": se, "ci_low": ci[:, 0], "ci_high": ci[:, 1]}, index=idx)
 
+    # postestimation (estat sd) still calls it by its former name; drop once it calls the public one
+    _vc_table = variance_component_table
+
     @cached_property
     def variance_components(self) -> pd.DataFrame:
         """Variance components in Stata's metric, indexed by (level, parameter)."""
-        return self._vc_table(sd=False)
+        return self.variance_component_table(sd=False)
 
     @cached_property
     def sd_components(self) -> pd.DataFrame:
         """The same in the standard-deviation / correlation metric (``stddeviations``)."""
-        return self._vc_table(sd=True)
+        return self.variance_component_table(sd=True)
 
     # -- tests ---------------------------------------------------------------------
     @cached_property
@@ -222,7 +229,7 @@ def lrtest(big, small) -> LRTestResult:
     if b.reml and list(b.model.design.fe_names) != list(s.model.design.fe_names):
         raise ValueError("REML fits with different fixed effects cannot be compared by an LR test")
     for r in (b, s):
-        if getattr(r, "vce", "oim") != "oim" or getattr(r, "is_pseudo", False):
+        if r.vce != "oim" or r.is_pseudo:
             raise ValueError("LR tests are not valid after robust standard errors or sampling weights "
                              "(pseudo-likelihood)")
     kb, ks = len(b.params), len(s.params)

@@ -54,7 +54,7 @@ class StataSummary:
         grp = r.estat_group()
         levels = [l for l in d.levels if l.path]
         llab = "Log restricted-likelihood" if r.reml else "Log likelihood"
-        if getattr(r, "is_pseudo", False):  # sampling weights
+        if r.is_pseudo:  # sampling weights
             llab = "Log pseudolikelihood"
         left_ll = "%s = %s" % (llab, fmt_ll(r.llf))
 
@@ -84,7 +84,7 @@ class StataSummary:
                                                             "{:,}".format(int(g["max"]))))
                 lines.append("-" * 61)
             lines.append("")
-        ss = getattr(r, "small_sample", None)
+        ss = r.small_sample
         w = r.wald_chi2
         if ss is not None:  # dfmethod(): DF summary and the model F test
             df = ss.df
@@ -104,7 +104,7 @@ class StataSummary:
             lines.append("%-49s%s" % (left_ll, kv("Prob > chi2", "%.4f" % w.pvalue)))
         else:
             lines.append(left_ll)
-        if getattr(r, "vce", "oim") != "oim":
+        if r.vce != "oim":
             note = "(Std. err. adjusted for {:,} clusters in {})".format(r.n_clusters, r.cluster_label)
             lines.append("%78s" % note)
         return lines
@@ -112,9 +112,9 @@ class StataSummary:
     def _fe_table(self) -> list[str]:
         r = self.res
         dep = r.model.spec.response
-        ss = getattr(r, "small_sample", None)  # dfmethod(): t with per-coefficient DF
+        ss = r.small_sample  # dfmethod(): t with per-coefficient DF
         dfs = ss.df if ss is not None else np.full(len(r.fe_params), np.inf)
-        robust = getattr(r, "vce", "oim") != "oim"
+        robust = r.vce != "oim"
         lines = ["-" * 78]
         if robust:
             lines.append("%12s |               Robust" % "")
@@ -135,8 +135,8 @@ class StataSummary:
     def _re_table(self) -> list[str]:
         r = self.res
         ob = r.model.objective
-        tab = r._vc_table(sd=self.stddeviations, level=self.level)
-        robust = getattr(r, "vce", "oim") != "oim"
+        tab = r.variance_component_table(sd=self.stddeviations, level=self.level)
+        robust = r.vce != "oim"
         lines = ["", "-" * 78] + (["%28s |               Robust" % ""] if robust else []) + [
                  "  Random-effects parameters  |   Estimate   %s.     [%g%% conf. interval]"
                  % ("std. err" if robust else "Std. err", self.level),
@@ -196,7 +196,7 @@ class StataSummary:
         if not self.noretable and self.res.model.objective.n_natural:
             lines += self._re_table()
             if not self.nolrtest and self.res.model.design.levels or self.res.model.objective.residual.n_params:
-                if not self.nolrtest and getattr(self.res, "vce", "oim") == "oim":  # none after robust SEs
+                if not self.nolrtest and self.res.vce == "oim":  # none after robust SEs
                     lines += self._lr_line()
         notes = self._notes()
         if notes:
