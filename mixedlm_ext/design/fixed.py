@@ -114,6 +114,11 @@ class FixedPart:
         missing = [v for v in self.variables if v not in frame.columns]
         if missing:
             raise ValueError("variable '%s' of the fixed part not found in data" % missing[0])
+        for v in self.variables:
+            was_number = pd.api.types.is_numeric_dtype(self.frame[v]) or pd.api.types.is_bool_dtype(self.frame[v])
+            if was_number and not (pd.api.types.is_numeric_dtype(frame[v]) or pd.api.types.is_bool_dtype(frame[v])):
+                raise ValueError("variable '%s' of the new data is not numeric (dtype %s); it was numeric in "
+                                 "the estimation data" % (v, frame[v].dtype))
         X = np.full((len(frame), len(self.columns)), np.nan)
         ok = frame[list(self.variables)].notna().all(axis=1).to_numpy() if self.variables \
             else np.ones(len(frame), bool)
@@ -131,7 +136,7 @@ def build_fixed_part(spec: ModelSpec, df: pd.DataFrame) -> tuple[np.ndarray, Fix
     rhs = patsy_rhs(spec)
     try:
         M = patsy.dmatrix(rhs, df, NA_action="raise", return_type="matrix")
-    except patsy.PatsyError as exc:
+    except (patsy.PatsyError, SyntaxError) as exc:
         raise ModelSpecificationError("cannot build the fixed part %r: %s" % (spec.fixed, exc)) from None
     info = M.design_info
     names = [stata_name(c) for c in info.column_names]

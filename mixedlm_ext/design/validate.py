@@ -7,7 +7,7 @@ import pandas as pd
 from ..core.errors import ModelSpecificationError
 
 
-RESERVED_NAMES = ("_cons",)  # Stata's name of the constant
+RESERVED_VARIABLE_NAMES = ("_cons",)  # Stata's name of the constant
 
 
 def check_columns(data: pd.DataFrame, names, what: str) -> None:
@@ -18,7 +18,7 @@ def check_columns(data: pd.DataFrame, names, what: str) -> None:
         if isinstance(data.columns.get_loc(nm), (slice, np.ndarray)):
             raise ModelSpecificationError("the data has more than one column named '%s' (%s); "
                                           "column names must be unique" % (nm, what))
-        if nm in RESERVED_NAMES:
+        if nm in RESERVED_VARIABLE_NAMES:
             raise ModelSpecificationError("variable '%s' (%s) has the name of the constant; rename it"
                                           % (nm, what))
 

@@ -57,7 +57,7 @@ from .crossed_kmat import build_schur_map
 from .crossed_terms import CrossedTerm, block_factors_from_dense, build_terms, level_layout, term_matrix
 from .nested import Elimination, LevelFactor, NestedEngine
 
-__all__ = ["CrossedEngine", "CrossedElimination", "CrossedTerm", "level_layout"]
+__all__ = ["CrossedEngine", "CrossedElimination"]
 
 # dense fall-back for the nested-layout factors (conditional covariances)
 _NESTED_LAYOUT_MAX_ELEMS = 20_000_000

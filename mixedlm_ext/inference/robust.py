@@ -165,6 +165,9 @@ def cluster_codes_for(model, var: Optional[str]) -> tuple[Optional[np.ndarray], 
     d = model.design
     top = d.levels[0]
     if var is None:
+        if top.n_groups < 2:
+            raise ValueError("cluster-robust standard errors need at least 2 clusters; level %s has 1"
+                             % top.label)
         return None, top.n_groups, top.label
     try:
         vals = model.data_column(var)
@@ -178,6 +181,9 @@ def cluster_codes_for(model, var: Optional[str]) -> tuple[Optional[np.ndarray], 
         raise ValueError("highest-level groups (%s) are not nested within %s" % (top.label, var))
     g2c = np.empty(top.n_groups, dtype=np.intp)
     g2c[top.codes] = codes
+    if codes.max() < 1:
+        raise ValueError("vce(cluster %s): cluster-robust standard errors need at least 2 clusters; "
+                         "%s has 1 value in the estimation sample" % (var, var))
     return g2c, int(codes.max()) + 1, var
 
 
@@ -196,16 +202,7 @@ def robust_covariance(model, params: np.ndarray, cov_model: np.ndarray, var: Opt
     sp_eff = sp + sb @ cov_fe @ Hpb.T if p else sp
     S = np.column_stack([sb, sp_eff])
     g2c, M, label = cluster_codes_for(model, var)
-    if g2c is None:
-        f = cl.freq
-        S1 = S / f[:, None]
-        meat = (S1 * f[:, None]).T @ S1
-        M_eff = float(f.sum())
-    else:
-        U = np.zeros((M, S.shape[1]))
-        np.add.at(U, g2c, S)
-        meat = U.T @ U
-        M_eff = float(M)
+    meat, M_eff = cluster_meat(S, cl.freq, g2c, M)
     bad = ~np.isfinite(np.diag(cov_model))
     bread = np.where(np.isfinite(cov_model), cov_model, 0.0)
     bread[p:, :p] = 0.0
@@ -214,6 +211,18 @@ def robust_covariance(model, params: np.ndarray, cov_model: np.ndarray, var: Opt
     cov[bad, :] = np.nan
     cov[:, bad] = np.nan
     return cov, (int(round(M_eff)) if g2c is None else M), label
+
+
+def cluster_meat(S: np.ndarray, freq: np.ndarray, g2c: Optional[np.ndarray], M: int) -> tuple[np.ndarray, float]:
+    """The sandwich's meat ``sum_c s_c s_c'`` from per-top-level-cluster scores ``S``
+    (summed into the clusters ``g2c`` when given; a frequency-weighted cluster
+    counts ``freq`` times) and the number of clusters it stands for."""
+    if g2c is None:
+        S1 = S / freq[:, None]
+        return (S1 * freq[:, None]).T @ S1, float(freq.sum())
+    U = np.zeros((M, S.shape[1]))
+    np.add.at(U, g2c, S)
+    return U.T @ U, float(M)
 
 
 def cluster_robust_fe(results, type: str = "CR0", cluster: Optional[str] = None) -> pd.DataFrame:
@@ -238,15 +247,7 @@ def cluster_robust_fe(results, type: str = "CR0", cluster: Optional[str] = None)
     if kind in ("CR0", "CR1"):
         cl = ClusterLikelihood(ob)
         _, sb = cl.loglik(params[p:], beta)
-        if g2c is None:
-            f = cl.freq
-            S1 = sb / f[:, None]
-            meat = (S1 * f[:, None]).T @ S1
-            M = float(f.sum())
-        else:
-            U = np.zeros((M, p))
-            np.add.at(U, g2c, sb)
-            meat = U.T @ U
+        meat, M = cluster_meat(sb, cl.freq, g2c, M)
         V = cov_fe @ meat @ cov_fe
         if kind == "CR1":
             V = V * (M / (M - 1.0))

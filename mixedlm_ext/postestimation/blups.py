@@ -25,7 +25,8 @@ from typing import Optional
 import numpy as np
 
 from ..core.linalg import block_diag
-from ..engines.crossed import CrossedEngine, level_layout
+from ..engines.crossed import CrossedEngine
+from ..engines.crossed_terms import level_layout
 from ..fit.em import conditional_moments
 
 _LEVEL_LAMBDA_MAX_Q = 2000  # the dense per-level Lambda is attached only below this size

@@ -335,7 +335,7 @@ class PostestimationMixin:
             ``ci_low``, ``ci_high`` (log scale for SDs, atanh for
             correlations).
         """
-        return self._vc_table(sd=True, level=level)
+        return self.variance_component_table(sd=True, level=level)
 
     def estat_ic(self, n: Optional[int] = None) -> pd.DataFrame:
         """Akaike's and Schwarz's information criteria (``estat ic``).

@@ -60,9 +60,30 @@ def group_index(keys: Optional[pd.DataFrame], path: tuple) -> pd.Index:
     return pd.MultiIndex.from_frame(keys[list(path)])
 
 
+def value_family(values) -> str:
+    """``"number"``, ``"text"`` or ``"other"``: what kind of values an array holds."""
+    kind = pd.api.types.infer_dtype(values, skipna=True)
+    if kind in ("integer", "floating", "mixed-integer-float", "decimal", "boolean"):
+        return "number"
+    if kind in ("string", "unicode", "bytes"):
+        return "text"
+    return "other" if kind != "empty" else "empty"
+
+
 def lookup(index: pd.Index, frame: pd.DataFrame, cols) -> np.ndarray:
-    """Position of each row of ``frame[cols]`` in ``index`` (-1 when absent or missing)."""
+    """Position of each row of ``frame[cols]`` in ``index`` (-1 when absent or missing).
+
+    Raises ``ValueError`` when a column holds another kind of values than the
+    estimation sample's (numbers against text): no row could match a group.
+    """
     sub = frame[list(cols)]
+    for k, c in enumerate(cols):
+        fitted = index.get_level_values(k) if isinstance(index, pd.MultiIndex) else index
+        new, old = value_family(sub[c].to_numpy()), value_family(fitted.to_numpy())
+        if "empty" not in (new, old) and new != old:
+            raise ValueError("grouping variable '%s' of the new data holds %s (dtype %s) but the estimation "
+                             "data held %s (dtype %s): no row would match a fitted group; convert it"
+                             % (c, new, sub[c].dtype, old, fitted.dtype))
     missing = sub.isna().any(axis=1).to_numpy()
     if len(cols) == 1:
         idx = index.get_indexer(sub[cols[0]].to_numpy())

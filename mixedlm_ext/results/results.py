@@ -129,7 +129,6 @@ class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResu
         return pd.DataFrame({"estimate": est, "std_err": se, "ci_low": ci[:, 0], "ci_high": ci[:, 1]}, index=idx)
 
     # postestimation (estat sd) still calls it by its former name; drop once it calls the public one
-    _vc_table = variance_component_table
 
     @cached_property
     def variance_components(self) -> pd.DataFrame:

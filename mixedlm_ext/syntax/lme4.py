@@ -114,6 +114,19 @@ def intercept_value(term: Term) -> Optional[bool]:
     return (term.text == "1") == (term.sign == "+")
 
 
+def _check_parenthesized(term: Term) -> None:
+    """A parenthesised fixed term must be an expression: ``(1 id)`` is a
+    random-effects term that lost its ``|``."""
+    text = term.text.strip()
+    if not (text.startswith("(") and text.endswith(")")):
+        return
+    try:
+        compile(text.replace(":", "*"), "<formula>", "eval")
+    except SyntaxError:
+        raise FormulaSyntaxError("term %r is not a valid term; a random-effects term needs '|', as in "
+                                 "'(1 | id)'" % text) from None
+
+
 def fixed_part(terms: list[Term]) -> tuple[str, bool]:
     """patsy right-hand side without the intercept, and the intercept flag.
 
@@ -131,6 +144,7 @@ def fixed_part(terms: list[Term]) -> tuple[str, bool]:
     constant = True
     pieces: list[str] = []
     for term in terms:
+        _check_parenthesized(term)
         value = intercept_value(term)
         if value is not None:
             constant = value
