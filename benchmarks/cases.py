@@ -99,6 +99,16 @@ CASES = [
         r=dict(engine="lmer", factors="a,b", formula="y ~ x1 + (1|a) + (1|b)"),
     ),
     Case(
+        scenario="crossed_large", name="crossed_large", data="crossed_large",
+        description="crossed random intercepts at scale, a (10,000 levels) x b (3,000 levels), 330,000 rows, ML",
+        reml=False,
+        stata="mixed y x1 || _all: R.a || b:",
+        statsmodels_skip="cannot express efficiently (crossed effects need one all-data group with "
+                         "13,000 dense variance-component columns)",
+        mixedlm="y ~ x1 + (1|a) + (1|b)",
+        r=dict(engine="lmer", factors="a,b", formula="y ~ x1 + (1|a) + (1|b)"),
+    ),
+    Case(
         scenario="insteval", name="insteval", data="insteval",
         description="InstEval-shaped crossed s (2,972) x d (1,128) x dept (14), 73,421 rows, ML",
         reml=False,

@@ -158,6 +158,27 @@ def crossed(seed: int = 20240106) -> pd.DataFrame:
     return pd.DataFrame({"a": a, "b": b, "x1": x1, "y": y})
 
 
+def crossed_large(seed: int = 20240108) -> pd.DataFrame:
+    """Crossed random intercepts at scale: 330,000 rows, a (10,000 levels) x b (3,000 levels).
+
+    Every level of a appears in 33 rows and every level of b in 110 rows
+    (balanced counts, random pairing, as in :func:`crossed`), so the second
+    factor's block of the factor fills in (about 70 % of the 3,000 x 3,000
+    pairs of b levels share a level of a).  sd(u_a) = 1, sd(u_b) = 0.5, sd(e) = 1.
+    Model: y ~ x1 + (1|a) + (1|b), ML.
+    """
+    rng = np.random.default_rng(seed)
+    n, n_a, n_b = 330_000, 10_000, 3_000
+    a = rng.permutation(np.arange(n) % n_a) + 1
+    b = rng.permutation(np.arange(n) % n_b) + 1
+    x1 = rng.standard_normal(n)
+    u_a = rng.normal(0.0, 1.0, n_a)
+    u_b = rng.normal(0.0, 0.5, n_b)
+    e = rng.normal(0.0, 1.0, n)
+    y = 1.0 + 0.5 * x1 + u_a[a - 1] + u_b[b - 1] + e
+    return pd.DataFrame({"a": a, "b": b, "x1": x1, "y": y})
+
+
 def insteval(seed: int = 20240107) -> pd.DataFrame:
     """InstEval-shaped: 73,421 ratings, students s (2,972), lecturers d (1,128), dept (14).
 
@@ -230,6 +251,7 @@ SCENARIO_FILES = {
     "nested3_slopes": [("nested3_slopes", nested3_slopes)],
     "ar1": [("ar1", ar1)],
     "crossed": [("crossed", crossed)],
+    "crossed_large": [("crossed_large", crossed_large)],
     "insteval": [("insteval", insteval)],
     "small": [("sleepstudy", sleepstudy), ("pig", pig)],
 }

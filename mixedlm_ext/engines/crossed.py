@@ -53,6 +53,7 @@ from scipy.linalg import lapack
 from ..core.linalg import (batched_cholesky, batched_lower_solve, block_diag, grouped_crossprod, inv_lower,
                            lower_solve_vec, upper_solve_vec)
 from ..design.types import Design
+from .crossed_backward import crossed_factor_gradient
 from .crossed_kmat import build_schur_map
 from .crossed_terms import CrossedTerm, block_factors_from_dense, build_terms, level_layout, term_matrix
 from .nested import Elimination, LevelFactor, NestedEngine
@@ -188,15 +189,32 @@ class CrossedEngine:
             L22 = U.T  # lower triangle (upper part is garbage)
             logdet += 2.0 * float(np.log(np.diagonal(L22)).sum())
             HC = np.matmul(H, self.Z1tXY).reshape(self.G1 * self.q1, self.k)
-            R2 = self._lam2t(lam2, self.Z2tXY - self.Z2tZ1 @ HC)
+            Y = self.Z2tXY - self.Z2tZ1 @ HC
+            R2 = self._lam2t(lam2, Y)
             U2, info = lapack.dtrtrs(U, R2, lower=0, trans=1)
             if info != 0:
                 raise np.linalg.LinAlgError("singular crossed factor")
             B -= U2.T @ U2
         if not (np.isfinite(logdet) and np.isfinite(B).all()):
             raise np.linalg.LinAlgError("crossed elimination overflowed")
-        state = dict(lam1=lam1, lam2=lam2, L1=L1, U1=U1, U=U, U2=U2, lams=lams) if keep else None
+        state = None
+        if keep:
+            state = dict(lam1=lam1, lam2=lam2, L1=L1, U1=U1, U=U, U2=U2, lams=lams, H=H,
+                         Y=Y if self.Q2 else None)
         return CrossedElimination(float(logdet), B, None, state)
+
+    def factor_gradient(self, elim: Elimination, B_bar: np.ndarray) -> list[np.ndarray]:
+        """Gradient of ``logdet + <B_bar, B>`` with respect to every block's relative
+        factor (design block order; :mod:`.crossed_backward`)."""
+        return crossed_factor_gradient(self, elim, B_bar)
+
+    def unscaled_schur(self, H: np.ndarray) -> np.ndarray:
+        """``Z2tZ2 - sum_g (Z2tZ1)_g H_g (Z2tZ1)_g'`` (full, symmetric) when the map is not folded."""
+        Q2 = self.Q2
+        if self.kmat is not None:
+            X = self.Z2tZ2 - self.kmat.middle(H).reshape(Q2, Q2)
+            return np.tril(X) + np.tril(X, -1).T
+        return self.Z2tZ2 - self._sparse_middle(H)
 
     def _sparse_middle(self, H: np.ndarray) -> np.ndarray:
         """``sum_g (Z2tZ1)_g H_g (Z2tZ1)_g'`` by a sparse product (dense ``Q2 x Q2``; no ``Kmat``)."""

@@ -27,7 +27,8 @@ from typing import Optional
 
 import numpy as np
 
-from ..core.linalg import batched_cholesky, batched_lower_solve, group_starts, upper_solve_vec
+from ..core.linalg import (batched_cholesky, batched_lower_solve, batched_upper_solve_t, group_starts,
+                           upper_solve_vec)
 
 
 @dataclass
@@ -154,6 +155,73 @@ class NestedEngine:
         if per:
             return ClusterElimination(float(logdet), B, factors, ldc, Bc)
         return Elimination(float(logdet), B, factors)
+
+    def backward(self, elim: Elimination, B_bar: np.ndarray, logdet_weight: float = 1.0
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Reverse-mode derivative of :meth:`eliminate` (computed with ``keep=True``).
+
+        For ``f = logdet_weight * logdet + <B_bar, B>`` (``B_bar`` symmetric),
+        returns ``(M_bar, C_bar)``: the gradient of ``f`` with respect to the
+        scaled cross-products of the finest level, ``M = Lambda' Z'Z Lambda``
+        (``(G, Q, Q)``, entrywise: only the entries the elimination reads are
+        non-zero) and ``C = Lambda' Z'[X y]`` (``(G, Q, p+1)``).  The levels are
+        revisited coarsest first; each step is the adjoint of one batched
+        Cholesky, two triangular solves and the Schur update (Murray 2016,
+        "Differentiation of the Cholesky decomposition").  Cost: about twice
+        :meth:`eliminate`.
+        """
+        factors = self.level_factors(elim)
+        B2 = B_bar + B_bar.T
+        M_next = C_next = None
+        for k in range(len(factors) - 1, -1, -1):
+            f = factors[k]
+            w = logdet_weight if self.a is None else logdet_weight * self.a[k]
+            M_next, C_next = self._level_backward(f, B2, w, M_next, C_next, self.parents[k])
+        return M_next, C_next
+
+    @staticmethod
+    def _level_backward(f: LevelFactor, B2: np.ndarray, w, M_up: Optional[np.ndarray],
+                        C_up: Optional[np.ndarray], parent: Optional[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Adjoint of one level's elimination: from the adjoints of the coarser level's
+        inputs (``M_up``, ``C_up``; None at the coarsest) to this level's."""
+        L, T, U = f.L, f.T, f.U
+        G, q, c = U.shape
+        rest = T.shape[2]
+        M_bar = np.zeros((G, q + rest, q + rest))
+        C_bar = np.zeros((G, q + rest, c))
+        U_bar = -np.matmul(U, B2)  # B -= U'U
+        if rest:
+            Mr, Cr = M_up[parent], C_up[parent]  # reduceat's adjoint: every child gets its parent's
+            M_bar[:, q:, q:] = Mr
+            C_bar[:, q:, :] = Cr
+            T_bar = -np.matmul(T, Mr + np.swapaxes(Mr, 1, 2)) - np.matmul(U, np.swapaxes(Cr, 1, 2))
+            U_bar -= np.matmul(T, Cr)
+        if q == 1:  # scalar blocks: l = sqrt(m + a)
+            l = L[:, 0, 0]
+            C_bar[:, :1, :] = U_bar / l[:, None, None]
+            l_bar = -(C_bar[:, 0, :] * U[:, 0, :]).sum(axis=1)
+            if rest:
+                M_bar[:, :1, 1:] = T_bar / l[:, None, None]
+                l_bar -= (M_bar[:, 0, 1:] * T[:, 0, :]).sum(axis=1)
+            l_bar += 2.0 * w / l
+            M_bar[:, 0, 0] = l_bar / (2.0 * l)
+            return M_bar, C_bar
+        Cq = batched_upper_solve_t(L, U_bar)  # U = L^-1 C_q
+        C_bar[:, :q, :] = Cq
+        L_bar = -np.matmul(Cq, np.swapaxes(U, 1, 2))
+        if rest:
+            Mq = batched_upper_solve_t(L, T_bar)  # T = L^-1 M_q,rest
+            M_bar[:, :q, q:] = Mq
+            L_bar -= np.matmul(Mq, np.swapaxes(T, 1, 2))
+        L_bar = np.tril(L_bar)
+        idx = np.arange(q)
+        L_bar[:, idx, idx] += np.broadcast_to(np.asarray(w, dtype=float), (G,))[:, None] * 2.0 / L[:, idx, idx]
+        # L = chol(A): A_bar = L^-T Phi(L' L_bar) L^-1 (Phi: lower triangle, diagonal halved)
+        Y = np.tril(np.matmul(np.swapaxes(L, 1, 2), L_bar))
+        Y[:, idx, idx] *= 0.5
+        S = batched_upper_solve_t(L, Y)
+        M_bar[:, :q, :q] = np.swapaxes(batched_upper_solve_t(L, np.swapaxes(S, 1, 2)), 1, 2)
+        return M_bar, C_bar
 
     def level_factors(self, elim: Elimination) -> list[LevelFactor]:
         """The per-level factors of ``elim`` (finest first; computed with ``keep=True``)."""

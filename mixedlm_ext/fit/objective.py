@@ -18,6 +18,8 @@ from ..design.types import Design
 from ..engines.nested import Elimination
 from ..engines.select import make_engine
 from ..structures.residual.structure import ResidualStructure, make_residual
+from .gradient import (b_adjoint, block_factor_gradients, block_positions, dense_lambda_gradient,
+                       residual_gradient, theta_gradient)
 
 
 @dataclass
@@ -58,6 +60,8 @@ class Objective:
             self.weight_constant = design.weights.neg2_logdet
         elif design.weights is not None:  # ML only: sum of the total weights
             self.n_eff = design.weights.total
+        self._positions = block_positions(design)
+        self._diagonal = all(b.structure.diagonal_factor for b in self.blocks)
 
     # -- parameter layout ----------------------------------------------------
     def split_theta(self, theta: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
@@ -135,7 +139,10 @@ class Objective:
 
     def _profile(self, Lam: np.ndarray, rho: np.ndarray, keep: bool = False) -> Profile:
         ZtZ, ZtXY, XYtXY, logdet_R = self.crossproducts(rho)
-        elim = self.engine.eliminate(ZtZ, ZtXY, XYtXY, Lam, keep=keep)
+        return self._finish(self.engine.eliminate(ZtZ, ZtXY, XYtXY, Lam, keep=keep), logdet_R)
+
+    def _finish(self, elim: Elimination, logdet_R: float) -> Profile:
+        """The profile from one elimination: GLS fixed effects, sigma2, deviance."""
         B = elim.B
         d = self.design
         p = d.p
@@ -163,6 +170,58 @@ class Objective:
         if self._crossed:  # the crossed engine takes per-block factors, never the dense Q x Q Lambda
             return self._profile([b.structure.relative_factor(t) for b, t in zip(self.blocks, parts)], rho, keep)
         return self._profile(self.lambda_from_theta(theta), rho, keep)
+
+    def _factor_args(self, parts: list[np.ndarray]):
+        """The engine's ``Lambda``: per-block factors (crossed engine) or the dense matrix."""
+        factors = [b.structure.relative_factor(t) for b, t in zip(self.blocks, parts)]
+        return factors if self._crossed else self.lambda_from_factors([b.expand(f) for b, f in zip(self.blocks,
+                                                                                                  factors)])
+
+    def gradient_pieces(self, theta: np.ndarray, coef_r2=None):
+        """``(profile, gradient)`` of ``f = logdet_L + logdet_R (+ log|X'V^-1X|) + c * r2``
+        with respect to ``theta``, ``c = coef_r2`` (a function of the profile;
+        default ``n_eff / r2``: the gradient of the profiled deviance)."""
+        parts, rho = self.split_theta(theta)
+        inputs = self.crossproducts(rho)
+        lam = self._factor_args(parts)
+        prof = self._finish(self.engine.eliminate(*inputs[:3], lam, keep=True), inputs[3])
+        c = self.n_eff / prof.r2 if coef_r2 is None else coef_r2(prof)
+        B_bar = b_adjoint(prof.beta_w, prof.elim.B, c, self.reml)
+        if self._crossed:
+            return prof, theta_gradient(self.blocks, parts, self.engine.factor_gradient(prof.elim, B_bar))
+        if not self.n_theta_re:
+            M_bar = C_bar = None
+            grad_re = np.zeros(0)
+        else:
+            M_bar, C_bar = self.engine.backward(prof.elim, B_bar)
+            Lam_bar = dense_lambda_gradient(M_bar, C_bar, inputs[0], inputs[1], lam, self._diagonal)
+            grad_re = theta_gradient(self.blocks, parts, block_factor_gradients(Lam_bar, self._positions))
+        if not rho.size:
+            return prof, grad_re
+        if M_bar is None:
+            bars = (np.zeros_like(inputs[0]), np.zeros_like(inputs[1]), B_bar)
+        else:
+            bars = (np.matmul(np.matmul(lam, M_bar), lam.T), np.matmul(lam, C_bar), B_bar)
+        grad_rho = residual_gradient(self.crossproducts, rho, bars, self.residual.bounds())
+        return prof, np.concatenate([grad_re, grad_rho])
+
+    def value_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """Profiled deviance and its analytic gradient (``(inf, nan)`` where undefined)."""
+        try:
+            prof, g = self.gradient_pieces(theta)
+        except (np.linalg.LinAlgError, FloatingPointError, ValueError):
+            return np.inf, np.full(self.n_theta, np.nan)
+        return prof.deviance, g
+
+    def estimation_value_and_gradient(self, psi: np.ndarray) -> tuple[float, np.ndarray]:
+        """:meth:`neg2ll_estimation` and its gradient in ``psi = (theta, log sigma2)``."""
+        psi = np.asarray(psi, dtype=float)
+        s2 = float(np.exp(psi[-1]))
+        try:
+            prof, g = self.gradient_pieces(psi[:-1], lambda _: 1.0 / s2)
+        except (np.linalg.LinAlgError, FloatingPointError, ValueError):
+            return np.inf, np.full(psi.size, np.nan)
+        return self._neg2ll(prof, s2), np.append(g, self.n_eff - prof.r2 / s2)
 
     def deviance(self, theta: np.ndarray) -> float:
         """Profiled -2 log-likelihood (REML: restricted); ``inf`` where undefined."""

@@ -49,6 +49,26 @@ class CovStruct:
         """Lower-triangular ``Lambda`` with ``G / sigma2 = Lambda Lambda'``."""
         raise NotImplementedError
 
+    #: ``Lambda`` is diagonal for every ``theta`` (the engines scale elementwise)
+    diagonal_factor = False
+
+    def factor_jacobian(self, theta: np.ndarray) -> np.ndarray:
+        """``d Lambda / d theta_k`` for each parameter, ``(n_theta, q, q)``.
+
+        The default differentiates :meth:`relative_factor` by central
+        differences (it involves no likelihood); the structures below give
+        it in closed form.
+        """
+        theta = np.asarray(theta, dtype=float)
+        out = np.empty((theta.size, self.q, self.q))
+        for k in range(theta.size):
+            h = 1e-6 * max(abs(theta[k]), 1.0)
+            tp, tm = theta.copy(), theta.copy()
+            tp[k] += h
+            tm[k] -= h
+            out[k] = (self.relative_factor(tp) - self.relative_factor(tm)) / (2.0 * h)
+        return out
+
     # -- reported metric -----------------------------------------------------
     def natural_names(self, effects: Sequence[str]) -> list[str]:
         raise NotImplementedError
@@ -114,8 +134,13 @@ class Identity(CovStruct):
     def theta_bounds(self):
         return [(0.0, None)]
 
+    diagonal_factor = True
+
     def relative_factor(self, theta):
         return float(theta[0]) * np.eye(self.q)
+
+    def factor_jacobian(self, theta):
+        return np.eye(self.q)[None, :, :]
 
     def natural_names(self, effects):
         if len(effects) == 1:
@@ -151,8 +176,15 @@ class Independent(CovStruct):
     def theta_bounds(self):
         return [(0.0, None)] * self.q
 
+    diagonal_factor = True
+
     def relative_factor(self, theta):
         return np.diag(np.asarray(theta, dtype=float))
+
+    def factor_jacobian(self, theta):
+        out = np.zeros((self.q, self.q, self.q))
+        out[np.arange(self.q), np.arange(self.q), np.arange(self.q)] = 1.0
+        return out
 
     def natural_names(self, effects):
         return ["var(%s)" % e for e in effects]
@@ -198,6 +230,16 @@ class Exchangeable(CovStruct):
     def relative_factor(self, theta):
         a, r = float(theta[0]), float(theta[1])
         return a * np.linalg.cholesky(self._corr(r))
+
+    def factor_jacobian(self, theta):
+        """``d(a chol(C))``: ``chol(C)`` and ``a L Phi(L^-1 dC L^-T)`` with
+        ``dC = 11' - I`` (the derivative of a Cholesky factor)."""
+        a, r = float(theta[0]), float(theta[1])
+        L = np.linalg.cholesky(self._corr(r))
+        Li = np.linalg.inv(L)
+        S = Li @ (np.ones((self.q, self.q)) - np.eye(self.q)) @ Li.T
+        phi = np.tril(S, -1) + 0.5 * np.diag(np.diagonal(S))
+        return np.stack([L, a * (L @ phi)])
 
     def natural_names(self, effects):
         joined = " ".join(effects)
@@ -246,6 +288,11 @@ class Unstructured(CovStruct):
         lam = np.zeros((self.q, self.q))
         lam[self._rows, self._cols] = theta
         return lam
+
+    def factor_jacobian(self, theta):
+        out = np.zeros((self._rows.size, self.q, self.q))
+        out[np.arange(self._rows.size), self._rows, self._cols] = 1.0
+        return out
 
     def natural_names(self, effects):
         names = ["var(%s)" % e for e in effects]

@@ -1,0 +1,118 @@
+"""Analytic gradient of the profiled (restricted) deviance, by reverse mode through the engines.
+
+Every evaluation is ``dev = logdet(Lambda) + logdet_R + n log r2 (+ log|X'V^-1 X|)`` where
+``logdet`` and the Schur complement ``B`` of ``[X y]`` come from one elimination
+of the scaled cross-products.  The dependence on ``B`` is closed form: with
+``v = [beta, -1]`` (working metric) ``d r2 / dB = v v'`` and
+``d log|B_XX| / dB = B_XX^-1``, so a gradient is one elimination kept in memory
+and its adjoint (:meth:`~mixedlm_ext.engines.nested.NestedEngine.backward`,
+:meth:`~mixedlm_ext.engines.crossed.CrossedEngine.factor_gradient`), carried
+to each block's relative factor and through
+:meth:`~mixedlm_ext.structures.covariance.CovStruct.factor_jacobian` to
+``theta``.  A residual structure's parameters ``rho`` enter through the
+whitened cross-products only: their derivative is the adjoint of those
+cross-products contracted with central differences of
+``ResidualStructure.crossproducts`` in ``rho`` (differences of the residual's
+few parameters, never of the likelihood).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# relative step of the central differences of the residual cross-products in rho
+RESIDUAL_STEP = 1e-6
+
+
+@dataclass(frozen=True)
+class BlockPosition:
+    """Where a block's factor sits in the dense ``Lambda`` (columns finest level first):
+    ``n_expand`` copies of a ``qe x qe`` factor from column ``offset``."""
+
+    offset: int
+    qe: int
+    n_expand: int
+
+
+def block_positions(design) -> list[BlockPosition]:
+    """Positions of every block (design order, coarsest level first) in the dense ``Lambda``."""
+    level_offset, off = {}, 0
+    for li in range(len(design.levels) - 1, -1, -1):
+        level_offset[li] = off
+        off += design.levels[li].q
+    out = []
+    for li, lvl in enumerate(design.levels):
+        o = level_offset[li]
+        for blk in lvl.blocks:
+            out.append(BlockPosition(o, blk.structure.q, blk.n_expand))
+            o += blk.q
+    return out
+
+
+def b_adjoint(beta_w: np.ndarray, B: np.ndarray, coef_r2: float, reml: bool) -> np.ndarray:
+    """``d f / d B`` for ``f = coef_r2 * r2 (+ log|B_XX|)`` (``r2`` the Schur
+    complement of ``y``; ``beta_w`` the GLS solution in the working metric)."""
+    p = beta_w.size
+    v = np.append(beta_w, -1.0)
+    out = coef_r2 * np.outer(v, v)
+    if reml and p:
+        out[:p, :p] += np.linalg.inv(B[:p, :p])
+    return out
+
+
+def dense_lambda_gradient(M_bar: np.ndarray, C_bar: np.ndarray, ZtZ: np.ndarray, ZtXY: np.ndarray,
+                          Lam: np.ndarray, diagonal: bool) -> np.ndarray:
+    """``d f / d Lambda`` (``Q x Q``) from the adjoints of ``M = Lambda' Z'Z Lambda``
+    and ``C = Lambda' Z'[X y]`` (per finest group); ``diagonal``: only the diagonal
+    of ``Lambda`` is free (elementwise, no ``Q^3`` products)."""
+    Ms = M_bar + np.swapaxes(M_bar, 1, 2)
+    if diagonal:
+        d = np.diagonal(Lam)
+        dbar = np.einsum("gij,gij->ij", Ms, ZtZ) @ d + np.einsum("gic,gic->i", C_bar, ZtXY)
+        return np.diag(dbar)
+    G, Q, _ = ZtZ.shape
+    ZL = np.matmul(ZtZ, Lam)
+    out = np.swapaxes(ZL, 0, 1).reshape(Q, G * Q) @ Ms.reshape(G * Q, Q)
+    c = ZtXY.shape[2]
+    out += np.swapaxes(ZtXY, 0, 1).reshape(Q, G * c) @ np.swapaxes(C_bar, 0, 1).reshape(Q, G * c).T
+    return out
+
+
+def block_factor_gradients(Lam_bar: np.ndarray, positions: list[BlockPosition]) -> list[np.ndarray]:
+    """Per-block ``qe x qe`` gradients from a dense ``d f / d Lambda`` (expanded blocks
+    ``kron(I_k, lambda)`` sum their ``k`` diagonal copies)."""
+    out = []
+    for pos in positions:
+        qe, k = pos.qe, pos.n_expand
+        sub = Lam_bar[pos.offset:pos.offset + qe * k, pos.offset:pos.offset + qe * k]
+        if k > 1:
+            sub = sub.reshape(k, qe, k, qe)[np.arange(k), :, np.arange(k), :].sum(axis=0)
+        out.append(sub)
+    return out
+
+
+def theta_gradient(blocks, parts: list[np.ndarray], lam_bars: list[np.ndarray]) -> np.ndarray:
+    """Chain rule through every block's :meth:`factor_jacobian`."""
+    out = [np.einsum("kij,ij->k", b.structure.factor_jacobian(t), lb) for b, t, lb in zip(blocks, parts, lam_bars)]
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def residual_gradient(crossproducts, rho: np.ndarray, bars: tuple, bounds) -> np.ndarray:
+    """``d f / d rho`` from the adjoints ``bars = (ZtZ_bar, ZtXY_bar, XYtXY_bar)`` of the
+    whitened cross-products (``d f / d logdet_R = 1``) and central differences of
+    ``crossproducts(rho)`` (one-sided next to a bound)."""
+    rho = np.asarray(rho, dtype=float)
+    out = np.zeros(rho.size)
+    for j in range(rho.size):
+        h = RESIDUAL_STEP * max(abs(rho[j]), 1.0)
+        lo, hi = bounds[j]
+        up, dn = rho.copy(), rho.copy()
+        up[j] = rho[j] + h if hi is None or rho[j] + h <= hi else rho[j]
+        dn[j] = rho[j] - h if lo is None or rho[j] - h >= lo else rho[j]
+        a, b = crossproducts(up), crossproducts(dn)
+        total = float(a[3] - b[3])
+        for bar, x, y in zip(bars, a[:3], b[:3]):
+            total += float(np.vdot(bar, x - y))
+        out[j] = total / (up[j] - dn[j])
+    return out
