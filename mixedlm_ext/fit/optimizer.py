@@ -5,11 +5,12 @@ gradient-based optimiser; so does :func:`optimize`:
 
 1. EM iterations on the random-effects covariances (:func:`em_start`), using
    the conditional moments of the random effects from the engine;
-2. L-BFGS-B on the bounded ``theta`` metric with central-difference
-   gradients;
-3. Newton-Raphson in the estimation metric ``(theta, log sigma2)`` with a
-   finite-difference Hessian on the parameters not at a bound
-   (:func:`newton_estimation`); its last Hessian gives the standard errors.
+2. L-BFGS-B on the bounded ``theta`` metric, each evaluation giving the
+   deviance and its analytic gradient (:meth:`Objective.value_and_gradient`);
+3. Newton-Raphson in the estimation metric ``(theta, log sigma2)`` with the
+   Hessian from central differences of the analytic gradient on the
+   parameters not at a bound (:func:`newton_estimation`); its last Hessian
+   gives the standard errors.
 
 The iteration log, when requested, is printed in Stata's form.
 """
@@ -23,7 +24,6 @@ import numpy as np
 import scipy.optimize as so
 
 from ..core.errors import ConvergenceWarning, warn_user
-from .derivatives import central_gradient, fd_hessian_grad
 from .em import em_start
 from .objective import Objective
 
@@ -34,7 +34,7 @@ class OptResult:
     deviance: float
     converged: bool
     n_iter: int
-    n_eval: int
+    n_eval: int  # objective evaluations, values and value+gradient together
     message: str
     history: list = field(default_factory=list)  # (iteration, log-likelihood)
     at_bound: np.ndarray = None
@@ -43,6 +43,7 @@ class OptResult:
     psi: np.ndarray = None
     psi_free: np.ndarray = None
     hessian_psi: np.ndarray = None
+    n_grad: int = 0  # of n_eval, the evaluations with an analytic gradient
 
 
 def _loglik(dev: float) -> float:
@@ -50,19 +51,45 @@ def _loglik(dev: float) -> float:
 
 
 class _Counter:
-    """Counts evaluations and remembers recent ones (callbacks re-ask for them)."""
+    """Counts evaluations and remembers recent ones (callbacks re-ask for them).
 
-    def __init__(self, f: Callable[[np.ndarray], float]):
-        self.f = f
+    ``value(x)`` is the profiled deviance, ``value_grad(x)`` the deviance and its
+    analytic gradient in one evaluation; ``n`` counts the values, ``n_grad`` the
+    evaluations with a gradient.
+    """
+
+    def __init__(self, objective: Objective):
+        self.objective = objective
         self.n = 0
+        self.n_grad = 0
         self._cache: dict[bytes, float] = {}
+        self._grads: dict[bytes, tuple[float, np.ndarray]] = {}
 
     def __call__(self, x):
+        return self.value(x)
+
+    def value(self, x) -> float:
         key = np.asarray(x, dtype=float).tobytes()
         if key in self._cache:
             return self._cache[key]
         self.n += 1
-        v = self.f(x)
+        return self._remember(key, self.objective.deviance(x))
+
+    def value_grad(self, x) -> tuple[float, np.ndarray]:
+        key = np.asarray(x, dtype=float).tobytes()
+        if key in self._grads:
+            return self._grads[key]
+        self.n_grad += 1
+        v, g = self.objective.value_and_gradient(np.asarray(x, dtype=float))
+        if not np.isfinite(v):  # L-BFGS-B backtracks from an infinite value; keep its gradient finite
+            g = np.zeros_like(g)
+        if len(self._grads) > 64:
+            self._grads.clear()
+        self._grads[key] = (v, g)
+        self._remember(key, v)
+        return v, g
+
+    def _remember(self, key: bytes, v: float) -> float:
         if len(self._cache) > 64:
             self._cache.clear()
         self._cache[key] = v
@@ -165,7 +192,7 @@ def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: 
     stream = stream or sys.stdout
     label = "Log restricted-likelihood" if objective.reml else "Log likelihood"
     bounds = objective.theta_bounds()
-    f = _Counter(objective.deviance)
+    f = _Counter(objective)
     history: list[tuple[int, float]] = []
 
     theta = objective.theta_start() if theta0 is None else np.asarray(theta0, float)
@@ -178,7 +205,8 @@ def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: 
     theta = em_start(objective, theta, iterations=em_iterations, log=em_log, stream=stream)
     if em_only:
         dev = f(theta)
-        return OptResult(theta, dev, True, em_iterations, f.n, "EM only", [], _at_bound(theta, bounds))
+        return OptResult(theta, dev, True, em_iterations, f.n + f.n_grad, "EM only", [], _at_bound(theta, bounds),
+                         n_grad=f.n_grad)
 
     if log:
         stream.write("\nPerforming gradient-based optimization:\n")
@@ -189,16 +217,15 @@ def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: 
         if log:
             stream.write("Iteration %d:  %s = %s\n" % (k, label, _fmt_ll(_loglik(dev))))
 
-    report(f(theta))
-    bounds_arr = bounds
-    jac = lambda x: central_gradient(f, x, bounds_arr, rel=1e-7, forward=True)  # noqa: E731
+    report(f.value_grad(theta)[0])
     n_iter = 0
     messages = []
 
     def local(x0):
         nonlocal n_iter
-        r = so.minimize(f, x0, method="L-BFGS-B", jac=jac, bounds=bounds, callback=lambda xk: report(f(xk)),
-                        options=dict(maxiter=max(1, maxiter - n_iter), ftol=1e-10, gtol=1e-6))
+        r = so.minimize(f.value_grad, x0, method="L-BFGS-B", jac=True, bounds=bounds,
+                        callback=lambda xk: report(f(xk)),
+                        options=dict(maxiter=max(1, maxiter - n_iter), ftol=1e-12, gtol=1e-7))
         n_iter += int(r.nit)
         messages.append(r.message if isinstance(r.message, str) else str(r.message))
         return _project(r.x, bounds)
@@ -231,7 +258,8 @@ def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: 
         why = ("Newton decrement %.3g" % decrement) if verified else "a boundary stop could not be verified"
         warn_user("the optimizer did not converge (%s after %d iterations): %s" % (why, n_iter, msg),
                   ConvergenceWarning)
-    out = OptResult(theta, float(dev), converged, n_iter, f.n, msg, history, _at_bound(theta, bounds))
+    out = OptResult(theta, float(dev), converged, n_iter, f.n + f.n_grad, msg, history, _at_bound(theta, bounds),
+                    n_grad=f.n_grad)
     if nr is not None:
         out.psi, out.psi_free, out.hessian_psi = nr.psi, nr.free, nr.hessian
     return out
@@ -253,38 +281,67 @@ class NewtonResult:
     hessian: np.ndarray
 
 
+def psi_hessian(objective: Objective, psi: np.ndarray, free: np.ndarray, count=None,
+                rel: float = 1e-4) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(H, g, f)``: Hessian (over ``free``) and gradient of -2 log-likelihood in
+    ``psi = (theta, log sigma2)``, by central differences of the analytic gradient
+    in the free ``theta`` (``2 k`` gradient calls, not ``k^2`` values); the
+    ``log sigma2`` row is closed form (``d2f/ds2 = r2 / sigma2``)."""
+    f0, g0 = objective.estimation_value_and_gradient(psi)
+    idx = np.flatnonzero(free)
+    k = idx.size
+    H = np.zeros((k, k))
+    for col, i in enumerate(idx[:-1] if free[-1] else idx):
+        h = rel * max(abs(psi[i]), 0.05)
+        up, dn = psi.copy(), psi.copy()
+        up[i] += h
+        dn[i] -= h
+        H[:, col] = (objective.estimation_value_and_gradient(up)[1][idx]
+                     - objective.estimation_value_and_gradient(dn)[1][idx]) / (2.0 * h)
+        if count is not None:
+            count.n_grad += 2
+    if free[-1]:
+        H[-1, -1] = objective.n_eff - g0[-1]  # r2 / sigma2 = n_eff - df/ds
+        H[:-1, -1] = H[-1, :-1]
+    H = 0.5 * (H + H.T)
+    if count is not None:
+        count.n_grad += 1
+    return H, g0[idx], f0
+
+
+@dataclass
+class NewtonResult:
+    theta: np.ndarray
+    deviance: float
+    n_iter: int
+    decrement: float
+    psi: np.ndarray
+    free: np.ndarray
+    hessian: np.ndarray
+
+
 def newton_estimation(objective: Objective, theta: np.ndarray, bounds, max_iter: int = 10,
-                      log: Optional[Callable[[float], None]] = None, count=None,
-                      rel: float = 1e-3) -> NewtonResult:
+                      log: Optional[Callable[[float], None]] = None, count=None) -> NewtonResult:
     """Newton-Raphson on -2 log-likelihood in the estimation metric ``psi = (theta, log sigma2)``.
 
-    Parameters at a bound stay fixed.  The last Hessian is returned: the fit's
-    standard errors come from it, so the final Newton iteration and the
-    standard errors share one set of evaluations (Stata does the same).  A
-    step taken with a decrement below ``_NR_TOL`` leaves the point converged
-    (quadratic convergence) and its Hessian is kept, as the step is tiny.
+    Parameters at a bound stay fixed.  The Hessian is the central difference of
+    the analytic gradient (:func:`psi_hessian`).  The last Hessian is
+    returned: the fit's standard errors come from it, so the final
+    Newton iteration and the standard errors share one set of evaluations
+    (Stata does the same).  A step taken with a decrement below ``_NR_STALE``
+    leaves the point converged (quadratic convergence) and its Hessian is
+    kept, as the step is tiny.
     """
     f = count if count is not None else objective.deviance
     sigma2 = objective.profile(theta).sigma2
     psi = np.append(np.asarray(theta, dtype=float), np.log(sigma2))
     free = np.append(~_at_bound(theta, bounds), True)
     psi_bounds = list(bounds) + [(None, None)]
-
-    def full(z, base):
-        x = base.copy()
-        x[free] = z
-        return x
-
-    fx = objective.neg2ll_estimation(psi)
     H = None
     decrement = np.inf
     it = 0
     for it in range(1, max_iter + 1):
-        base = psi.copy()
-        z = psi[free]
-        fsub = lambda zz, base=base: objective.neg2ll_estimation(full(zz, base))  # noqa: E731
-        h = rel * np.maximum(np.abs(z), 0.05)
-        H, g = fd_hessian_grad(fsub, z, h, fx)
+        H, g, fx = psi_hessian(objective, psi, free, count)
         try:
             w, V = np.linalg.eigh(H)
             w = np.maximum(np.abs(w), 1e-8 * max(1.0, np.abs(w).max()))
@@ -295,8 +352,12 @@ def newton_estimation(objective: Objective, theta: np.ndarray, bounds, max_iter:
         if decrement < _NR_EXACT:
             break
         for shrink in (1.0, 0.5, 0.25, 0.1, 0.01):
-            cand = _project(full(z + shrink * step, base), psi_bounds)
+            cand = psi.copy()
+            cand[free] += shrink * step
+            cand = _project(cand, psi_bounds)
             fc = objective.neg2ll_estimation(cand)
+            if count is not None:
+                count.n += 1
             if np.isfinite(fc) and fc <= fx:
                 psi, fx = cand, fc
                 break
@@ -306,9 +367,7 @@ def newton_estimation(objective: Objective, theta: np.ndarray, bounds, max_iter:
             log(fx)
         if decrement < _NR_STALE:
             break
-        new_free = np.append(~_at_bound(psi[:-1], bounds), True)
-        if not np.array_equal(new_free, free):
-            free = new_free
+        free = np.append(~_at_bound(psi[:-1], bounds), True)
     theta = psi[:-1]
     dev = f(theta)  # profiled: sigma2 at its optimum given theta (<= fx)
     return NewtonResult(theta, float(dev), it, decrement, psi, free, H)
