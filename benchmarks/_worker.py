@@ -1,22 +1,26 @@
-"""One Python peer fit in a fresh process (called by benchmarks/run.py).
+"""One Python peer on one case, driven line by line (called by benchmarks/run.py).
 
-    python benchmarks/_worker.py PEER CASE [--repeats 3]
+    python benchmarks/_worker.py PEER CASE            # serve: commands on stdin
+    python benchmarks/_worker.py PEER CASE --fresh    # one fresh-process run, then exit
 
-PEER is ``mixedlm_ext``, ``statsmodels`` or ``mixedlm``.  The process
+PEER is ``mixedlm_ext``, ``statsmodels`` or ``mixedlm``.
 
-1. reads the case's CSV with pandas (not timed; pandas is imported by all peers),
-2. imports the peer (timed: ``import_s``),
-3. fits once (timed: ``cold_fit_s``; ``cold_s`` = import + first fit),
-4. fits ``--repeats`` more times and keeps the best (``warm_s``; the first fit
-   is the warm-up).  Slow fits get fewer repeats: 1 when the first fit took
-   more than 20 s, none when it took more than 120 s (then ``warm_s`` is the
-   first fit's time and ``repeats`` is 0).
+Serve mode (the harness interleaves the peers' repeats, ABAB, by sending each
+worker one command at a time):
 
-It prints ``COLD {json}`` after the first fit (so a caller that has to kill
-it on a timeout still gets something) and ``RESULT {json}`` at the end, with
-the log-likelihood and the peak resident memory of the process
-(``ru_maxrss``, which includes the interpreter and the data frame;
-``base_rss_mb`` is the resident size after reading the data, before the import).
+1. the CSV is read with pandas (not timed; pandas is imported by all peers);
+   the worker prints ``READY {json}`` (resident size after reading);
+2. ``import`` -- imports the peer (timed: ``import_s``);
+3. ``fit`` -- one fit (timed), ``FIT {json}`` with the time, the
+   log-likelihood, the number of objective evaluations when the peer reports
+   it, convergence and the peak resident memory so far (``ru_maxrss``);
+   the first fit after the import is the *cold* fit;
+4. ``quit``.
+
+Fresh mode measures what a user of a fresh interpreter waits for: import
+pandas, read the CSV, import the peer, fit, format the summary; it prints
+``FRESH {json}`` with the seconds from before ``import pandas`` to after the
+summary string exists.
 """
 from __future__ import annotations
 
@@ -29,14 +33,13 @@ import traceback
 import warnings
 from pathlib import Path
 
+T_START = time.perf_counter()
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
 from cases import CASE_BY_NAME  # noqa: E402
-
-LL_ATTRS = ("ll", "llf", "loglik", "log_likelihood", "loglike", "logLik", "loglikelihood")
 
 
 def rss_mb() -> float:
@@ -54,138 +57,99 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def _as_float(v):
-    if callable(v):
-        v = v()
-    v = getattr(v, "value", v)
-    return float(v)
-
-
-def extract_loglik(res):
-    """Log-likelihood of a result object whose API may still be in flux."""
-    for name in LL_ATTRS:
-        if hasattr(res, name):
-            try:
-                return _as_float(getattr(res, name)), name
-            except Exception:
-                continue
-    e = getattr(res, "e", None)  # Stata-style e() results
-    if e is not None:
-        for key in ("ll", "ll_r"):
-            try:
-                return float(e[key]), "e[%r]" % key
-            except Exception:
-                pass
-            try:
-                return float(getattr(e, key)), "e.%s" % key
-            except Exception:
-                pass
-    return None, None
-
-
-def extract_converged(res):
-    for name in ("converged", "converge"):
-        if hasattr(res, name):
-            v = getattr(res, name)
-            try:
-                return bool(v() if callable(v) else v)
-            except Exception:
-                return None
-    return None
+class SkipPeer(Exception):
+    pass
 
 
 # ---------------------------------------------------------------------------
-# peers: each returns (import function, fit function(df) -> result)
+# peers: import(), fit(df) -> result, facts(result) -> dict, summary(result) -> str
 # ---------------------------------------------------------------------------
-def peer_mixedlm_ext(case):
-    state = {}
+class MixedLMExtPeer:
+    def __init__(self, case):
+        self.case = case
 
-    def do_import():
-        import mixedlm_ext  # noqa: F401
+    def do_import(self):
+        import mixedlm_ext
 
-        state["mod"] = mixedlm_ext
-        state["version"] = getattr(mixedlm_ext, "__version__", "dev")
+        self.mod = mixedlm_ext
+        self.version = getattr(mixedlm_ext, "__version__", "dev")
 
-    def fit(df):
-        mod = state["mod"]
-        cmd = case.stata
-        if "cmd" in state:
-            return mod.mixed(state["cmd"], df)
-        # The command string may or may not be expected with its leading
-        # "mixed"; try it as written first, then without the command word.
-        try:
-            res = mod.mixed(cmd, df)
-            state["cmd"] = cmd
-            return res
-        except Exception as first:
-            if cmd.startswith("mixed "):
-                try:
-                    res = mod.mixed(cmd[len("mixed "):], df)
-                    state["cmd"] = cmd[len("mixed "):]
-                    return res
-                except Exception:
-                    pass
-            raise first
+    def fit(self, df):
+        return self.mod.mixed(self.case.stata, df)
 
-    return do_import, fit, state
+    @staticmethod
+    def facts(res):
+        opt = res.opt
+        return dict(loglik=float(res.llf), converged=bool(res.converged), n_eval=int(opt.n_eval),
+                    n_grad=int(getattr(opt, "n_grad", 0)))
+
+    @staticmethod
+    def summary(res):
+        return str(res.summary())
 
 
-def peer_statsmodels(case):
-    state = {}
-    if case.statsmodels is None:
-        raise SkipPeer(case.statsmodels_skip or "cannot express")
-    spec = dict(case.statsmodels)
+class StatsmodelsPeer:
+    def __init__(self, case):
+        if case.statsmodels is None:
+            raise SkipPeer(case.statsmodels_skip or "cannot express")
+        self.case = case
 
-    def do_import():
+    def do_import(self):
         import statsmodels
         from statsmodels.regression.mixed_linear_model import MixedLM
 
-        state["MixedLM"] = MixedLM
-        state["version"] = statsmodels.__version__
+        self.MixedLM = MixedLM
+        self.version = statsmodels.__version__
 
-    def fit(df):
-        kw = dict(spec)
+    def fit(self, df):
+        kw = dict(self.case.statsmodels)
         formula = kw.pop("formula")
-        with warnings.catch_warnings(record=True) as w:
-            warnings.simplefilter("always")
-            model = state["MixedLM"].from_formula(formula, df, **kw)
-            res = model.fit(reml=case.reml)
-        msgs = sorted({"%s: %s" % (x.category.__name__, x.message) for x in w})
-        if msgs:
-            state["messages"] = msgs
-        return res
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return self.MixedLM.from_formula(formula, df, **kw).fit(reml=self.case.reml)
 
-    return do_import, fit, state
+    @staticmethod
+    def facts(res):
+        return dict(loglik=float(res.llf), converged=bool(res.converged))
+
+    @staticmethod
+    def summary(res):
+        return str(res.summary())
 
 
-def peer_mixedlm(case):
-    state = {}
-    if case.mixedlm is None:
-        raise SkipPeer(case.mixedlm_skip or "cannot express")
+class MixedlmPeer:
+    def __init__(self, case):
+        if case.mixedlm is None:
+            raise SkipPeer(case.mixedlm_skip or "cannot express")
+        self.case = case
 
-    def do_import():
+    def do_import(self):
         import mixedlm
 
-        state["mod"] = mixedlm
-        state["version"] = getattr(mixedlm, "__version__", "?")
+        self.mod = mixedlm
+        self.version = getattr(mixedlm, "__version__", "?")
 
-    def fit(df):
-        with warnings.catch_warnings(record=True) as w:
-            warnings.simplefilter("always")
-            res = state["mod"].lmer(case.mixedlm, df, REML=case.reml)
-        msgs = sorted({"%s: %s" % (x.category.__name__, x.message) for x in w})
-        if msgs:
-            state["messages"] = msgs
-        return res
+    def fit(self, df):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return self.mod.lmer(self.case.mixedlm, df, REML=self.case.reml)
 
-    return do_import, fit, state
+    @staticmethod
+    def facts(res):
+        ll = res.logLik()
+        out = dict(loglik=float(getattr(ll, "value", ll)), converged=bool(res.converged))
+        try:
+            out["n_eval"] = int(res.function_evals)
+        except (AttributeError, TypeError, ValueError):
+            pass
+        return out
+
+    @staticmethod
+    def summary(res):
+        return str(res.summary())
 
 
-PEERS = {"mixedlm_ext": peer_mixedlm_ext, "statsmodels": peer_statsmodels, "mixedlm": peer_mixedlm}
-
-
-class SkipPeer(Exception):
-    pass
+PEERS = {"mixedlm_ext": MixedLMExtPeer, "statsmodels": StatsmodelsPeer, "mixedlm": MixedlmPeer}
 
 
 def emit(tag, payload):
@@ -193,66 +157,73 @@ def emit(tag, payload):
     sys.stdout.flush()
 
 
+def fresh(peer_cls, case) -> dict:
+    """Import pandas, read the CSV, import the peer, fit, format the summary (timed as one)."""
+    t0 = time.perf_counter()
+    import pandas as pd
+
+    df = pd.read_csv(HERE / "data" / ("%s.csv" % case.data))
+    peer = peer_cls(case)
+    peer.do_import()
+    res = peer.fit(df)
+    text = peer.summary(res)
+    t1 = time.perf_counter()
+    out = dict(status="ok", fresh_s=t1 - t0, since_interpreter_s=t1 - T_START, summary_chars=len(text),
+               version=peer.version)
+    out.update(peer.facts(res))
+    return out
+
+
+def serve(peer_cls, case) -> None:
+    import pandas as pd
+
+    df = pd.read_csv(HERE / "data" / ("%s.csv" % case.data))
+    peer = peer_cls(case)
+    emit("READY", {"base_rss_mb": round(rss_mb(), 1)})
+    for line in sys.stdin:
+        cmd = line.strip()
+        if cmd == "quit":
+            break
+        try:
+            if cmd == "import":
+                t = time.perf_counter()
+                peer.do_import()
+                emit("IMPORTED", {"import_s": time.perf_counter() - t, "version": peer.version})
+            elif cmd == "fit":
+                t = time.perf_counter()
+                res = peer.fit(df)
+                dt = time.perf_counter() - t
+                out = dict(status="ok", fit_s=dt, peak_rss_mb=round(peak_rss_mb(), 1))
+                out.update(peer.facts(res))
+                del res
+                emit("FIT", out)
+            else:
+                emit("ERROR", {"reason": "unknown command %r" % cmd})
+        except Exception as exc:
+            emit("ERROR", {"reason": "%s: %s" % (type(exc).__name__, exc),
+                           "traceback": traceback.format_exc(limit=6)[-3000:]})
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("peer", choices=sorted(PEERS))
     p.add_argument("case", choices=sorted(CASE_BY_NAME))
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--fresh", action="store_true")
     args = p.parse_args(argv)
     case = CASE_BY_NAME[args.case]
-    out = {"peer": args.peer, "case": case.name}
-
     try:
-        do_import, fit, state = PEERS[args.peer](case)
+        peer_cls = PEERS[args.peer]
+        peer_cls(case)
     except SkipPeer as exc:
-        out.update(status="skipped", reason=str(exc))
-        emit("RESULT", out)
+        emit("SKIP", {"status": "skipped", "reason": str(exc)})
         return 0
-
-    import pandas as pd
-
-    df = pd.read_csv(HERE / "data" / ("%s.csv" % case.data))
-    out["base_rss_mb"] = round(rss_mb(), 1)
-    stage = "import"
-    try:
-        t0 = time.perf_counter()
-        do_import()
-        t1 = time.perf_counter()
-        stage = "fit"
-        res = fit(df)
-        t2 = time.perf_counter()
-    except Exception as exc:
-        out.update(status="failed", stage=stage, reason="%s: %s" % (type(exc).__name__, exc),
-                   traceback=traceback.format_exc(limit=6)[-3000:], peak_rss_mb=round(peak_rss_mb(), 1))
-        emit("RESULT", out)
+    if args.fresh:
+        try:
+            emit("FRESH", fresh(peer_cls, case))
+        except Exception as exc:
+            emit("FRESH", {"status": "failed", "reason": "%s: %s" % (type(exc).__name__, exc)})
         return 0
-
-    ll, ll_attr = extract_loglik(res)
-    out.update(status="ok", version=state.get("version"), import_s=t1 - t0, cold_fit_s=t2 - t1,
-               cold_s=t2 - t0, loglik=ll, loglik_attr=ll_attr, converged=extract_converged(res))
-    if "cmd" in state:
-        out["command"] = state["cmd"]
-    emit("COLD", dict(out, peak_rss_mb=round(peak_rss_mb(), 1)))
-    del res
-
-    cold_fit = t2 - t1
-    repeats = args.repeats if cold_fit <= 20 else (min(1, args.repeats) if cold_fit <= 120 else 0)
-    times = []
-    try:
-        for _ in range(repeats):
-            t = time.perf_counter()
-            res = fit(df)
-            times.append(time.perf_counter() - t)
-            del res
-    except Exception as exc:  # a warm refit failing after a good first fit
-        out["warm_error"] = "%s: %s" % (type(exc).__name__, exc)
-    out["repeats"] = len(times)
-    out["warm_times"] = times
-    out["warm_s"] = min(times) if times else cold_fit
-    if state.get("messages"):
-        out["messages"] = state["messages"][:5]
-    out["peak_rss_mb"] = round(peak_rss_mb(), 1)
-    emit("RESULT", out)
+    serve(peer_cls, case)
     return 0
 
 

@@ -6,6 +6,14 @@ level, the random-effects design of every level, sorts the rows so groups
 are contiguous, and computes the cross-products the objective needs once.
 Nothing here depends on the parameters, and the :class:`Design` it returns
 is never changed afterwards.
+
+The data are read once: the used columns as vectors, integer group codes
+without a pandas groupby (:func:`~.groups.factor_codes`), the rows sorted
+by one permutation, and the cross-products of the random-effects columns and
+the (centred) fixed part computed before anything is orthonormalised;
+collinearity and the working fixed part are decided on the ``p x p`` Gram
+matrix (:mod:`.working`).  A right-hand side of plain numeric variables is
+read without patsy.
 """
 from __future__ import annotations
 
@@ -16,16 +24,20 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import ModelSpecificationError, warn_user
-from ..core.linalg import grouped_crossprod, orthonormalize
+from ..core.linalg import grouped_crossprod
 from ..spec.model import ModelSpec
 from ..structures.covariance import make_structure
-from .fixed import build_fixed_part, formula_variables, unknown_formula_names
-from .groups import group_codes, level_paths, merge_equations
+from .fixed import (build_fixed_part, drop_collinear, formula_variables, plain_fixed_part, plain_variables,
+                    unknown_formula_names)
+from .groups import combined_codes, group_codes, level_paths, merge_equations
 from .random import base_matrix, dense_expand, finish_Z, hstack_columns, sparse_expand, uses_sparse_design
-from .types import Block, Design, Level, WorkingFixedPart
+from .types import Block, Design, Level
+from .table import ColumnTable
 from .validate import (as_plain_numbers, check_columns, check_exact_fit, check_finite, check_group_types,
                        check_identified, check_level_effects, check_numeric)
 from .weights import bind_weights
+from .working import (GramWorking, WorkingFixedPart, centered_columns, gram, gram_working, panel_crossproducts,
+                      row_working_part)
 
 
 def _model_variables(spec: ModelSpec, data: pd.DataFrame) -> dict[str, list[str]]:
@@ -54,32 +66,36 @@ def _model_variables(spec: ModelSpec, data: pd.DataFrame) -> dict[str, list[str]
                 factor_re=factor_re, residual=resid_vars, weights=weight_vars)
 
 
-def _estimation_rows(spec: ModelSpec, data: pd.DataFrame, used: list[str]) -> tuple[pd.DataFrame, int]:
-    """Rows selected by the ``if`` condition with no missing value in a used column."""
-    df = data.set_axis(pd.RangeIndex(len(data)))  # positions; labels restored by the caller
+def _estimation_rows(spec: ModelSpec, data: pd.DataFrame, used: list[str]) -> tuple[ColumnTable, np.ndarray, int]:
+    """The used columns of the rows selected by the ``if`` condition with no missing
+    value in a used column, those rows' positions in ``data``, and how many were dropped."""
+    table = ColumnTable.from_frame(data, used)
+    selected = None
     if spec.subset:
         try:
-            mask = df.eval(spec.subset)
+            mask = data.set_axis(pd.RangeIndex(len(data))).eval(spec.subset)
         except Exception as exc:
             raise ModelSpecificationError("cannot evaluate the if condition %r: %s" % (spec.subset, exc)) from None
-        df = df.loc[np.asarray(mask, dtype=bool)]
-    df = df[used]
-    complete = df.notna().all(axis=1).to_numpy()
-    n_dropped = int((~complete).sum())
-    df = df.loc[complete]
+        selected = np.asarray(mask, dtype=bool)
+    missing = table.missing()
+    if selected is not None:
+        missing &= selected
+    n_dropped = int(missing.sum())
+    keep = ~missing if selected is None else selected & ~missing
     if n_dropped:
         warn_user("%d observation%s with missing values in the model's variables dropped"
                   % (n_dropped, "s" if n_dropped > 1 else ""))
-    if len(df) == 0:
+    rows = np.flatnonzero(keep) if not keep.all() else np.arange(table.n)
+    if rows.size == 0:
         if len(data) == 0:
             raise ModelSpecificationError("no observations: the data has no rows")
         if n_dropped == 0:
             raise ModelSpecificationError("no observations: the if condition %r selects no rows" % spec.subset)
         raise ModelSpecificationError("no observations: every row has a missing value in a used variable")
-    return df, n_dropped
+    return (table.take(rows) if rows.size < table.n else table), rows, n_dropped
 
 
-def _check_types(spec: ModelSpec, df: pd.DataFrame, v: dict) -> None:
+def _check_types(spec: ModelSpec, df: ColumnTable, v: dict) -> None:
     check_finite(df, [spec.response] + v["fixed"] + v["random"] + v["residual"])
     y = df[spec.response]
     if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
@@ -90,7 +106,7 @@ def _check_types(spec: ModelSpec, df: pd.DataFrame, v: dict) -> None:
     check_numeric(df, v["weights"], "weights")
 
 
-def _block(eq, df: pd.DataFrame, crossed: bool, sparse: bool):
+def _block(eq, df: ColumnTable, crossed: bool, sparse: bool):
     """The block of one equation and its columns of ``Z`` (None: no random effects)."""
     base = base_matrix(eq, df)
     if base.shape[1] == 0:
@@ -106,11 +122,16 @@ def _block(eq, df: pd.DataFrame, crossed: bool, sparse: bool):
         expand(base, ecodes, len(levels))
 
 
-def _levels(merged, paths, df: pd.DataFrame, crossed: bool, sparse: bool):
-    """The levels (coarsest first) and ``Z`` (columns finest level first)."""
+def _levels(merged, paths, df: ColumnTable, crossed: bool, sparse: bool, fine_codes=None):
+    """The levels (coarsest first) and ``Z`` (columns finest level first).
+
+    ``fine_codes``: the group codes of the finest level when already known."""
     levels, Z_by_level, parent_codes = [], [], None
-    for (path, eqs), full in zip(merged, paths):
-        codes, keys = group_codes(df, full)
+    for li, ((path, eqs), full) in enumerate(zip(merged, paths)):
+        if fine_codes is not None and li == len(paths) - 1 and full:
+            codes, keys = fine_codes
+        else:
+            codes, keys = group_codes(df, full)
         G = int(codes.max()) + 1 if len(codes) else 0
         pairs = [_block(eq, df, crossed, sparse) for eq in eqs]
         blocks = [b for b, _ in pairs if b is not None]
@@ -135,39 +156,109 @@ def _levels(merged, paths, df: pd.DataFrame, crossed: bool, sparse: bool):
     return tuple(levels), Z
 
 
+def _sorted_by_finest(table: ColumnTable, paths) -> tuple[ColumnTable, Optional[np.ndarray], Optional[tuple]]:
+    """The rows sorted (stably) by the finest grouping, the permutation (None when
+    already sorted) and that grouping's codes and keys (None without a grouping)."""
+    if not (paths and paths[-1]):
+        return table, None, None
+    codes, keys = group_codes(table, paths[-1])
+    if codes.size and not np.all(codes[1:] >= codes[:-1]):
+        order = np.argsort(codes, kind="stable")
+        return table.take(order), order, (codes[order], keys)
+    return table, None, (codes, keys)
+
+
+def _columns_of(M: np.ndarray) -> list:
+    """The columns of a dense matrix as contiguous vectors, ``None`` for a column of ones."""
+    out = []
+    for j in range(M.shape[1]):
+        c = np.ascontiguousarray(M[:, j])
+        out.append(None if c.size and c[0] == 1.0 and np.all(c == 1.0) else c)
+    return out
+
+
+def _fixed_candidates(spec: ModelSpec, df: pd.DataFrame, table: ColumnTable):
+    """``(columns, raw matrix or None, variables or None)`` of the fixed part's candidates:
+    plain variables as vectors (``None``: the constant), else patsy's matrix after
+    Stata's collinearity rule (``FixedPart`` then made by :func:`build_fixed_part`)."""
+    variables = plain_variables(spec, df)
+    if variables is None:
+        X, fixed = build_fixed_part(spec, df)
+        return _columns_of(X), X, fixed
+    cols = [table.floats(v) for v in variables] + ([None] if spec.constant else [])
+    return cols, None, variables
+
+
+def _fixed_part(spec: ModelSpec, df: pd.DataFrame, table: ColumnTable, y: np.ndarray):
+    """``(X, FixedPart, GramWorking or None, centred columns or None)``.
+
+    The Gram path (:mod:`.working`) decides collinearity (plain variables) and the
+    working part; when it cannot, the row-wise rule and QR decide."""
+    n = len(df)
+    cols, X, info = _fixed_candidates(spec, df, table)
+    cc = centered_columns(cols, y)
+    plain = X is None
+    raw_norms = None
+    if plain:
+        raw_norms = np.array([np.sqrt(n) if c is None else float(np.linalg.norm(c)) for c in cols])
+    gw = gram_working(cc, n, raw_norms)
+    if plain:
+        names = list(info) + (["_cons"] if spec.constant else [])
+        Xc = np.column_stack([np.ones(n) if c is None else c for c in cols]) if cols else np.zeros((n, 0))
+        keep = gw.keep if gw is not None else drop_collinear(Xc, names)
+        fixed = plain_fixed_part(spec, df, info, keep)
+        X = Xc[:, keep] if not keep.all() else Xc
+        if gw is None:
+            return X, fixed, None, None
+        cc = centered_columns([c for c, k in zip(cols, keep) if k], y)
+        return X, fixed, gw, cc
+    return X, info, gw, (cc if gw is not None else None)
+
+
 def working_fixed_part(X: np.ndarray, y: np.ndarray, row_scale: Optional[np.ndarray] = None) -> WorkingFixedPart:
     """The orthonormalised, OLS-centred fixed part (rows scaled by ``row_scale``: weights)."""
-    if row_scale is not None:
-        X, y = X * row_scale[:, None], y * row_scale
-    p = X.shape[1]
-    if not p:
-        return WorkingFixedPart(X, y.copy(), np.zeros((0, 0)), np.zeros((0, 0)), 0.0, np.zeros(0))
-    try:
-        Xw, Rx = orthonormalize(X)
-    except np.linalg.LinAlgError:  # very ill-conditioned: Householder
-        Xw, Rx = np.linalg.qr(X)
-    b_ols = np.linalg.solve(Rx, Xw.T @ y)
-    logdet = 2.0 * float(np.log(np.abs(np.diag(Rx))).sum())
-    return WorkingFixedPart(Xw, y - X @ b_ols, Rx, np.linalg.inv(Rx), logdet, b_ols)
+    return row_working_part(X, y, row_scale)
 
 
-def panel_crossproducts(Z, working: WorkingFixedPart, codes: np.ndarray, n_panels: int):
-    """Per-panel ``Z'Z``, ``Z'[Xw yw]`` and the global ``[Xw yw]'[Xw yw]``."""
+def _row_crossproducts(Z, working: WorkingFixedPart, codes: np.ndarray, n_panels: int):
+    """Per-panel ``Z'Z``, ``Z'[Xw yw]`` and the global ``[Xw yw]'[Xw yw]`` from rows."""
     XY = np.column_stack([working.Xw, working.yw])
     return grouped_crossprod(Z, Z, codes, n_panels), grouped_crossprod(Z, XY, codes, n_panels), XY.T @ XY
 
 
-def _with_crossproducts(design: Design) -> Design:
+def _gram_crossproducts(z_cols, cc, gw: GramWorking, codes: np.ndarray, n_panels: int, n: int):
+    """The same from the columns: panel sums of ``Z'A`` carried to the working part by ``T``."""
+    ZtZ, ZtA = panel_crossproducts(z_cols, cc.cols, codes, n_panels, n)
+    return ZtZ, np.matmul(ZtA, gw.T), gw.T.T @ gw.G @ gw.T
+
+
+def _with_crossproducts(design: Design, gw: Optional[GramWorking], cc) -> Design:
     """The design with its weights bound and its cross-products computed."""
     info = bind_weights(design)
     working = design.working
+    n = design.n
+    scale = None if info is None else np.sqrt(info.total_obs)
     if info is not None:
-        working = working_fixed_part(design.X, design.y, np.sqrt(info.total_obs))
-    XY = np.column_stack([working.Xw, working.yw])
+        gw = cc = None
+        if design.p == 0 or design.X.shape[1] == design.p:
+            cols = [None if np.all(c == 1.0) else np.ascontiguousarray(c) for c in design.X.T]
+            cc = centered_columns(cols, design.y, scale)
+            gw = gram_working(cc, n)
+        working = gw.part(design.X, design.y, scale) if gw is not None else working_fixed_part(design.X, design.y,
+                                                                                                 scale)
     if design.sparse_re:  # the crossed engine builds its own sparse cross-products of Z
-        return replace(design, working=working, XYtXY=XY.T @ XY, weights=info)
-    Z = design.Z if info is None else design.Z * np.sqrt(info.total_obs)[:, None]
-    ZtZ, ZtXY, XYtXY = panel_crossproducts(Z, working, design.panel_codes, design.n_panels)
+        XYtXY = gw.T.T @ gw.G @ gw.T if gw is not None else None
+        if XYtXY is None:
+            XY = np.column_stack([working.Xw, working.yw])
+            XYtXY = XY.T @ XY
+        return replace(design, working=working, XYtXY=XYtXY, weights=info)
+    if gw is not None:
+        Z = design.Z
+        z_cols = _columns_of(Z) if scale is None else [np.ascontiguousarray(Z[:, j]) * scale for j in range(Z.shape[1])]
+        ZtZ, ZtXY, XYtXY = _gram_crossproducts(z_cols, cc, gw, design.panel_codes, design.n_panels, n)
+    else:
+        Z = design.Z if info is None else design.Z * scale[:, None]
+        ZtZ, ZtXY, XYtXY = _row_crossproducts(Z, working, design.panel_codes, design.n_panels)
     return replace(design, working=working, ZtZ=ZtZ, ZtXY=ZtXY, XYtXY=XYtXY, weights=info)
 
 
@@ -178,27 +269,28 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
     v = _model_variables(spec, data)
     used = list(dict.fromkeys([spec.response] + v["fixed"] + v["random"] + v["group"] + v["factor_re"]
                               + v["residual"] + v["weights"]))
-    df, n_dropped = _estimation_rows(spec, data, used)
-    _check_types(spec, df, v)
-    df = as_plain_numbers(df, [spec.response] + v["fixed"] + v["random"] + v["weights"]
-                          + ([spec.residual.time] if spec.residual.time else []))
+    table, rows, n_dropped = _estimation_rows(spec, data, used)
+    _check_types(spec, table, v)
+    table = as_plain_numbers(table, [spec.response] + v["fixed"] + v["random"] + v["weights"]
+                             + ([spec.residual.time] if spec.residual.time else []))
 
-    merged, paths, crossed = level_paths(merge_equations(spec.random), df)
+    merged, paths, crossed = level_paths(merge_equations(spec.random), table)
     sparse = crossed or uses_sparse_design(merged)
-    check_group_types(df, v["group"] + v["factor_re"])
-    if paths and paths[-1]:
-        df = df.sort_values(list(paths[-1]), kind="stable")
-    row_pos = df.index.to_numpy()
-    df = df.reset_index(drop=True)
+    check_group_types(table, v["group"] + v["factor_re"])
+    table, order, fine = _sorted_by_finest(table, paths)
+    row_pos = rows if order is None else rows[order]
+    df = table.frame()
 
-    y = df[spec.response].to_numpy(dtype=float)
-    X, fixed = build_fixed_part(spec, df)
+    y = table.floats(spec.response)
+    X, fixed, gw, cc = _fixed_part(spec, df, table, y)
     for nm in fixed.omitted:
         warn_user("note: %s omitted because of collinearity" % nm)
-    levels, Z = _levels(merged, paths, df, crossed, sparse)
+    levels, Z = _levels(merged, paths, table, crossed, sparse, fine)
+    working = gw.part(X, y) if gw is not None else working_fixed_part(X, y)
     design = Design(spec, y, X, fixed, levels, Z, data.index[row_pos], row_pos, n_dropped, df,
-                    working_fixed_part(X, y), sparse_re=sparse, crossed_groupings=crossed)
+                    working, sparse_re=sparse, crossed_groupings=crossed)
     check_identified(design)
+    design = _with_crossproducts(design, gw, cc)
     if spec.residual.kind == "independent" and spec.residual.by is None:
         check_exact_fit(design)
-    return _with_crossproducts(design)
+    return design

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -88,16 +89,19 @@ class FixedPart:
     order (constant last); ``names`` their Stata names; ``omitted`` the
     names dropped for collinearity; ``variables`` the data columns the part
     reads.  patsy's ``DesignInfo`` does not pickle: a pickled part keeps
-    ``rhs`` and ``frame`` and remakes it.
+    ``rhs`` and ``frame`` and remakes it.  A right-hand side of plain numeric
+    variables needs no patsy (:func:`plain_fixed_part`): ``design_info`` is
+    None and ``plain`` lists the candidate columns.
     """
 
-    design_info: patsy.DesignInfo
+    design_info: Optional[patsy.DesignInfo]  # None: plain numeric variables (no patsy)
     columns: tuple[int, ...]
     names: tuple[str, ...]
     omitted: tuple[str, ...]
     variables: tuple[str, ...]
     rhs: str
     frame: pd.DataFrame
+    plain: Optional[tuple[str, ...]] = None  # the candidate columns of a plain part (variables, _cons)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -105,7 +109,9 @@ class FixedPart:
         return state
 
     def __setstate__(self, state: dict) -> None:
-        info = patsy.dmatrix(state["rhs"], state["frame"], NA_action="raise").design_info
+        info = None
+        if state.get("plain") is None:
+            info = patsy.dmatrix(state["rhs"], state["frame"], NA_action="raise").design_info
         self.__dict__.update(state, design_info=info)
 
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
@@ -122,13 +128,44 @@ class FixedPart:
         X = np.full((len(frame), len(self.columns)), np.nan)
         ok = frame[list(self.variables)].notna().all(axis=1).to_numpy() if self.variables \
             else np.ones(len(frame), bool)
-        if ok.any():
+        if ok.any() and self.design_info is None:
+            rows = frame.loc[ok]
+            cols = [np.ones(int(ok.sum())) if nm == "_cons" else rows[nm].to_numpy(dtype=float)
+                    for nm in self.names]
+            X[ok] = np.column_stack(cols) if cols else np.zeros((int(ok.sum()), 0))
+        elif ok.any():
             try:
                 (M,) = patsy.build_design_matrices([self.design_info], frame.loc[ok], NA_action="raise")
             except patsy.PatsyError as exc:
                 raise ValueError("cannot build the fixed part for the new data: %s" % exc) from None
             X[ok] = np.asarray(M, dtype=float)[:, list(self.columns)]
         return X
+
+
+def plain_variables(spec: ModelSpec, df: pd.DataFrame) -> Optional[list[str]]:
+    """The variables of a right-hand side made only of numeric (not boolean) columns
+    joined by ``+``, in order (duplicates once); None when patsy is needed."""
+    rhs = spec.fixed.strip()
+    terms = [t.strip() for t in rhs.split("+")] if rhs else []
+    out: list[str] = []
+    for t in terms:
+        if not IDENTIFIER.fullmatch(t) or t not in df.columns or t in ("Intercept",):
+            return None
+        col = df[t]
+        if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+            return None
+        if t not in out:
+            out.append(t)
+    return out
+
+
+def plain_fixed_part(spec: ModelSpec, df: pd.DataFrame, variables: list[str], keep: np.ndarray) -> FixedPart:
+    """The :class:`FixedPart` of plain ``variables`` (constant last) keeping the
+    candidate columns ``keep`` (collinearity decided by the caller)."""
+    names = list(variables) + (["_cons"] if spec.constant else [])
+    return FixedPart(None, tuple(int(i) for i in np.flatnonzero(keep)), tuple(n for n, k in zip(names, keep) if k),
+                     tuple(n for n, k in zip(names, keep) if not k), tuple(variables), patsy_rhs(spec), df,
+                     tuple(names))
 
 
 def build_fixed_part(spec: ModelSpec, df: pd.DataFrame) -> tuple[np.ndarray, FixedPart]:

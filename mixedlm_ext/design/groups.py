@@ -5,15 +5,63 @@ import numpy as np
 import pandas as pd
 
 from ..spec.model import REEquation
+from .table import take
+
+
+_LOOKUP_SPAN = 4  # integer codes by a lookup table while max - min < 4 n (+1024)
+
+
+def factor_codes(values) -> tuple[np.ndarray, int]:
+    """Row -> index of its value among the sorted distinct values, and their number.
+
+    Integers with a moderate range go through a lookup table (one pass, no
+    sort, no hashing); anything else through :func:`pandas.factorize`
+    (sorted, as ``groupby(sort=True)`` orders groups; categoricals by their
+    categories)."""
+    arr = values if isinstance(values, np.ndarray) else None
+    if arr is not None and arr.dtype.kind in "iu" and arr.size:
+        lo, hi = int(arr.min()), int(arr.max())
+        if hi - lo < _LOOKUP_SPAN * arr.size + 1024:
+            present = np.zeros(hi - lo + 1, dtype=bool)
+            shifted = arr - lo
+            present[shifted] = True
+            rank = np.cumsum(present, dtype=np.intp) - 1
+            return rank[shifted], int(rank[-1]) + 1
+    codes, uniques = pd.factorize(values, sort=True)
+    return codes.astype(np.intp, copy=False), len(uniques)
+
+
+def combined_codes(columns: list) -> tuple[np.ndarray, int]:
+    """Codes of the combinations of several columns, in lexicographic order of their values."""
+    codes, G = factor_codes(columns[0])
+    for col in columns[1:]:
+        c, k = factor_codes(col)
+        codes, G = factor_codes(codes.astype(np.int64) * k + c)
+    return codes, G
+
+
+def first_rows(codes: np.ndarray, n_groups: int) -> np.ndarray:
+    """The first row of each group."""
+    if codes.size and np.all(codes[1:] >= codes[:-1]):  # rows sorted by group: run starts
+        return np.searchsorted(codes, np.arange(n_groups))
+    return np.unique(codes, return_index=True)[1]
+
+
+def _values(df, name: str):
+    """A column as numpy values (extension types as their pandas array)."""
+    col = df[name]
+    if not isinstance(col, pd.Series):  # a ColumnTable's array
+        return col
+    return col.array if isinstance(col.dtype, pd.api.extensions.ExtensionDtype) else col.to_numpy()
 
 
 def group_codes(df: pd.DataFrame, cols: tuple[str, ...]) -> tuple[np.ndarray, pd.DataFrame]:
     """Row -> group index (groups sorted by their values) and the group keys."""
     if not cols:
         return np.zeros(len(df), dtype=np.intp), pd.DataFrame(index=[0])
-    g = df.groupby(list(cols), sort=True, observed=True)
-    codes = g.ngroup().to_numpy().astype(np.intp)
-    keys = g.size().reset_index()[list(cols)]
+    codes, G = combined_codes([_values(df, c) for c in cols])
+    rows = first_rows(codes, G)
+    keys = pd.DataFrame({c: take(_values(df, c), rows) for c in cols}, index=pd.RangeIndex(G))
     return codes, keys
 
 
@@ -43,10 +91,11 @@ def nested_in_data(df: pd.DataFrame, paths: list[tuple[str, ...]]) -> bool:
             prev = path
             continue
         if prev:
-            fine = df.groupby(list(path), sort=False, observed=True)
-            n_parents = fine[list(prev)].nunique() if len(prev) > 1 else fine[prev[0]].nunique()
-            n_parents = np.asarray(n_parents).reshape(len(n_parents), -1)
-            if (n_parents > 1).any():
+            fine = group_codes(df, path)[0]
+            coarse, Gc = combined_codes([_values(df, c) for c in prev])
+            G = int(fine.max()) + 1 if fine.size else 0
+            _, n_pairs = factor_codes(fine.astype(np.int64) * Gc + coarse)
+            if n_pairs > G:
                 return False
         prev = path
     return True

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from ..spec.model import REEquation
@@ -21,9 +20,10 @@ from ..spec.model import REEquation
 DENSE_Z_MAX_ELEMS = 4_000_000
 
 
-def base_matrix(eq: REEquation, df: pd.DataFrame) -> np.ndarray:
-    """The equation's random-coefficient columns of ``df`` (constant last), ``(n, q)``."""
-    cols = [df[c].to_numpy(dtype=float) for c in eq.columns]
+def base_matrix(eq: REEquation, df) -> np.ndarray:
+    """The equation's random-coefficient columns of ``df`` (constant last), ``(n, q)``;
+    ``df`` a data frame or a :class:`~.table.ColumnTable`."""
+    cols = [np.asarray(df[c], dtype=float) for c in eq.columns]
     if eq.constant or eq.factor is not None:
         cols.append(np.ones(len(df)))
     return np.column_stack(cols) if cols else np.zeros((len(df), 0))

@@ -15,6 +15,7 @@ import pandas as pd
 from ..spec.model import ModelSpec, REEquation
 from ..structures.covariance import CovStruct
 from .fixed import FixedPart
+from .working import WorkingFixedPart
 
 
 @dataclass(frozen=True)
@@ -75,24 +76,6 @@ class Level:
 
     def sizes(self) -> np.ndarray:
         return np.bincount(self.codes, minlength=self.n_groups)
-
-
-@dataclass(frozen=True, eq=False)
-class WorkingFixedPart:
-    """The fixed part in a well-conditioned working form.
-
-    ``X = Xw @ Rx`` with ``Xw`` orthonormal (rows scaled by the square roots
-    of the weights, if any) and ``y = yw + X @ b_ols``.  The cross-products
-    use ``(Xw, yw)`` so the Schur complements do not cancel; the GLS solution
-    is equivariant under both.
-    """
-
-    Xw: np.ndarray
-    yw: np.ndarray
-    Rx: np.ndarray
-    Rx_inv: np.ndarray
-    logdet_Rx2: float  # log|Rx|^2 = log|X'X|
-    b_ols: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)

@@ -23,26 +23,29 @@ def check_columns(data: pd.DataFrame, names, what: str) -> None:
                                           % (nm, what))
 
 
-def check_group_types(df: pd.DataFrame, names) -> None:
-    """Grouping variables must be sortable: one type of value per column."""
+def check_group_types(df, names) -> None:
+    """Grouping variables must be sortable: one type of value per column (``df``: a
+    data frame or a :class:`~.table.ColumnTable`)."""
     for c in dict.fromkeys(names):
-        if df[c].dtype == object and df[c].map(type).nunique() > 1:
+        if df[c].dtype == object and len({type(v) for v in df[c]}) > 1:
             raise ModelSpecificationError(
                 "grouping variable '%s' mixes values of different types (e.g. numbers and strings); "
                 "convert it to one type" % c)
 
 
-def check_finite(data: pd.DataFrame, names) -> None:
+def check_finite(data, names) -> None:
     """Infinite values are not data: say which variable holds them."""
     for nm in dict.fromkeys(names):
         col = data[nm]
+        if isinstance(col, np.ndarray) and col.dtype.kind in "iub":
+            continue
         if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
-            v = col.to_numpy(dtype=float)
+            v = np.asarray(col, dtype=float)
             if np.isinf(v).any():
                 raise ModelSpecificationError("variable '%s' has %d infinite value(s)" % (nm, int(np.isinf(v).sum())))
 
 
-def check_numeric(data: pd.DataFrame, names, what: str) -> None:
+def check_numeric(data, names, what: str) -> None:
     """Numeric (or boolean) columns only; a string column is a factor variable."""
     for nm in names:
         if pd.api.types.is_bool_dtype(data[nm]):
@@ -54,19 +57,33 @@ def check_numeric(data: pd.DataFrame, names, what: str) -> None:
             )
 
 
-def as_plain_numbers(df: pd.DataFrame, names) -> pd.DataFrame:
+def as_plain_numbers(df, names):
     """Nullable (``boolean``, ``Int64``, ``Float64``) columns as float64, once their
-    missing values (``pd.NA``) have been dropped."""
+    missing values (``pd.NA``) have been dropped (``df``: a data frame or a
+    :class:`~.table.ColumnTable`)."""
     out = {}
     for nm in dict.fromkeys(names):
         col = df[nm]
         if isinstance(col.dtype, pd.api.extensions.ExtensionDtype) and (
                 pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col)):
-            out[nm] = col.to_numpy(dtype=float)
-    return df.assign(**out) if out else df
+            out[nm] = np.asarray(col, dtype=float)
+    if not out:
+        return df
+    return df.assign(**out) if isinstance(df, pd.DataFrame) else df.with_columns(**out)
 
 
-def check_level_effects(label: str, blocks: list, df: pd.DataFrame, codes: np.ndarray, n_groups: int) -> None:
+def _group_range(v: np.ndarray, codes: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest and largest value of ``v`` per group (runs of sorted codes, else ``ufunc.at``)."""
+    if codes.size and np.all(codes[1:] >= codes[:-1]):
+        starts = np.searchsorted(codes, np.arange(n_groups))
+        return np.minimum.reduceat(v, starts), np.maximum.reduceat(v, starts)
+    lo, hi = np.full(n_groups, np.inf), np.full(n_groups, -np.inf)
+    np.minimum.at(lo, codes, v)
+    np.maximum.at(hi, codes, v)
+    return lo, hi
+
+
+def check_level_effects(label: str, blocks: list, df, codes: np.ndarray, n_groups: int) -> None:
     """Each random effect appears once per level, is not identically zero, and a
     random slope is not constant within every group when the level has a random
     intercept (it would be collinear with it)."""
@@ -79,17 +96,14 @@ def check_level_effects(label: str, blocks: list, df: pd.DataFrame, codes: np.nd
                     "distinct terms (use noconstant in the later equations)" % (label, e))
             seen.add((blk.expand_by, e))
         for c in blk.equation.columns:
-            v = df[c].to_numpy(dtype=float)
+            v = np.asarray(df[c], dtype=float)
             if not np.any(v != 0):
                 raise ModelSpecificationError(
                     "level %s: random-effects variable '%s' is zero in every observation" % (label, c))
     has_intercept = any(b.equation.constant and b.expand_by is None for b in blocks)
     for blk in blocks:
         for c in blk.equation.columns if has_intercept and blk.expand_by is None else ():
-            v = df[c].to_numpy(dtype=float)
-            lo, hi = np.full(n_groups, np.inf), np.full(n_groups, -np.inf)
-            np.minimum.at(lo, codes, v)
-            np.maximum.at(hi, codes, v)
+            lo, hi = _group_range(np.asarray(df[c], dtype=float), codes, n_groups)
             if np.all(hi - lo <= 1e-12 * np.maximum(np.abs(hi), 1.0)):
                 raise ModelSpecificationError(
                     "level %s: random-effects variable '%s' is constant within every group, so its random "
@@ -124,15 +138,40 @@ def check_identified(design) -> None:
             )
 
 
+def _panel_fit_residual(design) -> float:
+    """Residual sum of squares of ``y`` on ``X`` and every panel's own copy of the
+    random-effects columns (all levels), from the cross-products.  The span is at
+    least that of the fixed and random effects, so a clearly positive value rules
+    an exact fit out."""
+    ZtZ, ZtXY, B = design.ZtZ, design.ZtXY, design.XYtXY
+    w, V = np.linalg.eigh(ZtZ)
+    tol = 1e-12 * np.maximum(w[:, -1:], 1e-300) * ZtZ.shape[1]
+    inv_w = np.where(w > tol, 1.0 / np.where(w > tol, w, 1.0), 0.0)
+    VC = np.matmul(np.swapaxes(V, 1, 2), ZtXY)  # (G, q, p+1)
+    W = B - np.einsum("gqi,gq,gqj->ij", VC, inv_w, VC)
+    p = W.shape[0] - 1
+    if not p:
+        return float(W[0, 0])
+    wx, vx = np.linalg.eigh(W[:p, :p])
+    keep = wx > 1e-12 * max(wx[-1], 1e-300) * p
+    c = vx[:, keep].T @ W[:p, p]
+    return float(W[p, p] - c @ (c / wx[keep]))
+
+
 def check_exact_fit(design, max_elements: int = 2_000_000) -> None:
     """Refuse a response that the fixed and random effects fit exactly (for
     instance y constant within the groups of a random intercept): the residual
     variance is then zero and the likelihood has no maximum.  Checked densely
-    for designs whose full ``[X Z]`` has at most ``max_elements`` entries;
+    for designs whose full ``[X Z]`` has at most ``max_elements`` entries, after a
+    screen on the per-panel cross-products that settles almost every design;
     larger ones are checked after the fit (the residual variance estimate)."""
     widths = [lvl.q * (lvl.n_groups if lvl.path else 1) for lvl in design.levels]
     if not sum(widths) or design.n * (design.p + sum(widths)) > max_elements:
         return
+    if design.ZtZ is not None and design.ZtZ.shape[1]:
+        scale = float(np.sum((design.y - design.y.mean()) ** 2))
+        if _panel_fit_residual(design) > 1e-8 * scale:
+            return
     Z = design.Z.toarray() if hasattr(design.Z, "toarray") else np.asarray(design.Z)
     cols, off = [design.X], 0
     for lvl in design.levels[::-1]:  # Z's columns: finest level first
