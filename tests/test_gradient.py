@@ -165,6 +165,34 @@ def test_residual_gradient(command):
     _check(ob, rng)
 
 
+KERNEL = [
+    "mixed y x || a:",
+    "mixed y x || a:, reml",
+    "mixed y x || a: x, cov(un)",
+    "mixed y x || a: x, cov(un) reml",
+    "mixed y x || a: x, cov(ind)",
+    "mixed y x || a: x, cov(identity)",
+    "mixed y x || a: x z, cov(exch)",  # q = 3: the engine
+    "mixed y x, nocons || a: x",
+]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("command", KERNEL)
+def test_single_block_kernel_equals_engine(command, seed):
+    """The closed forms for one small block give the engine's deviance and gradient."""
+    df, rng = _nested_frame(seed)
+    ob = mx.MixedLMExt.from_stata(command, df).objective
+    assert (ob.kernel is not None) == ("exch" not in command)
+    for _ in range(3):
+        th = _interior_point(ob, rng)
+        dev_engine = ob.profile(th).deviance  # the general engine
+        assert ob.deviance(th) == pytest.approx(dev_engine, rel=1e-11)
+        _, g = ob.value_and_gradient(th)
+        num = _central(lambda t: ob.profile(t).deviance, th)
+        assert np.abs(g - num).max() <= REL_TOL * max(1.0, np.abs(num).max())
+
+
 @pytest.mark.parametrize("structure", [Identity(3), Independent(3), Exchangeable(3), Exchangeable(4),
                                        Unstructured(3)])
 def test_factor_jacobian(structure):
@@ -172,3 +200,16 @@ def test_factor_jacobian(structure):
     th = structure.theta_start() + 0.2 * rng.random(structure.n_theta)
     generic = CovStruct.factor_jacobian(structure, th)  # central differences of relative_factor
     assert np.allclose(structure.factor_jacobian(th), generic, atol=1e-8)
+
+
+@pytest.mark.parametrize("command", [c for c in KERNEL if "exch" not in c])
+def test_single_block_kernel_em_step(command, monkeypatch):
+    """The kernel's EM step is the engine's."""
+    from mixedlm_ext.fit import em
+
+    df, rng = _nested_frame(3)
+    ob = mx.MixedLMExt.from_stata(command, df).objective
+    th = _interior_point(ob, rng)
+    fast = em.em_step(ob, th)
+    monkeypatch.setattr(ob, "kernel", None)
+    assert np.allclose(fast, em.em_step(ob, th), rtol=1e-9, atol=1e-12)

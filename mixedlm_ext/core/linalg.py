@@ -148,11 +148,3 @@ def upper_solve_vec(L: np.ndarray, b: np.ndarray) -> np.ndarray:
 def lower_solve_vec(L: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Solve ``L x = b`` for stacks: L (G, q, q) lower, b (G, q)."""
     return batched_lower_solve(L, b[:, :, None])[:, :, 0]
-
-
-def cho_solve_small(L: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Solve ``L L' x = b`` (one small dense system, ``L`` lower)."""
-    from scipy.linalg import solve_triangular
-
-    return solve_triangular(L, solve_triangular(L, b, lower=True, check_finite=False), lower=True,
-                            trans="T", check_finite=False)

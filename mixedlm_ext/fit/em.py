@@ -62,8 +62,22 @@ def conditional_moments(objective: Objective, theta: np.ndarray):
     return prof, u_hat, joint
 
 
+def _kernel_em_step(objective: Objective, theta: np.ndarray) -> np.ndarray:
+    """:func:`em_step` for one small block, from the kernel's closed forms (:mod:`.kernels`)."""
+    parts, rho = objective.split_theta(theta)
+    ev = objective.evaluate(theta)
+    w = np.append(-ev.beta_w, 1.0)
+    ssu, tr, bb, var_b = ev.em_moments(w)
+    sigma2_cur = ev.r2 / objective.n_eff
+    sigma2 = max((ev.r2 - ssu + sigma2_cur * tr) / objective.design.n, 1e-12)
+    Gb = bb + sigma2_cur * var_b
+    return np.concatenate([objective.blocks[0].structure.theta_from_cov(Gb / sigma2), rho])
+
+
 def em_step(objective: Objective, theta: np.ndarray) -> np.ndarray:
     """One EM update of the random-effects parameters (residual ones kept)."""
+    if objective.kernel is not None:
+        return _kernel_em_step(objective, theta)
     d = objective.design
     prof, u_hat, joint = conditional_moments(objective, theta)
     parts, rho = objective.split_theta(theta)
@@ -103,25 +117,44 @@ def em_step(objective: Objective, theta: np.ndarray) -> np.ndarray:
     return np.concatenate(new_parts + [rho])
 
 
+EM_SLOW = 0.2  # stop EM once a step gains more than this fraction of the previous step's gain ...
+EM_SMALL = 1e-2  # ... or less than this (deviance units): the quasi-Newton stage does better from there
+
+
 def em_start(objective: Objective, theta: np.ndarray, iterations: int = 20, log: bool = False,
-             stream: TextIO = None) -> np.ndarray:
-    """Run up to ``iterations`` EM steps; keep the best point seen."""
+             stream: TextIO = None, count=None, adaptive: bool = True) -> np.ndarray:
+    """Up to ``iterations`` EM steps, stopped when they stop paying; the best point seen.
+
+    EM converges linearly: once a step gains nearly as much as the previous
+    one (:data:`EM_SLOW`) or the gain is small (:data:`EM_SMALL`), the
+    quasi-Newton stage, superlinear, gets there in fewer evaluations
+    (``adaptive=False``: every step until one does not improve, for ``emonly``).
+    ``count`` (the optimizer's evaluation counter) counts each step's
+    evaluations."""
     stream = stream or sys.stdout
     if iterations <= 0 or objective.n_theta_re == 0 or objective.design.sparse_re:
         return theta
-    best, best_dev = theta, objective.deviance(theta)
+    value = count.value if count is not None else objective.deviance
+    best, best_dev = theta, value(theta)
     label = "Log restricted-likelihood" if objective.reml else "Log likelihood"
+    gain = np.inf
     for it in range(iterations):
         try:
             cand = em_step(objective, best)
         except (np.linalg.LinAlgError, FloatingPointError, ValueError):
             break
-        dev = objective.deviance(cand)
+        if count is not None:
+            count.n += 1  # the conditional moments
+        dev = value(cand)
         if log:
             stream.write("Iteration %d:  %s = %.8g\n" % (it, label, -0.5 * dev))
         if not np.isfinite(dev) or dev > best_dev - 1e-8 * max(1.0, abs(best_dev)):
             if np.isfinite(dev) and dev < best_dev:
                 best, best_dev = cand, dev
             break
+        step_gain = best_dev - dev
         best, best_dev = cand, dev
+        if adaptive and (step_gain > EM_SLOW * gain or step_gain < EM_SMALL):
+            break
+        gain = step_gain
     return best

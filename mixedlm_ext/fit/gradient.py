@@ -51,14 +51,17 @@ def block_positions(design) -> list[BlockPosition]:
     return out
 
 
-def b_adjoint(beta_w: np.ndarray, B: np.ndarray, coef_r2: float, reml: bool) -> np.ndarray:
+def b_adjoint(ev, coef_r2: float, reml: bool) -> np.ndarray:
     """``d f / d B`` for ``f = coef_r2 * r2 (+ log|B_XX|)`` (``r2`` the Schur
-    complement of ``y``; ``beta_w`` the GLS solution in the working metric)."""
-    p = beta_w.size
-    v = np.append(beta_w, -1.0)
-    out = coef_r2 * np.outer(v, v)
+    complement of ``y``; ``ev.beta_w`` the GLS solution in the working metric,
+    ``ev.RX`` the Cholesky factor of ``B_XX``)."""
+    p = ev.beta_w.size
+    v = np.empty(p + 1)
+    v[:p] = ev.beta_w
+    v[p] = -1.0
+    out = (coef_r2 * v)[:, None] * v[None, :]
     if reml and p:
-        out[:p, :p] += np.linalg.inv(B[:p, :p])
+        out[:p, :p] += np.linalg.inv(ev.B[:p, :p])
     return out
 
 
@@ -93,10 +96,23 @@ def block_factor_gradients(Lam_bar: np.ndarray, positions: list[BlockPosition]) 
     return out
 
 
-def theta_gradient(blocks, parts: list[np.ndarray], lam_bars: list[np.ndarray]) -> np.ndarray:
-    """Chain rule through every block's :meth:`factor_jacobian`."""
-    out = [np.einsum("kij,ij->k", b.structure.factor_jacobian(t), lb) for b, t, lb in zip(blocks, parts, lam_bars)]
-    return np.concatenate(out) if out else np.zeros(0)
+class FactorJacobians:
+    """Every block's :meth:`~mixedlm_ext.structures.covariance.CovStruct.factor_jacobian`,
+    flattened, computed once for the structures whose factor is linear in ``theta``."""
+
+    def __init__(self, blocks):
+        self.blocks = list(blocks)
+        self._fixed = [b.structure.factor_jacobian(b.structure.theta_start()).reshape(b.structure.n_theta, -1)
+                       if b.structure.linear_factor else None for b in self.blocks]
+
+    def theta_gradient(self, parts: list[np.ndarray], lam_bars: list[np.ndarray]) -> np.ndarray:
+        """Chain rule from the per-block ``d f / d lambda`` to ``theta``."""
+        out = []
+        for b, t, lb, J in zip(self.blocks, parts, lam_bars, self._fixed):
+            if J is None:
+                J = b.structure.factor_jacobian(t).reshape(b.structure.n_theta, -1)
+            out.append(J @ np.ravel(lb))
+        return np.concatenate(out) if out else np.zeros(0)
 
 
 def residual_gradient(crossproducts, rho: np.ndarray, bars: tuple, bounds) -> np.ndarray:

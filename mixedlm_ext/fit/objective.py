@@ -9,17 +9,35 @@ natural parameters (variances, covariances) followed by the residual's
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
+from scipy.linalg import lapack
 
-from ..core.linalg import LOG2PI, block_diag, cho_solve_small
+from ..core.linalg import LOG2PI, block_diag
 from ..design.types import Design
 from ..engines.nested import Elimination
 from ..engines.select import make_engine
 from ..structures.residual.structure import ResidualStructure, make_residual
-from .gradient import (b_adjoint, block_factor_gradients, block_positions, dense_lambda_gradient,
-                       residual_gradient, theta_gradient)
+from .kernels import single_block_kernel
+from .gradient import (FactorJacobians, b_adjoint, block_factor_gradients, block_positions, dense_lambda_gradient,
+                       residual_gradient)
+
+
+@dataclass
+class Evaluation:
+    """What the optimizer needs from one ``theta``: the deviance's pieces (no
+    back-transformation of the fixed effects)."""
+
+    deviance: float
+    r2: float
+    logdet_L: float
+    logdet_R: float
+    logdet_X: float
+    beta_w: np.ndarray  # GLS fixed effects in the working metric
+    B: np.ndarray  # (p+1, p+1) Schur complement of [X y]
+    RX: np.ndarray = None  # lower Cholesky factor of B[:p, :p] (LAPACK layout: upper triangle not cleared)
+    em_moments: Optional[Callable] = None  # the single-block kernel's EM moments (fit.kernels)
 
 
 @dataclass
@@ -62,6 +80,8 @@ class Objective:
             self.n_eff = design.weights.total
         self._positions = block_positions(design)
         self._diagonal = all(b.structure.diagonal_factor for b in self.blocks)
+        self.kernel = single_block_kernel(self)  # closed forms for one small block, else None
+        self._jacobians = FactorJacobians(self.blocks)
 
     # -- parameter layout ----------------------------------------------------
     def split_theta(self, theta: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
@@ -141,29 +161,39 @@ class Objective:
         ZtZ, ZtXY, XYtXY, logdet_R = self.crossproducts(rho)
         return self._finish(self.engine.eliminate(ZtZ, ZtXY, XYtXY, Lam, keep=keep), logdet_R)
 
-    def _finish(self, elim: Elimination, logdet_R: float) -> Profile:
-        """The profile from one elimination: GLS fixed effects, sigma2, deviance."""
-        B = elim.B
-        d = self.design
-        p = d.p
+    def _evaluation(self, B: np.ndarray, logdet: float, logdet_R: float) -> Evaluation:
+        """GLS fixed effects (working metric), ``r2`` and the deviance from ``B``."""
+        p = self.design.p
+        RX = None
         if p:
-            # B[:p, :p] = sigma2 X'V^-1 X in the working metric (near identity)
-            RX = np.linalg.cholesky(B[:p, :p])
-            beta_w = cho_solve_small(RX, B[:p, p])
+            # B[:p, :p] = sigma2 X'V^-1 X in the working metric (near identity); LAPACK directly:
+            # the numpy/scipy wrappers cost more than the factorisation of a p x p matrix
+            RX, info = lapack.dpotrf(B[:p, :p], lower=1, clean=0)
+            if info != 0:
+                raise np.linalg.LinAlgError("X'V^-1X is not positive definite")
+            beta_w, _ = lapack.dpotrs(RX, B[:p, p], lower=1)
             r2 = float(B[p, p] - B[:p, p] @ beta_w)
-            # back from the working (orthonormalised, OLS-centred) fixed part
-            beta = d.Rx_inv @ beta_w + d.b_ols
-            logdet_X = 2.0 * float(np.log(np.diagonal(RX)).sum()) + d.logdet_Rx2
-            xtvx = d.Rx.T @ B[:p, :p] @ d.Rx
+            logdet_X = 2.0 * float(np.log(np.diagonal(RX)).sum()) + self.design.logdet_Rx2
         else:
-            beta, r2, logdet_X, xtvx = np.zeros(0), float(B[0, 0]), 0.0, np.zeros((0, 0))
-            beta_w = beta
+            beta_w, r2, logdet_X = np.zeros(0), float(B[0, 0]), 0.0
         r2 = max(r2, 1e-300)
-        sigma2 = r2 / self.n_eff
-        dev = elim.logdet + logdet_R + self.weight_constant + self.n_eff * (1.0 + np.log(2.0 * np.pi * sigma2))
+        dev = logdet + logdet_R + self.weight_constant + self.n_eff * (1.0 + np.log(2.0 * np.pi * r2 / self.n_eff))
         if self.reml:
             dev += logdet_X
-        return Profile(float(dev), beta, sigma2, r2, elim.logdet, logdet_X, float(logdet_R), xtvx, elim, beta_w)
+        return Evaluation(float(dev), r2, float(logdet), float(logdet_R), logdet_X, beta_w, B, RX)
+
+    def _finish(self, elim: Elimination, logdet_R: float) -> Profile:
+        """The profile from one elimination: GLS fixed effects, sigma2, deviance."""
+        ev = self._evaluation(elim.B, elim.logdet, logdet_R)
+        d = self.design
+        B, p = elim.B, d.p
+        if p:  # back from the working (orthonormalised, OLS-centred) fixed part
+            beta = d.Rx_inv @ ev.beta_w + d.b_ols
+            xtvx = d.Rx.T @ B[:p, :p] @ d.Rx
+        else:
+            beta, xtvx = np.zeros(0), np.zeros((0, 0))
+        return Profile(ev.deviance, beta, ev.r2 / self.n_eff, ev.r2, ev.logdet_L, ev.logdet_X, ev.logdet_R, xtvx,
+                       elim, ev.beta_w)
 
     def profile(self, theta: np.ndarray, keep: bool = False) -> Profile:
         parts, rho = self.split_theta(theta)
@@ -177,33 +207,53 @@ class Objective:
         return factors if self._crossed else self.lambda_from_factors([b.expand(f) for b, f in zip(self.blocks,
                                                                                                   factors)])
 
-    def gradient_pieces(self, theta: np.ndarray, coef_r2=None):
-        """``(profile, gradient)`` of ``f = logdet_L + logdet_R (+ log|X'V^-1X|) + c * r2``
-        with respect to ``theta``, ``c = coef_r2`` (a function of the profile;
+    def evaluate(self, theta: np.ndarray) -> Evaluation:
+        """The deviance's pieces at ``theta`` (raises where undefined)."""
+        parts, rho = self.split_theta(theta)
+        if self.kernel is not None:
+            logdet, B, _, em = self.kernel.evaluate(self.blocks[0].structure.relative_factor(parts[0]))
+            ev = self._evaluation(B, logdet, 0.0)
+            ev.em_moments = em
+            return ev
+        inputs = self.crossproducts(rho)
+        elim = self.engine.eliminate(*inputs[:3], self._factor_args(parts))
+        return self._evaluation(elim.B, elim.logdet, inputs[3])
+
+    def gradient_pieces(self, theta: np.ndarray, coef_r2=None) -> tuple[Evaluation, np.ndarray]:
+        """``(evaluation, gradient)`` of ``f = logdet_L + logdet_R (+ log|X'V^-1X|) + c * r2``
+        with respect to ``theta``, ``c = coef_r2`` (a function of the evaluation;
         default ``n_eff / r2``: the gradient of the profiled deviance)."""
         parts, rho = self.split_theta(theta)
+        if self.kernel is not None:
+            lam = self.blocks[0].structure.relative_factor(parts[0])
+            logdet, B, backward, _ = self.kernel.evaluate(lam)
+            ev = self._evaluation(B, logdet, 0.0)
+            c = self.n_eff / ev.r2 if coef_r2 is None else coef_r2(ev)
+            lam_bar = backward(b_adjoint(ev, c, self.reml))
+            return ev, self._jacobians.theta_gradient(parts, [lam_bar])
         inputs = self.crossproducts(rho)
         lam = self._factor_args(parts)
-        prof = self._finish(self.engine.eliminate(*inputs[:3], lam, keep=True), inputs[3])
-        c = self.n_eff / prof.r2 if coef_r2 is None else coef_r2(prof)
-        B_bar = b_adjoint(prof.beta_w, prof.elim.B, c, self.reml)
+        elim = self.engine.eliminate(*inputs[:3], lam, keep=True)
+        ev = self._evaluation(elim.B, elim.logdet, inputs[3])
+        c = self.n_eff / ev.r2 if coef_r2 is None else coef_r2(ev)
+        B_bar = b_adjoint(ev, c, self.reml)
         if self._crossed:
-            return prof, theta_gradient(self.blocks, parts, self.engine.factor_gradient(prof.elim, B_bar))
+            return ev, self._jacobians.theta_gradient(parts, self.engine.factor_gradient(elim, B_bar))
         if not self.n_theta_re:
             M_bar = C_bar = None
             grad_re = np.zeros(0)
         else:
-            M_bar, C_bar = self.engine.backward(prof.elim, B_bar)
+            M_bar, C_bar = self.engine.backward(elim, B_bar)
             Lam_bar = dense_lambda_gradient(M_bar, C_bar, inputs[0], inputs[1], lam, self._diagonal)
-            grad_re = theta_gradient(self.blocks, parts, block_factor_gradients(Lam_bar, self._positions))
+            grad_re = self._jacobians.theta_gradient(parts, block_factor_gradients(Lam_bar, self._positions))
         if not rho.size:
-            return prof, grad_re
+            return ev, grad_re
         if M_bar is None:
             bars = (np.zeros_like(inputs[0]), np.zeros_like(inputs[1]), B_bar)
         else:
             bars = (np.matmul(np.matmul(lam, M_bar), lam.T), np.matmul(lam, C_bar), B_bar)
         grad_rho = residual_gradient(self.crossproducts, rho, bars, self.residual.bounds())
-        return prof, np.concatenate([grad_re, grad_rho])
+        return ev, np.concatenate([grad_re, grad_rho])
 
     def value_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """Profiled deviance and its analytic gradient (``(inf, nan)`` where undefined)."""
@@ -226,7 +276,7 @@ class Objective:
     def deviance(self, theta: np.ndarray) -> float:
         """Profiled -2 log-likelihood (REML: restricted); ``inf`` where undefined."""
         try:
-            return self.profile(theta).deviance
+            return self.evaluate(theta).deviance
         except (np.linalg.LinAlgError, FloatingPointError, ValueError):
             return np.inf
 
@@ -244,7 +294,7 @@ class Objective:
             i += k
         return parts, phi[i:]
 
-    def _neg2ll(self, prof: Profile, sigma2: float, r2: Optional[float] = None) -> float:
+    def _neg2ll(self, prof, sigma2: float, r2: Optional[float] = None) -> float:
         """-2 log-likelihood from a profile at a given sigma2 (not profiled)."""
         r2 = prof.r2 if r2 is None else r2
         out = prof.logdet_L + prof.logdet_R + self.weight_constant + self.n_eff * (LOG2PI + np.log(sigma2)) \
@@ -272,10 +322,10 @@ class Objective:
         reported covariance matrices are nearly singular."""
         psi = np.asarray(psi, dtype=float)
         try:
-            prof = self.profile(psi[:-1])
+            ev = self.evaluate(psi[:-1])
         except (np.linalg.LinAlgError, FloatingPointError, ValueError):
             return np.inf
-        return self._neg2ll(prof, float(np.exp(psi[-1])))
+        return self._neg2ll(ev, float(np.exp(psi[-1])))
 
     def natural_from_estimation(self, psi: np.ndarray) -> np.ndarray:
         """Reported parameters ``phi`` from ``psi = (theta, log sigma2)``."""

@@ -202,7 +202,8 @@ def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: 
 
     if log or em_log:
         stream.write("\nPerforming EM optimization ...\n")
-    theta = em_start(objective, theta, iterations=em_iterations, log=em_log, stream=stream)
+    theta = em_start(objective, theta, iterations=em_iterations, log=em_log, stream=stream, count=f,
+                     adaptive=not em_only)
     if em_only:
         dev = f(theta)
         return OptResult(theta, dev, True, em_iterations, f.n + f.n_grad, "EM only", [], _at_bound(theta, bounds),
@@ -333,7 +334,7 @@ def newton_estimation(objective: Objective, theta: np.ndarray, bounds, max_iter:
     kept, as the step is tiny.
     """
     f = count if count is not None else objective.deviance
-    sigma2 = objective.profile(theta).sigma2
+    sigma2 = objective.evaluate(theta).r2 / objective.n_eff
     psi = np.append(np.asarray(theta, dtype=float), np.log(sigma2))
     free = np.append(~_at_bound(theta, bounds), True)
     psi_bounds = list(bounds) + [(None, None)]

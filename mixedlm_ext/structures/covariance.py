@@ -51,6 +51,8 @@ class CovStruct:
 
     #: ``Lambda`` is diagonal for every ``theta`` (the engines scale elementwise)
     diagonal_factor = False
+    #: ``Lambda`` is linear in ``theta``: :meth:`factor_jacobian` does not depend on it
+    linear_factor = False
 
     def factor_jacobian(self, theta: np.ndarray) -> np.ndarray:
         """``d Lambda / d theta_k`` for each parameter, ``(n_theta, q, q)``.
@@ -135,6 +137,7 @@ class Identity(CovStruct):
         return [(0.0, None)]
 
     diagonal_factor = True
+    linear_factor = True
 
     def relative_factor(self, theta):
         return float(theta[0]) * np.eye(self.q)
@@ -177,6 +180,7 @@ class Independent(CovStruct):
         return [(0.0, None)] * self.q
 
     diagonal_factor = True
+    linear_factor = True
 
     def relative_factor(self, theta):
         return np.diag(np.asarray(theta, dtype=float))
@@ -255,6 +259,19 @@ class Exchangeable(CovStruct):
         v, c = float(nat[0]), float(nat[1])
         return (v - c) * np.eye(self.q) + c * np.ones((self.q, self.q))
 
+    def equivalent_thetas(self, theta):
+        """With a zero scale the correlation is not identified: every correlation gives
+        the same (zero) covariance.  The alternatives put it near either end of its
+        range and at zero, so that moving the scale off zero can reach an optimum with
+        any correlation."""
+        a = float(theta[0])
+        if a > 1e-8:
+            return []
+        lo, hi = self.theta_bounds()[1]
+        width = hi - lo
+        return [np.array([a, r]) for r in (lo + 0.01 * width, 0.0, hi - 0.01 * width)
+                if abs(r - float(theta[1])) > 1e-3 * width]
+
     def theta_from_cov(self, G_rel):
         v = max(np.mean(np.diag(G_rel)), 1e-12)
         off = G_rel[~np.eye(self.q, dtype=bool)]
@@ -283,6 +300,8 @@ class Unstructured(CovStruct):
 
     def theta_bounds(self):
         return [(0.0, None) if r == c else (None, None) for r, c in zip(self._rows, self._cols)]
+
+    linear_factor = True
 
     def relative_factor(self, theta):
         lam = np.zeros((self.q, self.q))
