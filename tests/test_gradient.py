@@ -213,3 +213,19 @@ def test_single_block_kernel_em_step(command, monkeypatch):
     fast = em.em_step(ob, th)
     monkeypatch.setattr(ob, "kernel", None)
     assert np.allclose(fast, em.em_step(ob, th), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("command", [c for c in KERNEL if "exch" not in c] + ["mixed y x || a: z, cov(exch)"])
+def test_single_block_kernel_hessian(command, seed):
+    """The kernel's closed-form Hessian in psi = (theta, log sigma2) equals central
+    differences of the analytic gradient."""
+    df, rng = _nested_frame(seed)
+    ob = mx.MixedLMExt.from_stata(command, df).objective
+    psi = np.append(_interior_point(ob, rng), np.log(0.5 + rng.random()))
+    f, g, H = ob.estimation_hessian(psi)
+    f0, g0 = ob.estimation_value_and_gradient(psi)
+    assert f == pytest.approx(f0, rel=1e-12) and np.allclose(g, g0, rtol=1e-10, atol=1e-10)
+    num = np.column_stack([(ob.estimation_value_and_gradient(psi + e)[1] - ob.estimation_value_and_gradient(psi - e)[1])
+                           / (2 * e.max()) for e in np.eye(psi.size) * 1e-5])
+    assert np.abs(H - num).max() <= 1e-5 * max(1.0, np.abs(num).max()), (H, num)

@@ -67,7 +67,7 @@ def _kernel_em_step(objective: Objective, theta: np.ndarray) -> np.ndarray:
     parts, rho = objective.split_theta(theta)
     ev = objective.evaluate(theta)
     w = np.append(-ev.beta_w, 1.0)
-    ssu, tr, bb, var_b = ev.em_moments(w)
+    ssu, tr, bb, var_b = ev.kernel.em(w)
     sigma2_cur = ev.r2 / objective.n_eff
     sigma2 = max((ev.r2 - ssu + sigma2_cur * tr) / objective.design.n, 1e-12)
     Gb = bb + sigma2_cur * var_b

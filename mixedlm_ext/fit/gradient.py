@@ -105,6 +105,20 @@ class FactorJacobians:
         self._fixed = [b.structure.factor_jacobian(b.structure.theta_start()).reshape(b.structure.n_theta, -1)
                        if b.structure.linear_factor else None for b in self.blocks]
 
+    def second(self, i: int, theta: np.ndarray, h: float = 1e-5) -> np.ndarray:
+        """``d2 lambda / d theta_j d theta_k`` of block ``i`` ``(m, m, q, q)``, by central
+        differences of its Jacobian (no likelihood involved)."""
+        struct = self.blocks[i].structure
+        theta = np.asarray(theta, dtype=float)
+        out = np.empty((theta.size,) + struct.factor_jacobian(theta).shape)
+        for j in range(theta.size):
+            step = h * max(abs(theta[j]), 1.0)
+            up, dn = theta.copy(), theta.copy()
+            up[j] += step
+            dn[j] -= step
+            out[j] = (struct.factor_jacobian(up) - struct.factor_jacobian(dn)) / (2.0 * step)
+        return out
+
     def theta_gradient(self, parts: list[np.ndarray], lam_bars: list[np.ndarray]) -> np.ndarray:
         """Chain rule from the per-block ``d f / d lambda`` to ``theta``."""
         out = []

@@ -11,16 +11,23 @@ effects per group.  Its profiled deviance depends on the relative factor
 
 so one evaluation is a few elementwise operations on arrays of length
 ``G`` (the ``2 x 2`` inverses written out) and two small matrix products,
-with no loop over groups and no LAPACK call per group.  For
-``f = logdet + <B_bar, B>`` the gradient is
+with no loop over groups and no LAPACK call per group.  With
+``N_g = (I + Psi Z_g)^-1``, ``K_g = Z_g N_g`` (symmetric) and ``W_g = N_g' C_g``:
 
-``Psi_bar = sum_g [Z_g - Z_g H_g Z_g + N_g' H_bar_g N_g]``,
-``H_bar_g = -C_g B_bar C_g'``, ``N_g = I - H_g Z_g``,
+* ``dH = N dPsi N'``, ``d log|I + Z Psi| = tr(K dPsi)``, ``dB = -sum W' dPsi W``;
+* for ``f = logdet + <B_bar, B>``: ``Psi_bar = sum_g [K_g - W_g B_bar W_g']`` and
+  ``lambda_bar = 2 Psi_bar lambda``;
+* second derivatives: ``d2 logdet = -sum tr(K dPsi1 K dPsi2)``,
+  ``d2B = sum W'(dPsi1 K dPsi2 + dPsi2 K dPsi1) W``, and for the Schur
+  complement ``r2`` of ``y`` (``v = [beta, -1]``, ``A = B_XX``):
+  ``d2 r2 = v' d2B v - 2 (dB1 v)_X' A^-1 (dB2 v)_X`` -- the analytic Hessian of
+  -2 log-likelihood in ``psi = (theta, log sigma2)``
+  (:meth:`KernelEvaluation.second_order`), so that a small model is fitted by
+  Newton-Raphson from the EM start.
 
-and ``lambda_bar = 2 Psi_bar lambda``.  The numbers are those of the general
-engine (:mod:`mixedlm_ext.engines.nested`) to rounding; the objective uses
-this kernel for the optimizer's evaluations and the engine for everything
-else (conditional modes, EM, postestimation).
+The numbers are those of the general engine (:mod:`mixedlm_ext.engines.nested`)
+to rounding; the objective uses this kernel for the optimizer's evaluations
+and the engine for everything else (conditional modes, postestimation).
 """
 from __future__ import annotations
 
@@ -29,6 +36,137 @@ from typing import Optional
 import numpy as np
 
 MAX_Q = 2
+
+
+class KernelEvaluation:
+    """The kernel at one ``lambda``: ``logdet`` and ``B``, and what their derivatives need."""
+
+    def __init__(self, kernel: "SingleBlockKernel", lam: np.ndarray):
+        self.lam = lam
+        self.C = kernel.C  # (G, q, k)
+        if kernel.q == 1:
+            self._scalar(kernel, lam)
+        else:
+            self._pair(kernel, lam)
+        if not np.isfinite(self.logdet):
+            raise np.linalg.LinAlgError("relative covariance not positive definite")
+
+    def _scalar(self, kernel, lam):
+        l2 = float(lam[0, 0]) ** 2
+        z, c = kernel.z, kernel.c
+        m = l2 * z + 1.0
+        h = l2 / m
+        self.logdet = float(np.log(m).sum())
+        self.B = kernel.B0 - (c * h[:, None]).T @ c
+        self._psi = np.array([[l2]])
+        self._n = (1.0 / m)[:, None, None]  # N
+        self._k = (z / m)[:, None, None]  # Z N
+
+    def _pair(self, kernel, lam):
+        a, c12, b, d = float(lam[0, 0]), float(lam[0, 1]), float(lam[1, 0]), float(lam[1, 1])
+        p11, p12, p22 = a * a + c12 * c12, a * b + c12 * d, b * b + d * d  # Psi = lambda lambda'
+        z11, z12, z22 = kernel.z11, kernel.z12, kernel.z22
+        D11 = 1.0 + p11 * z11 + p12 * z12  # I + Psi Z
+        D12 = p11 * z12 + p12 * z22
+        D21 = p12 * z11 + p22 * z12
+        D22 = 1.0 + p12 * z12 + p22 * z22
+        det = D11 * D22 - D12 * D21  # |I + Psi Z_g| > 0
+        if not det.min() > 0:
+            raise np.linalg.LinAlgError("relative covariance not positive definite")
+        inv = 1.0 / det
+        h11 = (D22 * p11 - D12 * p12) * inv
+        h12 = (D22 * p12 - D12 * p22) * inv
+        h22 = (D11 * p22 - D21 * p12) * inv
+        c1, c2 = kernel.c1, kernel.c2
+        X1 = h11[:, None] * c1 + h12[:, None] * c2
+        X2 = h12[:, None] * c1 + h22[:, None] * c2
+        self.B = kernel.B0 - (c1.T @ X1 + c2.T @ X2)
+        self.logdet = float(np.log(det).sum())
+        self._psi = np.array([[p11, p12], [p12, p22]])
+        self._h = (h11, h12, h22)
+        self._z = (z11, z12, z22)
+        self._n = self._k = None
+
+    def _nk(self) -> tuple[np.ndarray, np.ndarray]:
+        """``N = I - H Z`` and ``K = Z N`` per group, ``(G, q, q)``."""
+        if self._n is None:
+            h11, h12, h22 = self._h
+            z11, z12, z22 = self._z
+            n11 = 1.0 - (h11 * z11 + h12 * z12)
+            n12 = -(h11 * z12 + h12 * z22)
+            n21 = -(h12 * z11 + h22 * z12)
+            n22 = 1.0 - (h12 * z12 + h22 * z22)
+            k11, k12, k22 = z11 * n11 + z12 * n21, z11 * n12 + z12 * n22, z12 * n12 + z22 * n22
+            self._n = np.stack([np.stack([n11, n12], -1), np.stack([n21, n22], -1)], -2)
+            self._k = np.stack([np.stack([k11, k12], -1), np.stack([k12, k22], -1)], -2)
+        return self._n, self._k
+
+    def _w(self) -> np.ndarray:
+        """``W = N' C`` per group, ``(G, q, k)``."""
+        N, _ = self._nk()
+        return np.matmul(np.swapaxes(N, 1, 2), self.C)
+
+    def backward(self, B_bar: np.ndarray) -> np.ndarray:
+        """Gradient of ``logdet + <B_bar, B>`` with respect to ``lambda``."""
+        _, K = self._nk()
+        W = self._w()
+        WB = np.matmul(W, B_bar)
+        psi_bar = K.sum(axis=0) - np.einsum("gik,gjk->ij", WB, W)
+        return 2.0 * psi_bar @ self.lam
+
+    def em(self, w: np.ndarray):
+        """The EM moments of :func:`~mixedlm_ext.fit.em.em_step` at ``w = [-beta, 1]``
+        (working metric): ``(sum |u|^2, sum tr(A M^-1), mean b b', Var(b) / sigma2)``
+        with ``b = lambda u = H C w`` and ``u = lambda' N' C w``."""
+        N, K = self._nk()
+        P = self._psi
+        r = self.C @ w  # (G, q)
+        v = np.einsum("gab,ga->gb", N, r)  # N' r
+        b = v @ P  # Psi N' r = H r
+        G = r.shape[0]
+        ssu = float(np.einsum("ga,ab,gb->", v, P, v))
+        tr = float(np.einsum("gab,ba->", K, P))
+        return ssu, tr, b.T @ b / G, P - P @ K.mean(axis=0) @ P
+
+    def second_order(self, dirs: np.ndarray, second: Optional[np.ndarray], v: np.ndarray, A_inv: np.ndarray,
+                     coef: float, reml: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Gradient, Hessian and ``d r2`` in ``theta`` of ``f = logdet + coef * r2 (+ log|B_XX|)``.
+
+        ``dirs`` ``(m, q, q)``: ``d lambda / d theta_i``; ``second`` ``(m, m, q, q)`` its
+        derivatives (None: ``lambda`` linear in ``theta``); ``v = [beta, -1]``, ``A_inv``
+        the inverse of ``B_XX`` (working metric)."""
+        lam = self.lam
+        _, K = self._nk()
+        W = self._w()
+        p = v.size - 1
+        Pd = np.einsum("iab,cb->iac", dirs, lam)
+        Pd = Pd + np.swapaxes(Pd, 1, 2)  # dPsi_i = dl_i lam' + lam dl_i'
+        B_bar = coef * (v[:, None] * v[None, :])
+        if reml and p:
+            B_bar[:p, :p] += A_inv
+        psi_bar = K.sum(axis=0) - np.einsum("gik,kl,gjl->ij", W, B_bar, W)
+        grad = np.einsum("ab,iab->i", psi_bar, Pd)
+        KP = np.einsum("gab,ibc->giac", K, Pd)  # K dPsi_i
+        H = -np.einsum("giab,gjba->ij", KP, KP)  # d2 logdet
+        w = W @ v  # (G, q)
+        Pw = np.einsum("iab,gb->gia", Pd, w)  # dPsi_i w
+        dr = -np.einsum("gia,ga->i", Pw, w)  # v' dB_i v
+        d2B_vv = 2.0 * np.einsum("gia,gab,gjb->ij", Pw, K, Pw)
+        WX = W[:, :, :p]
+        u = -np.einsum("gax,gia->ix", WX, Pw)  # (dB_i v)_X
+        H += coef * (d2B_vv - 2.0 * u @ A_inv @ u.T) if p else coef * d2B_vv
+        if reml and p:
+            Q = np.einsum("gax,xy,gby->gab", WX, A_inv, WX)
+            dA = -np.einsum("gax,iab,gby->ixy", WX, Pd, WX)
+            AdA = np.einsum("xy,iyz->ixz", A_inv, dA)
+            H += 2.0 * np.einsum("gab,jbc,gcd,ida->ij", Q, Pd, K, Pd) - np.einsum("ixy,jyx->ij", AdA, AdA)
+        # the second derivative of Psi: dl_i dl_j' + dl_j dl_i' (+ d2l_ij lam' + lam d2l_ij')
+        S = np.einsum("iab,jcb->ijac", dirs, dirs)
+        if second is not None:
+            S = S + np.einsum("ijab,cb->ijac", second, lam)
+        S = S + np.swapaxes(S, 2, 3)
+        H += np.einsum("ab,ijab->ij", psi_bar, S)
+        return grad, 0.5 * (H + H.T), dr
 
 
 class SingleBlockKernel:
@@ -46,6 +184,7 @@ class SingleBlockKernel:
         self.q = ZtZ.shape[1]
         self.B0 = XYtXY
         self.k = XYtXY.shape[0]
+        self.C = ZtXY
         if self.q == 1:
             self.z = np.ascontiguousarray(ZtZ[:, 0, 0])
             self.c = np.ascontiguousarray(ZtXY[:, 0, :])
@@ -54,99 +193,9 @@ class SingleBlockKernel:
             self.c1 = np.ascontiguousarray(ZtXY[:, 0, :])
             self.c2 = np.ascontiguousarray(ZtXY[:, 1, :])
 
-    # -- q = 1 -------------------------------------------------------------------------
-    def _scalar(self, lam: np.ndarray):
-        l2 = float(lam[0, 0]) ** 2
-        m = l2 * self.z + 1.0
-        h = l2 / m
-        logdet = float(np.log(m).sum())
-        B = self.B0 - (self.c * h[:, None]).T @ self.c
-        if not np.isfinite(logdet):
-            raise np.linalg.LinAlgError("relative covariance not positive definite")
-
-        def backward(B_bar: np.ndarray) -> np.ndarray:
-            h_bar = -np.einsum("gi,ij,gj->g", self.c, B_bar, self.c)
-            psi_bar = float(np.sum(self.z / m + h_bar / (m * m)))
-            return 2.0 * psi_bar * lam
-
-        def em(w: np.ndarray):
-            r = self.c @ w
-            b = h * r
-            u2 = l2 * (r / m) ** 2
-            zn = self.z / m
-            G = self.z.size
-            return (float(u2.sum()), float(np.sum(zn * l2)), np.array([[float(b @ b) / G]]),
-                    np.array([[l2 - l2 * l2 * float(zn.mean())]]))
-
-        return logdet, B, backward, em
-
-    # -- q = 2 -------------------------------------------------------------------------
-    def _pair(self, lam: np.ndarray):
-        a, b, d = float(lam[0, 0]), float(lam[1, 0]), float(lam[1, 1])
-        c12 = float(lam[0, 1])
-        p11, p12, p22 = a * a + c12 * c12, a * b + c12 * d, b * b + d * d  # Psi = lambda lambda'
-        z11, z12, z22 = self.z11, self.z12, self.z22
-        D11 = 1.0 + p11 * z11 + p12 * z12
-        D12 = p11 * z12 + p12 * z22
-        D21 = p12 * z11 + p22 * z12
-        D22 = 1.0 + p12 * z12 + p22 * z22
-        det = D11 * D22 - D12 * D21  # |I + Psi Z_g| > 0
-        if not det.min() > 0:
-            raise np.linalg.LinAlgError("relative covariance not positive definite")
-        inv = 1.0 / det
-        h11 = (D22 * p11 - D12 * p12) * inv
-        h12 = (D22 * p12 - D12 * p22) * inv
-        h22 = (D11 * p22 - D21 * p12) * inv
-        c1, c2 = self.c1, self.c2
-        X1 = h11[:, None] * c1 + h12[:, None] * c2
-        X2 = h12[:, None] * c1 + h22[:, None] * c2
-        B = self.B0 - (c1.T @ X1 + c2.T @ X2)
-        logdet = float(np.log(det).sum())
-
-        def n_and_zn():
-            """``N = I - H Z = (I + Psi Z)^-1`` and ``Z N = Z - Z H Z`` (symmetric)."""
-            n11 = 1.0 - (h11 * z11 + h12 * z12)
-            n12 = -(h11 * z12 + h12 * z22)
-            n21 = -(h12 * z11 + h22 * z12)
-            n22 = 1.0 - (h12 * z12 + h22 * z22)
-            return (n11, n12, n21, n22), (z11 * n11 + z12 * n21, z11 * n12 + z12 * n22, z12 * n12 + z22 * n22)
-
-        def backward(B_bar: np.ndarray) -> np.ndarray:
-            Y1, Y2 = c1 @ B_bar, c2 @ B_bar
-            e11 = -np.einsum("gi,gi->g", Y1, c1)  # H_bar = -C B_bar C'
-            e12 = -np.einsum("gi,gi->g", Y1, c2)
-            e22 = -np.einsum("gi,gi->g", Y2, c2)
-            (n11, n12, n21, n22), (s11, s12, s22) = n_and_zn()
-            t11 = e11 * n11 + e12 * n21  # (H_bar N)
-            t12 = e11 * n12 + e12 * n22
-            t21 = e12 * n11 + e22 * n21
-            t22 = e12 * n12 + e22 * n22
-            P11 = float(np.sum(s11 + n11 * t11 + n21 * t21))  # Z N + N' H_bar N
-            P12 = float(np.sum(s12 + n11 * t12 + n21 * t22))
-            P22 = float(np.sum(s22 + n12 * t12 + n22 * t22))
-            return 2.0 * np.array([[P11, P12], [P12, P22]]) @ lam
-
-        def em(w: np.ndarray):
-            (n11, n12, n21, n22), (s11, s12, s22) = n_and_zn()
-            r1, r2 = c1 @ w, c2 @ w  # C w
-            b1, b2 = h11 * r1 + h12 * r2, h12 * r1 + h22 * r2  # b = lambda u = H C w
-            v1, v2 = n11 * r1 + n21 * r2, n12 * r1 + n22 * r2  # u = lambda' N' C w
-            ssu = float(np.sum(p11 * v1 * v1 + 2.0 * p12 * v1 * v2 + p22 * v2 * v2))
-            tr = float(np.sum(s11 * p11 + 2.0 * s12 * p12 + s22 * p22))
-            G = z11.size
-            bb = np.array([[b1 @ b1, b1 @ b2], [b1 @ b2, b2 @ b2]]) / G
-            P = np.array([[p11, p12], [p12, p22]])
-            S = np.array([[s11.mean(), s12.mean()], [s12.mean(), s22.mean()]])
-            return ssu, tr, bb, P - P @ S @ P
-
-        return logdet, B, backward, em
-
-    def evaluate(self, lam: np.ndarray):
-        """``(logdet, B, backward, em)``: ``backward(B_bar)`` is the gradient of
-        ``logdet + <B_bar, B>`` with respect to ``lambda``; ``em(w)`` (``w = [-beta, 1]``,
-        working metric) the EM moments ``(sum |u|^2, sum tr(A M^-1), mean b b',
-        Var(b) / sigma2)`` of :func:`~mixedlm_ext.fit.em.em_step`."""
-        return self._scalar(lam) if self.q == 1 else self._pair(lam)
+    def evaluate(self, lam: np.ndarray) -> KernelEvaluation:
+        """``logdet`` and ``B`` at ``lambda`` (raises ``LinAlgError`` where undefined)."""
+        return KernelEvaluation(self, np.asarray(lam, dtype=float))
 
 
 def single_block_kernel(objective) -> Optional[SingleBlockKernel]:

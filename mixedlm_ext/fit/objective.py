@@ -9,7 +9,7 @@ natural parameters (variances, covariances) followed by the residual's
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 from scipy.linalg import lapack
@@ -37,7 +37,7 @@ class Evaluation:
     beta_w: np.ndarray  # GLS fixed effects in the working metric
     B: np.ndarray  # (p+1, p+1) Schur complement of [X y]
     RX: np.ndarray = None  # lower Cholesky factor of B[:p, :p] (LAPACK layout: upper triangle not cleared)
-    em_moments: Optional[Callable] = None  # the single-block kernel's EM moments (fit.kernels)
+    kernel: Optional[object] = None  # the single-block kernel's evaluation (fit.kernels), if used
 
 
 @dataclass
@@ -211,9 +211,9 @@ class Objective:
         """The deviance's pieces at ``theta`` (raises where undefined)."""
         parts, rho = self.split_theta(theta)
         if self.kernel is not None:
-            logdet, B, _, em = self.kernel.evaluate(self.blocks[0].structure.relative_factor(parts[0]))
-            ev = self._evaluation(B, logdet, 0.0)
-            ev.em_moments = em
+            ke = self.kernel.evaluate(self.blocks[0].structure.relative_factor(parts[0]))
+            ev = self._evaluation(ke.B, ke.logdet, 0.0)
+            ev.kernel = ke
             return ev
         inputs = self.crossproducts(rho)
         elim = self.engine.eliminate(*inputs[:3], self._factor_args(parts))
@@ -226,10 +226,10 @@ class Objective:
         parts, rho = self.split_theta(theta)
         if self.kernel is not None:
             lam = self.blocks[0].structure.relative_factor(parts[0])
-            logdet, B, backward, _ = self.kernel.evaluate(lam)
-            ev = self._evaluation(B, logdet, 0.0)
+            ke = self.kernel.evaluate(lam)
+            ev = self._evaluation(ke.B, ke.logdet, 0.0)
             c = self.n_eff / ev.r2 if coef_r2 is None else coef_r2(ev)
-            lam_bar = backward(b_adjoint(ev, c, self.reml))
+            lam_bar = ke.backward(b_adjoint(ev, c, self.reml))
             return ev, self._jacobians.theta_gradient(parts, [lam_bar])
         inputs = self.crossproducts(rho)
         lam = self._factor_args(parts)
@@ -272,6 +272,30 @@ class Objective:
         except (np.linalg.LinAlgError, FloatingPointError, ValueError):
             return np.inf, np.full(psi.size, np.nan)
         return self._neg2ll(prof, s2), np.append(g, self.n_eff - prof.r2 / s2)
+
+    def estimation_hessian(self, psi: np.ndarray) -> Optional[tuple[float, np.ndarray, np.ndarray]]:
+        """``(f, gradient, Hessian)`` of :meth:`neg2ll_estimation` in ``psi`` in closed
+        form (the single-block kernel, :mod:`.kernels`); None when no closed form
+        applies (the optimizer then differentiates the gradient)."""
+        if self.kernel is None:
+            return None
+        psi = np.asarray(psi, dtype=float)
+        theta, s2 = psi[:-1], float(np.exp(psi[-1]))
+        struct = self.blocks[0].structure
+        ke = self.kernel.evaluate(struct.relative_factor(theta))
+        ev = self._evaluation(ke.B, ke.logdet, 0.0)
+        p = self.design.p
+        A_inv = np.linalg.inv(ke.B[:p, :p]) if p else np.zeros((0, 0))
+        dirs = struct.factor_jacobian(theta)
+        second = None if struct.linear_factor else self._jacobians.second(0, theta)
+        v = np.append(ev.beta_w, -1.0)
+        g, H, dr = ke.second_order(dirs, second, v, A_inv, 1.0 / s2, self.reml)
+        k = theta.size
+        Hf = np.empty((k + 1, k + 1))
+        Hf[:k, :k] = H
+        Hf[:k, k] = Hf[k, :k] = -dr / s2
+        Hf[k, k] = ev.r2 / s2
+        return self._neg2ll(ev, s2), np.append(g, self.n_eff - ev.r2 / s2), Hf
 
     def deviance(self, theta: np.ndarray) -> float:
         """Profiled -2 log-likelihood (REML: restricted); ``inf`` where undefined."""

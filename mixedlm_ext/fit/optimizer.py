@@ -185,16 +185,84 @@ def verify_boundary(f, x: np.ndarray, bounds, local, default_start: np.ndarray, 
     return x, not _at_bound(x, bounds, tol=_NEAR_BOUND).any()
 
 
+class _Run:
+    """The state of one optimisation: the counter, the iteration log, the budget."""
+
+    def __init__(self, objective: Objective, maxiter: int, log: bool, stream: TextIO):
+        self.objective = objective
+        self.bounds = objective.theta_bounds()
+        self.f = _Counter(objective)
+        self.history: list[tuple[int, float]] = []
+        self.maxiter = maxiter
+        self.n_iter = 0
+        self.messages: list[str] = []
+        self.log = log
+        self.stream = stream
+        self.label = "Log restricted-likelihood" if objective.reml else "Log likelihood"
+
+    def report(self, dev: float) -> None:
+        k = len(self.history)
+        self.history.append((k, _loglik(dev)))
+        if self.log:
+            self.stream.write("Iteration %d:  %s = %s\n" % (k, self.label, _fmt_ll(_loglik(dev))))
+
+    def local(self, x0: np.ndarray) -> np.ndarray:
+        """L-BFGS-B on value and analytic gradient from ``x0``."""
+        f = self.f
+        r = so.minimize(f.value_grad, x0, method="L-BFGS-B", jac=True, bounds=self.bounds,
+                        callback=lambda xk: self.report(f(xk)),
+                        options=dict(maxiter=max(1, self.maxiter - self.n_iter), ftol=1e-12, gtol=1e-7))
+        self.n_iter += int(r.nit)
+        self.messages.append(r.message if isinstance(r.message, str) else str(r.message))
+        return _project(r.x, self.bounds)
+
+    def newton(self, theta: np.ndarray, budget: int) -> "NewtonResult":
+        nr = newton_estimation(self.objective, theta, self.bounds, max_iter=min(50, budget), log=self.report,
+                               count=self.f)
+        self.n_iter += nr.n_iter
+        return nr
+
+    def verify(self, theta: np.ndarray, f0=None) -> tuple[np.ndarray, bool]:
+        return verify_boundary(self.f, theta, self.bounds, self.local, self.objective.theta_start(), f0=f0,
+                               equivalents=self.objective.equivalent_thetas)
+
+    def minimise(self, theta: np.ndarray) -> tuple[np.ndarray, Optional["NewtonResult"], bool]:
+        """From the EM start to a verified optimum: ``(theta, last Newton result or None,
+        boundary verified)``.  With a closed-form Hessian (one small block) Newton-Raphson
+        runs straight from the EM start, otherwise L-BFGS-B first; a boundary stop is
+        checked and a boundary Newton reaches is checked again."""
+        nr = None
+        if self.objective.kernel is not None:
+            nr = self.newton(theta, self.maxiter)
+            # accepted when converged on the start's face: Newton holds what reaches a bound there, so
+            # a new boundary stop goes back to the quasi-Newton stage (which can leave it again)
+            if not (nr.decrement < _NR_TOL
+                    and np.array_equal(_at_bound(nr.theta, self.bounds), _at_bound(theta, self.bounds))):
+                nr = None
+        theta = nr.theta if nr is not None else self.local(theta)
+        theta, verified = self.verify(theta, None if nr is None else nr.deviance)
+        if nr is not None and theta is nr.theta:
+            return theta, nr, verified
+        nr = None
+        for _ in range(3):
+            budget = max(0, self.maxiter - self.n_iter)
+            if not budget:
+                break
+            nr = self.newton(theta, budget)
+            moved, verified = self.verify(nr.theta, nr.deviance)
+            if moved is nr.theta:
+                break
+            theta, nr = moved, None
+        return theta, nr, verified
+
+
 def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: bool = False,
              maxiter: int = 300, stream: TextIO = None, em_iterations: int = 20,
              em_log: bool = False, em_only: bool = False, tolerance: float = 1e-8) -> OptResult:
     """Minimise the profiled deviance of ``objective``."""
     stream = stream or sys.stdout
-    label = "Log restricted-likelihood" if objective.reml else "Log likelihood"
-    bounds = objective.theta_bounds()
-    f = _Counter(objective)
-    history: list[tuple[int, float]] = []
-
+    run = _Run(objective, maxiter, log, stream)
+    f, bounds = run.f, run.bounds
     theta = objective.theta_start() if theta0 is None else np.asarray(theta0, float)
     if objective.n_theta == 0:
         dev = f(theta)
@@ -208,66 +276,31 @@ def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: 
         dev = f(theta)
         return OptResult(theta, dev, True, em_iterations, f.n + f.n_grad, "EM only", [], _at_bound(theta, bounds),
                          n_grad=f.n_grad)
-
     if log:
         stream.write("\nPerforming gradient-based optimization:\n")
-
-    def report(dev):
-        k = len(history)
-        history.append((k, _loglik(dev)))
-        if log:
-            stream.write("Iteration %d:  %s = %s\n" % (k, label, _fmt_ll(_loglik(dev))))
-
-    report(f.value_grad(theta)[0])
-    n_iter = 0
-    messages = []
-
-    def local(x0):
-        nonlocal n_iter
-        r = so.minimize(f.value_grad, x0, method="L-BFGS-B", jac=True, bounds=bounds,
-                        callback=lambda xk: report(f(xk)),
-                        options=dict(maxiter=max(1, maxiter - n_iter), ftol=1e-12, gtol=1e-7))
-        n_iter += int(r.nit)
-        messages.append(r.message if isinstance(r.message, str) else str(r.message))
-        return _project(r.x, bounds)
-
-    theta = local(theta)
-    theta, verified = verify_boundary(f, theta, bounds, local, objective.theta_start(),
-                                      equivalents=objective.equivalent_thetas)
-    nr = None
-    for _ in range(3):  # Newton on the free parameters; a boundary it reaches is verified again
-        budget = max(0, maxiter - n_iter)
-        if not budget:
-            break
-        nr = newton_estimation(objective, theta, bounds, max_iter=min(50, budget), log=report, count=f)
-        n_iter += nr.n_iter
-        moved, verified = verify_boundary(f, nr.theta, bounds, local, objective.theta_start(), f0=nr.deviance,
-                                          equivalents=objective.equivalent_thetas)
-        if moved is nr.theta:
-            break
-        theta, nr = moved, None
+    run.report(f.value_grad(theta)[0])
+    theta, nr, verified = run.minimise(theta)
     if nr is not None:
         theta, dev, decrement = nr.theta, nr.deviance, nr.decrement
     else:
         dev, decrement = f(theta), np.inf
-    res_message = messages[-1] if messages else ""
+    msg = run.messages[-1] if run.messages else ""
     # converged when the Newton decrement g'H^-1 g is negligible (Stata's nrtolerance)
     # and a boundary stop was checked against the interior next to it
     converged = bool(np.isfinite(dev) and decrement < _NR_TOL and verified)
-    msg = res_message
     if not converged:
         why = ("Newton decrement %.3g" % decrement) if verified else "a boundary stop could not be verified"
-        warn_user("the optimizer did not converge (%s after %d iterations): %s" % (why, n_iter, msg),
+        warn_user("the optimizer did not converge (%s after %d iterations): %s" % (why, run.n_iter, msg),
                   ConvergenceWarning)
-    out = OptResult(theta, float(dev), converged, n_iter, f.n + f.n_grad, msg, history, _at_bound(theta, bounds),
-                    n_grad=f.n_grad)
+    out = OptResult(theta, float(dev), converged, run.n_iter, f.n + f.n_grad, msg, run.history,
+                    _at_bound(theta, bounds), n_grad=f.n_grad)
     if nr is not None:
         out.psi, out.psi_free, out.hessian_psi = nr.psi, nr.free, nr.hessian
     return out
 
 
 _NR_TOL = 1e-5  # Newton decrement (deviance units) below which a fit has converged
-_NR_EXACT = 1e-10  # below this not even the (one-evaluation) Newton step is taken
+_NR_EXACT = 1e-13  # below this not even the (one-evaluation) Newton step is taken
 _NR_STALE = 1e-7  # after a step from a decrement below this, the point is final (its Hessian is kept)
 
 
@@ -288,8 +321,14 @@ def psi_hessian(objective: Objective, psi: np.ndarray, free: np.ndarray, count=N
     ``psi = (theta, log sigma2)``, by central differences of the analytic gradient
     in the free ``theta`` (``2 k`` gradient calls, not ``k^2`` values); the
     ``log sigma2`` row is closed form (``d2f/ds2 = r2 / sigma2``)."""
-    f0, g0 = objective.estimation_value_and_gradient(psi)
+    closed = objective.estimation_hessian(psi)
     idx = np.flatnonzero(free)
+    if closed is not None:  # the single-block kernel's closed form
+        if count is not None:
+            count.n_grad += 1
+        f0, g0, H = closed
+        return H[np.ix_(idx, idx)], g0[idx], f0
+    f0, g0 = objective.estimation_value_and_gradient(psi)
     k = idx.size
     H = np.zeros((k, k))
     for col, i in enumerate(idx[:-1] if free[-1] else idx):
