@@ -38,12 +38,32 @@ import numpy as np
 MAX_Q = 2
 
 
+def _product_index(q: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Index arrays for products of ``q x q`` matrices stored flattened (row major) along
+    an axis: ``(A B)[i q + j] = sum_k A[IA[i q + j, k]] B[IB[i q + j, k]]``; ``T`` transposes."""
+    IA = np.array([[i * q + k for k in range(q)] for i in range(q) for j in range(q)])
+    IB = np.array([[k * q + j for k in range(q)] for i in range(q) for j in range(q)])
+    T = np.array([j * q + i for i in range(q) for j in range(q)])
+    return IA, IB, T
+
+
+def _mul(A: np.ndarray, B: np.ndarray, index) -> np.ndarray:
+    """``A B`` for stacks of flattened ``q x q`` matrices ``(..., q*q, G)``."""
+    IA, IB, _ = index
+    return (A[..., IA, :] * B[..., IB, :]).sum(axis=-2)
+
+
 class KernelEvaluation:
-    """The kernel at one ``lambda``: ``logdet`` and ``B``, and what their derivatives need."""
+    """The kernel at one ``lambda``: ``logdet`` and ``B``, and what their derivatives need.
+
+    Per-group ``q x q`` matrices are stored flattened, ``(q*q, G)``, so that every
+    operation is elementwise over the groups or an ``einsum`` whose inner loop
+    runs over them (a batched ``2 x 2`` matrix product costs more per group than
+    the arithmetic it does)."""
 
     def __init__(self, kernel: "SingleBlockKernel", lam: np.ndarray):
         self.lam = lam
-        self.C = kernel.C  # (G, q, k)
+        self.kernel = kernel
         if kernel.q == 1:
             self._scalar(kernel, lam)
         else:
@@ -59,8 +79,7 @@ class KernelEvaluation:
         self.logdet = float(np.log(m).sum())
         self.B = kernel.B0 - (c * h[:, None]).T @ c
         self._psi = np.array([[l2]])
-        self._n = (1.0 / m)[:, None, None]  # N
-        self._k = (z / m)[:, None, None]  # Z N
+        self._nk_cache = ((1.0 / m)[None, :], (z / m)[None, :])
 
     def _pair(self, kernel, lam):
         a, c12, b, d = float(lam[0, 0]), float(lam[0, 1]), float(lam[1, 0]), float(lam[1, 1])
@@ -83,50 +102,52 @@ class KernelEvaluation:
         self.B = kernel.B0 - (c1.T @ X1 + c2.T @ X2)
         self.logdet = float(np.log(det).sum())
         self._psi = np.array([[p11, p12], [p12, p22]])
-        self._h = (h11, h12, h22)
-        self._z = (z11, z12, z22)
-        self._n = self._k = None
+        self._hz = (h11, h12, h22), (z11, z12, z22)
+        self._nk_cache = None
 
     def _nk(self) -> tuple[np.ndarray, np.ndarray]:
-        """``N = I - H Z`` and ``K = Z N`` per group, ``(G, q, q)``."""
-        if self._n is None:
-            h11, h12, h22 = self._h
-            z11, z12, z22 = self._z
+        """``N = I - H Z`` and ``K = Z N`` (symmetric) per group, flattened ``(q*q, G)``."""
+        if self._nk_cache is None:
+            (h11, h12, h22), (z11, z12, z22) = self._hz
             n11 = 1.0 - (h11 * z11 + h12 * z12)
             n12 = -(h11 * z12 + h12 * z22)
             n21 = -(h12 * z11 + h22 * z12)
             n22 = 1.0 - (h12 * z12 + h22 * z22)
             k11, k12, k22 = z11 * n11 + z12 * n21, z11 * n12 + z12 * n22, z12 * n12 + z22 * n22
-            self._n = np.stack([np.stack([n11, n12], -1), np.stack([n21, n22], -1)], -2)
-            self._k = np.stack([np.stack([k11, k12], -1), np.stack([k12, k22], -1)], -2)
-        return self._n, self._k
+            self._nk_cache = (np.stack([n11, n12, n21, n22]), np.stack([k11, k12, k12, k22]))
+        return self._nk_cache
 
     def _w(self) -> np.ndarray:
-        """``W = N' C`` per group, ``(G, q, k)``."""
+        """``W = N' C``, ``(q, G, k)`` (row ``i`` of every ``W_g``)."""
         N, _ = self._nk()
-        return np.matmul(np.swapaxes(N, 1, 2), self.C)
+        q = self.kernel.q
+        return np.einsum("aig,agk->igk", N.reshape(q, q, -1), self.kernel.C)
+
+    def _psi_bar(self, B_bar: np.ndarray, W: Optional[np.ndarray] = None) -> np.ndarray:
+        """``sum_g [K_g - W_g B_bar W_g']``: the gradient of ``logdet + <B_bar, B>`` in ``Psi``."""
+        _, K = self._nk()
+        W = self._w() if W is None else W
+        q = self.kernel.q
+        return K.sum(axis=1).reshape(q, q) - np.einsum("igl,jgl->ij", np.einsum("igk,kl->igl", W, B_bar), W)
 
     def backward(self, B_bar: np.ndarray) -> np.ndarray:
         """Gradient of ``logdet + <B_bar, B>`` with respect to ``lambda``."""
-        _, K = self._nk()
-        W = self._w()
-        WB = np.matmul(W, B_bar)
-        psi_bar = K.sum(axis=0) - np.einsum("gik,gjk->ij", WB, W)
-        return 2.0 * psi_bar @ self.lam
+        return 2.0 * self._psi_bar(B_bar) @ self.lam
 
     def em(self, w: np.ndarray):
         """The EM moments of :func:`~mixedlm_ext.fit.em.em_step` at ``w = [-beta, 1]``
         (working metric): ``(sum |u|^2, sum tr(A M^-1), mean b b', Var(b) / sigma2)``
-        with ``b = lambda u = H C w`` and ``u = lambda' N' C w``."""
+        with ``b = lambda u = Psi N' C w`` and ``u = lambda' N' C w``."""
         N, K = self._nk()
         P = self._psi
-        r = self.C @ w  # (G, q)
-        v = np.einsum("gab,ga->gb", N, r)  # N' r
-        b = v @ P  # Psi N' r = H r
-        G = r.shape[0]
-        ssu = float(np.einsum("ga,ab,gb->", v, P, v))
-        tr = float(np.einsum("gab,ba->", K, P))
-        return ssu, tr, b.T @ b / G, P - P @ K.mean(axis=0) @ P
+        q = self.kernel.q
+        r = np.einsum("agk,k->ag", self.kernel.C, w)
+        v = np.einsum("aig,ag->ig", N.reshape(q, q, -1), r)  # N' r
+        b = P @ v
+        G = r.shape[1]
+        ssu = float(np.einsum("ig,ig->", v, b))
+        tr = float(K.sum(axis=1).reshape(q, q).ravel() @ P.ravel())
+        return ssu, tr, b @ b.T / G, P - P @ K.mean(axis=1).reshape(q, q) @ P
 
     def second_order(self, dirs: np.ndarray, second: Optional[np.ndarray], v: np.ndarray, A_inv: np.ndarray,
                      coef: float, reml: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -135,31 +156,37 @@ class KernelEvaluation:
         ``dirs`` ``(m, q, q)``: ``d lambda / d theta_i``; ``second`` ``(m, m, q, q)`` its
         derivatives (None: ``lambda`` linear in ``theta``); ``v = [beta, -1]``, ``A_inv``
         the inverse of ``B_XX`` (working metric)."""
-        lam = self.lam
+        lam, q = self.lam, self.kernel.q
+        index = self.kernel.index
+        T = index[2]
         _, K = self._nk()
         W = self._w()
-        p = v.size - 1
+        p, m = v.size - 1, dirs.shape[0]
         Pd = np.einsum("iab,cb->iac", dirs, lam)
         Pd = Pd + np.swapaxes(Pd, 1, 2)  # dPsi_i = dl_i lam' + lam dl_i'
+        Pf = Pd.reshape(m, q * q, 1)
         B_bar = coef * (v[:, None] * v[None, :])
         if reml and p:
             B_bar[:p, :p] += A_inv
-        psi_bar = K.sum(axis=0) - np.einsum("gik,kl,gjl->ij", W, B_bar, W)
+        psi_bar = self._psi_bar(B_bar, W)
         grad = np.einsum("ab,iab->i", psi_bar, Pd)
-        KP = np.einsum("gab,ibc->giac", K, Pd)  # K dPsi_i
-        H = -np.einsum("giab,gjba->ij", KP, KP)  # d2 logdet
-        w = W @ v  # (G, q)
-        Pw = np.einsum("iab,gb->gia", Pd, w)  # dPsi_i w
-        dr = -np.einsum("gia,ga->i", Pw, w)  # v' dB_i v
-        d2B_vv = 2.0 * np.einsum("gia,gab,gjb->ij", Pw, K, Pw)
-        WX = W[:, :, :p]
-        u = -np.einsum("gax,gia->ix", WX, Pw)  # (dB_i v)_X
-        H += coef * (d2B_vv - 2.0 * u @ A_inv @ u.T) if p else coef * d2B_vv
+        KP = _mul(K[None], Pf, index)  # K dPsi_i, (m, q*q, G)
+        H = -np.einsum("ikg,jkg->ij", KP, KP[:, T, :])  # d2 logdet
+        w = np.einsum("igk,k->ig", W, v)  # W v
+        Pw = np.einsum("iab,bg->iag", Pd, w)  # dPsi_i w
+        KPw = np.einsum("abg,ibg->iag", K.reshape(q, q, -1), Pw)
+        dr = -np.einsum("iag,ag->i", Pw, w)  # v' dB_i v
+        H += coef * 2.0 * np.einsum("iag,jag->ij", Pw, KPw)
+        if p:
+            WX = W[:, :, :p]
+            u = -np.einsum("iag,agx->ix", Pw, WX)  # (dB_i v)_X
+            H -= coef * 2.0 * u @ A_inv @ u.T
         if reml and p:
-            Q = np.einsum("gax,xy,gby->gab", WX, A_inv, WX)
-            dA = -np.einsum("gax,iab,gby->ixy", WX, Pd, WX)
-            AdA = np.einsum("xy,iyz->ixz", A_inv, dA)
-            H += 2.0 * np.einsum("gab,jbc,gcd,ida->ij", Q, Pd, K, Pd) - np.einsum("ixy,jyx->ij", AdA, AdA)
+            Q = np.einsum("agy,bgy->abg", np.einsum("agx,xy->agy", WX, A_inv), WX).reshape(q * q, -1)
+            WAW = np.einsum("agx,bgy->abxy", WX, WX)
+            AdA = np.einsum("xz,izy->ixy", A_inv, -np.einsum("iab,abxy->ixy", Pd, WAW))
+            QP = _mul(Q[None], Pf, index)
+            H += 2.0 * np.einsum("jkg,ikg->ij", QP, KP[:, T, :]) - np.einsum("ixy,jyx->ij", AdA, AdA)
         # the second derivative of Psi: dl_i dl_j' + dl_j dl_i' (+ d2l_ij lam' + lam d2l_ij')
         S = np.einsum("iab,jcb->ijac", dirs, dirs)
         if second is not None:
@@ -184,14 +211,15 @@ class SingleBlockKernel:
         self.q = ZtZ.shape[1]
         self.B0 = XYtXY
         self.k = XYtXY.shape[0]
-        self.C = ZtXY
+        self.rows = [np.ascontiguousarray(ZtXY[:, i, :]) for i in range(self.q)]
+        self.C = np.stack(self.rows)  # (q, G, k)
+        self.index = _product_index(self.q)
         if self.q == 1:
             self.z = np.ascontiguousarray(ZtZ[:, 0, 0])
-            self.c = np.ascontiguousarray(ZtXY[:, 0, :])
+            self.c = self.rows[0]
         else:
             self.z11, self.z12, self.z22 = (np.ascontiguousarray(ZtZ[:, i, j]) for i, j in ((0, 0), (0, 1), (1, 1)))
-            self.c1 = np.ascontiguousarray(ZtXY[:, 0, :])
-            self.c2 = np.ascontiguousarray(ZtXY[:, 1, :])
+            self.c1, self.c2 = self.rows
 
     def evaluate(self, lam: np.ndarray) -> KernelEvaluation:
         """``logdet`` and ``B`` at ``lambda`` (raises ``LinAlgError`` where undefined)."""
