@@ -229,3 +229,26 @@ def test_single_block_kernel_hessian(command, seed):
     num = np.column_stack([(ob.estimation_value_and_gradient(psi + e)[1] - ob.estimation_value_and_gradient(psi - e)[1])
                            / (2 * e.max()) for e in np.eye(psi.size) * 1e-5])
     assert np.abs(H - num).max() <= 1e-5 * max(1.0, np.abs(num).max()), (H, num)
+
+
+def test_value_hessian_of_a_large_crossed_block():
+    """With a large dense crossed block the Hessian comes from values (logdet and r2
+    differenced separately); it equals central differences of the analytic gradient."""
+    from mixedlm_ext.fit.optimizer import psi_hessian
+
+    rng = np.random.default_rng(7)
+    n, na, nb = 2500, 400, 220
+    a, b = rng.integers(0, na, n), rng.integers(0, nb, n)
+    df = pd.DataFrame({"a": a, "b": b, "x": rng.normal(size=n)})
+    df["y"] = 1 + df.x + rng.normal(size=na)[a] + 0.5 * rng.normal(size=nb)[b] + rng.normal(size=n)
+    ob = mx.MixedLMExt.from_lme4("y ~ x + (1|a) + (1|b)", df, reml=False).objective
+    assert ob.value_hessian
+    psi = np.array([0.9, 0.45, 0.1])
+    f, g, H, n_eval = ob.estimation_hessian_values(psi, np.ones(2, dtype=bool))
+    f0, g0 = ob.estimation_value_and_gradient(psi)
+    assert f == pytest.approx(f0, rel=1e-12)
+    assert np.abs(g - g0).max() <= 1e-5 * np.abs(g0).max()  # O(h^2) central differences
+    num = np.column_stack([(ob.estimation_value_and_gradient(psi + e)[1] - ob.estimation_value_and_gradient(psi - e)[1])
+                           / (2 * e.max()) for e in np.eye(3) * 1e-5])
+    assert np.abs(H - num).max() <= 1e-5 * np.abs(num).max()
+    assert n_eval == 7

@@ -55,6 +55,7 @@ from ..core.linalg import (batched_cholesky, batched_lower_solve, block_diag, gr
 from ..design.types import Design
 from .crossed_backward import crossed_factor_gradient
 from .crossed_kmat import build_schur_map
+from .crossed_start import moment_start
 from .crossed_terms import CrossedTerm, block_factors_from_dense, build_terms, level_layout, term_matrix
 from .nested import Elimination, LevelFactor, NestedEngine
 
@@ -207,6 +208,17 @@ class CrossedEngine:
         """Gradient of ``logdet + <B_bar, B>`` with respect to every block's relative
         factor (design block order; :mod:`.crossed_backward`)."""
         return crossed_factor_gradient(self, elim, B_bar)
+
+    def start_factors(self) -> Optional[list[float]]:
+        """Moment-based relative standard deviations per block (design order) for
+        designs whose terms are all scalar (:mod:`.crossed_start`), else None."""
+        theta = moment_start(self.terms, self.design.yw)
+        if theta is None:
+            return None
+        out = [None] * len(self.design.blocks)
+        for t, v in zip(self.terms, theta):
+            out[t.blocks[0][0]] = float(v)
+        return out
 
     def unscaled_schur(self, H: np.ndarray) -> np.ndarray:
         """``Z2tZ2 - sum_g (Z2tZ1)_g H_g (Z2tZ1)_g'`` (full, symmetric) when the map is not folded."""

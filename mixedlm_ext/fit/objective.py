@@ -24,6 +24,9 @@ from .gradient import (FactorJacobians, b_adjoint, block_factor_gradients, block
                        residual_gradient)
 
 
+VALUE_HESSIAN_MIN_Q2 = 200  # dense crossed block from which second derivatives come from values
+
+
 @dataclass
 class Evaluation:
     """What the optimizer needs from one ``theta``: the deviance's pieces (no
@@ -94,6 +97,16 @@ class Objective:
 
     def theta_start(self) -> np.ndarray:
         return np.concatenate([b.structure.theta_start() for b in self.blocks] + [self.residual.start()])
+
+    def initial_theta(self) -> np.ndarray:
+        """Where the optimizer starts: :meth:`theta_start`, or for crossed scalar terms the
+        engine's moment estimates (:meth:`~mixedlm_ext.engines.crossed.CrossedEngine.start_factors`)."""
+        start = self.theta_start()
+        if self._crossed and all(b.structure.n_theta == 1 for b in self.blocks):
+            factors = self.engine.start_factors()
+            if factors is not None:
+                start = np.concatenate([np.array(factors, dtype=float), start[len(factors):]])
+        return start
 
     def equivalent_thetas(self, theta: np.ndarray) -> list[np.ndarray]:
         """Other ``theta`` with the same likelihood, one block changed at a time
@@ -296,6 +309,52 @@ class Objective:
         Hf[:k, k] = Hf[k, :k] = -dr / s2
         Hf[k, k] = ev.r2 / s2
         return self._neg2ll(ev, s2), np.append(g, self.n_eff - ev.r2 / s2), Hf
+
+    @property
+    def value_hessian(self) -> bool:
+        """Whether second derivatives are cheaper from values than from gradients:
+        the crossed engine with a large dense block, where a gradient needs the
+        block's inverse (about 2.6 factorisations) and a value one factorisation."""
+        return bool(self._crossed and getattr(self.engine, "Q2", 0) >= VALUE_HESSIAN_MIN_Q2)
+
+    def estimation_hessian_values(self, psi: np.ndarray, free: np.ndarray,
+                                  rel: float = 1e-3) -> tuple[float, np.ndarray, np.ndarray, int]:
+        """``(f, gradient, Hessian, evaluations)`` of :meth:`neg2ll_estimation` in ``psi``
+        over the free ``theta`` (``free``, a mask over ``theta``) and ``log sigma2``, from
+        values: every evaluation gives ``logdet`` and ``r2`` separately, so central
+        differences of these two functions of ``theta`` (``1 + 2k + k(k-1)`` evaluations)
+        give the whole Hessian, the ``log sigma2`` row in closed form."""
+        psi = np.asarray(psi, dtype=float)
+        theta, s2 = psi[:-1], float(np.exp(psi[-1]))
+        idx = np.flatnonzero(free)
+        k = idx.size
+
+        def pieces(d: dict) -> np.ndarray:
+            th = theta.copy()
+            for i, v in d.items():
+                th[idx[i]] += v
+            ev = self.evaluate(th)
+            return np.array([ev.logdet_L + ev.logdet_R + (ev.logdet_X if self.reml else 0.0), ev.r2]), ev
+
+        F0, ev0 = pieces({})
+        h = rel * np.maximum(np.abs(theta[idx]), 0.05)
+        Fp = [pieces({i: h[i]})[0] for i in range(k)]
+        Fm = [pieces({i: -h[i]})[0] for i in range(k)]
+        D1 = np.array([(Fp[i] - Fm[i]) / (2.0 * h[i]) for i in range(k)]).reshape(k, 2)  # d(g, r2)/dtheta
+        D2 = np.zeros((k, k, 2))
+        for i in range(k):
+            D2[i, i] = (Fp[i] - 2.0 * F0 + Fm[i]) / h[i] ** 2
+            for j in range(i + 1, k):
+                pp = pieces({i: h[i], j: h[j]})[0]
+                mm = pieces({i: -h[i], j: -h[j]})[0]
+                D2[i, j] = D2[j, i] = (pp + mm - Fp[i] - Fm[i] - Fp[j] - Fm[j] + 2.0 * F0) / (2.0 * h[i] * h[j])
+        c = np.array([1.0, 1.0 / s2])
+        H = np.empty((k + 1, k + 1))
+        H[:k, :k] = D2 @ c
+        H[:k, k] = H[k, :k] = -D1[:, 1] / s2
+        H[k, k] = ev0.r2 / s2
+        g = np.append(D1 @ c, self.n_eff - ev0.r2 / s2)
+        return self._neg2ll(ev0, s2), g, H, 1 + 2 * k + k * (k - 1)
 
     def deviance(self, theta: np.ndarray) -> float:
         """Profiled -2 log-likelihood (REML: restricted); ``inf`` where undefined."""

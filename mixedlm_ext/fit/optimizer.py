@@ -228,11 +228,12 @@ class _Run:
 
     def minimise(self, theta: np.ndarray) -> tuple[np.ndarray, Optional["NewtonResult"], bool]:
         """From the EM start to a verified optimum: ``(theta, last Newton result or None,
-        boundary verified)``.  With a closed-form Hessian (one small block) Newton-Raphson
-        runs straight from the EM start, otherwise L-BFGS-B first; a boundary stop is
-        checked and a boundary Newton reaches is checked again."""
+        boundary verified)``.  With a closed-form Hessian (one small block) or one from
+        values (a large crossed block, from its moment start) Newton-Raphson runs first,
+        otherwise L-BFGS-B; a boundary stop is checked and a boundary Newton reaches is
+        checked again."""
         nr = None
-        if self.objective.kernel is not None:
+        if self.objective.kernel is not None or self.objective.value_hessian:
             nr = self.newton(theta, self.maxiter)
             # accepted when converged on the start's face: Newton holds what reaches a bound there, so
             # a new boundary stop goes back to the quasi-Newton stage (which can leave it again)
@@ -263,7 +264,7 @@ def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: 
     stream = stream or sys.stdout
     run = _Run(objective, maxiter, log, stream)
     f, bounds = run.f, run.bounds
-    theta = objective.theta_start() if theta0 is None else np.asarray(theta0, float)
+    theta = objective.initial_theta() if theta0 is None else np.asarray(theta0, float)
     if objective.n_theta == 0:
         dev = f(theta)
         return OptResult(theta, dev, True, 0, f.n, "no variance parameters", [], np.zeros(0, bool))
@@ -328,6 +329,11 @@ def psi_hessian(objective: Objective, psi: np.ndarray, free: np.ndarray, count=N
             count.n_grad += 1
         f0, g0, H = closed
         return H[np.ix_(idx, idx)], g0[idx], f0
+    if objective.value_hessian:  # a large dense crossed block: values are cheaper than gradients
+        f0, g0, H, n = objective.estimation_hessian_values(psi, free[:-1])
+        if count is not None:
+            count.n += n
+        return H, g0, f0
     f0, g0 = objective.estimation_value_and_gradient(psi)
     k = idx.size
     H = np.zeros((k, k))
