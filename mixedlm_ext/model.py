@@ -272,7 +272,7 @@ class MixedLMExt(LikelihoodModel):
                        em_iterations=em_iterations, em_log=emlog, em_only=emonly)
         if log:
             stream.write("\nComputing standard errors ...\n")
-        prof = ob.profile(opt.theta, keep=True)
+        prof = ob.profile_from(opt.evaluation) if opt.evaluation is not None else ob.profile(opt.theta)
         phi = ob.natural_from_theta(opt.theta, prof.sigma2)
         kinds = ob.natural_kinds()
         cov_vc = vc_covariance(ob, opt.theta, prof.sigma2, phi, kinds, opt.at_bound,

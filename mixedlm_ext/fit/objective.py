@@ -197,9 +197,13 @@ class Objective:
 
     def _finish(self, elim: Elimination, logdet_R: float) -> Profile:
         """The profile from one elimination: GLS fixed effects, sigma2, deviance."""
-        ev = self._evaluation(elim.B, elim.logdet, logdet_R)
+        return self.profile_from(self._evaluation(elim.B, elim.logdet, logdet_R), elim)
+
+    def profile_from(self, ev: Evaluation, elim: Optional[Elimination] = None) -> Profile:
+        """The :class:`Profile` of an evaluation (fixed effects back in the user's metric);
+        ``elim`` is None unless the elimination was kept."""
         d = self.design
-        B, p = elim.B, d.p
+        B, p = ev.B, d.p
         if p:  # back from the working (orthonormalised, OLS-centred) fixed part
             beta = d.Rx_inv @ ev.beta_w + d.b_ols
             xtvx = d.Rx.T @ B[:p, :p] @ d.Rx
@@ -317,13 +321,15 @@ class Objective:
         block's inverse (about 2.6 factorisations) and a value one factorisation."""
         return bool(self._crossed and getattr(self.engine, "Q2", 0) >= VALUE_HESSIAN_MIN_Q2)
 
-    def estimation_hessian_values(self, psi: np.ndarray, free: np.ndarray,
-                                  rel: float = 1e-3) -> tuple[float, np.ndarray, np.ndarray, int]:
-        """``(f, gradient, Hessian, evaluations)`` of :meth:`neg2ll_estimation` in ``psi``
-        over the free ``theta`` (``free``, a mask over ``theta``) and ``log sigma2``, from
-        values: every evaluation gives ``logdet`` and ``r2`` separately, so central
-        differences of these two functions of ``theta`` (``1 + 2k + k(k-1)`` evaluations)
-        give the whole Hessian, the ``log sigma2`` row in closed form."""
+    def estimation_hessian_values(self, psi: np.ndarray, free: np.ndarray, rel: float = 1e-3,
+                                  evaluate=None) -> tuple[float, np.ndarray, np.ndarray]:
+        """``(f, gradient, Hessian)`` of :meth:`neg2ll_estimation` in ``psi`` over the free
+        ``theta`` (``free``, a mask over ``theta``) and ``log sigma2``, from values: every
+        evaluation gives ``logdet`` and ``r2`` separately, so central differences of these
+        two functions of ``theta`` (``1 + 2k + k(k-1)`` evaluations, through ``evaluate``,
+        default :meth:`evaluate`) give the whole Hessian, the ``log sigma2`` row in closed
+        form."""
+        evaluate = self.evaluate if evaluate is None else evaluate
         psi = np.asarray(psi, dtype=float)
         theta, s2 = psi[:-1], float(np.exp(psi[-1]))
         idx = np.flatnonzero(free)
@@ -333,7 +339,9 @@ class Objective:
             th = theta.copy()
             for i, v in d.items():
                 th[idx[i]] += v
-            ev = self.evaluate(th)
+            ev = evaluate(th)
+            if ev is None:
+                raise np.linalg.LinAlgError("the deviance is undefined next to psi")
             return np.array([ev.logdet_L + ev.logdet_R + (ev.logdet_X if self.reml else 0.0), ev.r2]), ev
 
         F0, ev0 = pieces({})
@@ -354,7 +362,7 @@ class Objective:
         H[:k, k] = H[k, :k] = -D1[:, 1] / s2
         H[k, k] = ev0.r2 / s2
         g = np.append(D1 @ c, self.n_eff - ev0.r2 / s2)
-        return self._neg2ll(ev0, s2), g, H, 1 + 2 * k + k * (k - 1)
+        return self._neg2ll(ev0, s2), g, H
 
     def deviance(self, theta: np.ndarray) -> float:
         """Profiled -2 log-likelihood (REML: restricted); ``inf`` where undefined."""
@@ -376,6 +384,10 @@ class Objective:
             parts.append(phi[i:i + k])
             i += k
         return parts, phi[i:]
+
+    def neg2ll_at(self, ev: Evaluation, sigma2: float) -> float:
+        """-2 log-likelihood from an evaluation's pieces at a given ``sigma2`` (not profiled)."""
+        return self._neg2ll(ev, sigma2)
 
     def _neg2ll(self, prof, sigma2: float, r2: Optional[float] = None) -> float:
         """-2 log-likelihood from a profile at a given sigma2 (not profiled)."""

@@ -44,6 +44,7 @@ class OptResult:
     psi_free: np.ndarray = None
     hessian_psi: np.ndarray = None
     n_grad: int = 0  # of n_eval, the evaluations with an analytic gradient
+    evaluation: object = None  # the objective's Evaluation at theta
 
 
 def _loglik(dev: float) -> float:
@@ -53,9 +54,10 @@ def _loglik(dev: float) -> float:
 class _Counter:
     """Counts evaluations and remembers recent ones (callbacks re-ask for them).
 
-    ``value(x)`` is the profiled deviance, ``value_grad(x)`` the deviance and its
-    analytic gradient in one evaluation; ``n`` counts the values, ``n_grad`` the
-    evaluations with a gradient.
+    ``value(x)`` is the profiled deviance, ``evaluation(x)`` all its pieces (an
+    :class:`~mixedlm_ext.fit.objective.Evaluation`, None where undefined),
+    ``value_grad(x)`` the deviance and its analytic gradient in one evaluation;
+    ``n`` counts the values, ``n_grad`` the evaluations with a gradient.
     """
 
     def __init__(self, objective: Objective):
@@ -64,16 +66,38 @@ class _Counter:
         self.n_grad = 0
         self._cache: dict[bytes, float] = {}
         self._grads: dict[bytes, tuple[float, np.ndarray]] = {}
+        self._evals: dict[bytes, object] = {}
 
     def __call__(self, x):
         return self.value(x)
+
+    def evaluation(self, x):
+        x = np.asarray(x, dtype=float)
+        key = x.tobytes()
+        if key in self._evals:
+            return self._evals[key]
+        self.n += 1
+        try:
+            ev = self.objective.evaluate(x)
+        except (np.linalg.LinAlgError, FloatingPointError, ValueError):
+            ev = None
+        if len(self._evals) > 64:
+            self._evals.clear()
+        self._evals[key] = ev
+        self._remember(key, np.inf if ev is None else ev.deviance)
+        return ev
 
     def value(self, x) -> float:
         key = np.asarray(x, dtype=float).tobytes()
         if key in self._cache:
             return self._cache[key]
-        self.n += 1
-        return self._remember(key, self.objective.deviance(x))
+        ev = self.evaluation(x)
+        return np.inf if ev is None else ev.deviance
+
+    def neg2ll(self, psi: np.ndarray) -> float:
+        """-2 log-likelihood in the estimation metric (``sigma2 = exp(psi[-1])``), cached."""
+        ev = self.evaluation(psi[:-1])
+        return np.inf if ev is None else self.objective.neg2ll_at(ev, float(np.exp(psi[-1])))
 
     def value_grad(self, x) -> tuple[float, np.ndarray]:
         key = np.asarray(x, dtype=float).tobytes()
@@ -279,7 +303,7 @@ def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: 
                          n_grad=f.n_grad)
     if log:
         stream.write("\nPerforming gradient-based optimization:\n")
-    run.report(f.value_grad(theta)[0])
+    run.report(f.value(theta) if objective.value_hessian else f.value_grad(theta)[0])
     theta, nr, verified = run.minimise(theta)
     if nr is not None:
         theta, dev, decrement = nr.theta, nr.deviance, nr.decrement
@@ -294,7 +318,7 @@ def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: 
         warn_user("the optimizer did not converge (%s after %d iterations): %s" % (why, run.n_iter, msg),
                   ConvergenceWarning)
     out = OptResult(theta, float(dev), converged, run.n_iter, f.n + f.n_grad, msg, run.history,
-                    _at_bound(theta, bounds), n_grad=f.n_grad)
+                    _at_bound(theta, bounds), n_grad=f.n_grad, evaluation=f.evaluation(theta))
     if nr is not None:
         out.psi, out.psi_free, out.hessian_psi = nr.psi, nr.free, nr.hessian
     return out
@@ -302,7 +326,7 @@ def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: 
 
 _NR_TOL = 1e-5  # Newton decrement (deviance units) below which a fit has converged
 _NR_EXACT = 1e-13  # below this not even the (one-evaluation) Newton step is taken
-_NR_STALE = 1e-7  # after a step from a decrement below this, the point is final (its Hessian is kept)
+_NR_STALE = 1e-6  # after a step from a decrement below this, the point is final (its Hessian is kept)
 
 
 @dataclass
@@ -330,9 +354,8 @@ def psi_hessian(objective: Objective, psi: np.ndarray, free: np.ndarray, count=N
         f0, g0, H = closed
         return H[np.ix_(idx, idx)], g0[idx], f0
     if objective.value_hessian:  # a large dense crossed block: values are cheaper than gradients
-        f0, g0, H, n = objective.estimation_hessian_values(psi, free[:-1])
-        if count is not None:
-            count.n += n
+        f0, g0, H = objective.estimation_hessian_values(psi, free[:-1],
+                                                       evaluate=None if count is None else count.evaluation)
         return H, g0, f0
     f0, g0 = objective.estimation_value_and_gradient(psi)
     k = idx.size
@@ -378,8 +401,8 @@ def newton_estimation(objective: Objective, theta: np.ndarray, bounds, max_iter:
     leaves the point converged (quadratic convergence) and its Hessian is
     kept, as the step is tiny.
     """
-    f = count if count is not None else objective.deviance
-    sigma2 = objective.evaluate(theta).r2 / objective.n_eff
+    count = count if count is not None else _Counter(objective)
+    sigma2 = count.evaluation(theta).r2 / objective.n_eff
     psi = np.append(np.asarray(theta, dtype=float), np.log(sigma2))
     free = np.append(~_at_bound(theta, bounds), True)
     psi_bounds = list(bounds) + [(None, None)]
@@ -401,9 +424,7 @@ def newton_estimation(objective: Objective, theta: np.ndarray, bounds, max_iter:
             cand = psi.copy()
             cand[free] += shrink * step
             cand = _project(cand, psi_bounds)
-            fc = objective.neg2ll_estimation(cand)
-            if count is not None:
-                count.n += 1
+            fc = count.neg2ll(cand)
             if np.isfinite(fc) and fc <= fx:
                 psi, fx = cand, fc
                 break
@@ -415,7 +436,7 @@ def newton_estimation(objective: Objective, theta: np.ndarray, bounds, max_iter:
             break
         free = np.append(~_at_bound(psi[:-1], bounds), True)
     theta = psi[:-1]
-    dev = f(theta)  # profiled: sigma2 at its optimum given theta (<= fx)
+    dev = count.value(theta)  # profiled: sigma2 at its optimum given theta (<= fx)
     return NewtonResult(theta, float(dev), it, decrement, psi, free, H)
 
 
