@@ -4,20 +4,36 @@
 >>> pig = mx.load_dataset("pig")
 >>> res = mx.mixed("mixed weight week || id:", pig)
 >>> print(res.summary())  # doctest: +SKIP
+
+Importing the package loads nothing heavy: every public name below is
+imported from its module on first use (PEP 562), so ``import mixedlm_ext``
+costs milliseconds and statsmodels, scipy and pandas load with the first
+model.
 """
-from .api import lmer, mixed
-from .structures.covariance import Exchangeable, Identity, Independent, Unstructured
-from .datasets import list_datasets, load_dataset
-from .model import MixedLMExt
-from .spec.residuals import (AR, MA, Banded, ExchangeableResidual, Exponential, IndependentResidual, Toeplitz,
-                              UnstructuredResidual)
-from .results.results import LRTestResult, MixedLMExtResults, lrtest
-from .spec.model import ModelSpec, REEquation, ResidualSpec
+from __future__ import annotations
+
+import importlib
+
 from .core.errors import (BoundaryWarning, ConvergenceWarning, FormulaSyntaxError, ModelSpecificationError,
                           StataSyntaxError)
-from .syntax.stata import parse_stata
 
 __version__ = "0.1.0"
+
+# public name -> module (relative to the package) that defines it
+_LAZY = {
+    "mixed": ".api", "lmer": ".api",
+    "MixedLMExt": ".model",
+    "MixedLMExtResults": ".results.results", "LRTestResult": ".results.results", "lrtest": ".results.results",
+    "ModelSpec": ".spec.model", "REEquation": ".spec.model", "ResidualSpec": ".spec.model",
+    "parse_stata": ".syntax.stata",
+    "Identity": ".structures.covariance", "Independent": ".structures.covariance",
+    "Exchangeable": ".structures.covariance", "Unstructured": ".structures.covariance",
+    "AR": ".spec.residuals", "MA": ".spec.residuals", "Toeplitz": ".spec.residuals", "Banded": ".spec.residuals",
+    "Exponential": ".spec.residuals", "UnstructuredResidual": ".spec.residuals",
+    "ExchangeableResidual": ".spec.residuals", "IndependentResidual": ".spec.residuals",
+    "load_dataset": ".datasets", "list_datasets": ".datasets",
+    "MixedLMRegressor": ".sklearn.estimator",
+}
 
 __all__ = [
     "mixed", "lmer", "lrtest", "MixedLMExt", "MixedLMExtResults", "LRTestResult",
@@ -30,10 +46,14 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    # the scikit-learn estimator is imported on first use (scikit-learn costs ~0.1 s to import)
-    if name == "MixedLMRegressor":
-        from .sklearn.estimator import MixedLMRegressor
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError("module 'mixedlm_ext' has no attribute %r" % name)
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
 
-        return MixedLMRegressor
-    raise AttributeError("module 'mixedlm_ext' has no attribute %r" % name)
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

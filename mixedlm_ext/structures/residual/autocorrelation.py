@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-from scipy.signal import lfilter, lfiltic
 
 
 def pacf_to_phi(a: np.ndarray) -> np.ndarray:
@@ -51,6 +50,8 @@ def ar_acf(a: np.ndarray, max_lag: int) -> tuple[np.ndarray, np.ndarray, float]:
         v *= 1.0 - ak * ak
     if L > p:
         den = np.concatenate([[1.0], -phi])
+        from scipy.signal import lfilter, lfiltic  # scipy.signal costs ~50 ms to import: only when used
+
         zi = lfiltic([1.0], den, rho[p:0:-1])
         rho[p + 1:] = lfilter([1.0], den, np.zeros(L - p), zi=zi)[0]
     return rho, phi, v
