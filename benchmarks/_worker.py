@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -37,7 +38,8 @@ T_START = time.perf_counter()
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(REPO))
+# the package under test: this checkout, or BENCH_PACKAGE_ROOT (another revision, e.g. the baseline)
+sys.path.insert(0, os.environ.get("BENCH_PACKAGE_ROOT", str(REPO)))
 
 from cases import CASE_BY_NAME  # noqa: E402
 

@@ -1,4 +1,4 @@
-# One R peer fit for the mixedlm_ext benchmark suite (called by benchmarks/run.py).
+# One R peer on one case, driven line by line (called by benchmarks/run.py).
 #
 #   Rscript peer_r.R DATA.csv ENGINE REML FACTORS FORMULA [RANDOM] [CORRELATION]
 #
@@ -9,13 +9,13 @@
 # RANDOM       lme only: random formula, e.g. "~1|g"
 # CORRELATION  lme only: "ar1:t|g" for corAR1(form = ~t|g), or "-"
 #
-# Only the fit is timed (system.time()[["elapsed"]]); before it a tiny fit on
-# a data set bundled with the package warms up lazy loading / byte compiling.
-# After the first timed fit the same fit is repeated (3 times when the first
-# took <= 20 s, once when <= 120 s, else not) and "time" is the best of all
-# timed fits ("first" is the first one), as for the Python peers.
-# The last line printed is
-#   RESULT {"time": <s>, "first": <s>, "repeats": <n>, "loglik": <logLik>, ...}
+# The script reads the data, loads the package and runs a tiny warm-up fit on a
+# data set bundled with it (lazy loading, byte compiling), prints
+#   READY {"version": ..., "R": ..., "Matrix": ...}
+# and then answers one command per line on stdin (the harness interleaves the
+# peers' repeats):
+#   fit   -> FIT {"status": "ok", "fit_s": <system.time elapsed>, "loglik": ..., "converged": ..., "n_eval": ...}
+#   quit
 suppressPackageStartupMessages({
   library(stats)
 })
@@ -40,28 +40,14 @@ if (requireNamespace("data.table", quietly = TRUE)) {
 }
 for (f in factors) df[[f]] <- factor(df[[f]])
 
-msgs <- character(0)
-converged <- TRUE
 if (engine == "lmer") {
   suppressPackageStartupMessages(library(lme4))
   ver <- as.character(packageVersion("lme4"))
-  # warm-up (not timed)
   invisible(suppressWarnings(suppressMessages(
     lmer(Reaction ~ Days + (Days | Subject), lme4::sleepstudy, REML = reml))))
-  fit <- NULL
   fitfun <- function() lmer(fml, data = df, REML = reml)
-  tm <- system.time(
-    fit <- withCallingHandlers(
-      fitfun(),
-      warning = function(w) { msgs <<- c(msgs, conditionMessage(w)); invokeRestart("muffleWarning") },
-      message = function(m) { msgs <<- c(msgs, conditionMessage(m)); invokeRestart("muffleMessage") }
-    )
-  )
-  ll <- as.numeric(logLik(fit))
-  conv <- fit@optinfo$conv$lme4
-  if (!is.null(conv$messages)) { converged <- FALSE; msgs <- c(msgs, conv$messages) }
-  extra <- sprintf("\"nobs\": %d, \"ngrps\": %s", nobs(fit),
-                   jstr(paste(names(ngrps(fit)), ngrps(fit), sep = "=", collapse = ",")))
+  n_eval <- function(fit) fit@optinfo$feval
+  conv_ok <- function(fit) is.null(fit@optinfo$conv$lme4$messages)
 } else if (engine == "lme") {
   suppressPackageStartupMessages(library(nlme))
   ver <- as.character(packageVersion("nlme"))
@@ -74,30 +60,37 @@ if (engine == "lmer") {
     if (parts[[1]] != "ar1") stop("unknown correlation ", corr)
     cor_obj <- corAR1(form = as.formula(paste("~", parts[[2]])))
   }
-  fit <- NULL
   fitfun <- function() lme(fml, random = random, correlation = cor_obj, data = df,
                            method = if (reml) "REML" else "ML")
-  tm <- system.time(
-    fit <- withCallingHandlers(
-      fitfun(),
-      warning = function(w) { msgs <<- c(msgs, conditionMessage(w)); invokeRestart("muffleWarning") }
-    )
-  )
-  ll <- as.numeric(logLik(fit))
-  extra <- sprintf("\"nobs\": %d", nrow(df))
+  n_eval <- function(fit) NULL
+  conv_ok <- function(fit) TRUE
 } else {
   stop("unknown engine ", engine)
 }
 
-first <- tm[["elapsed"]]
-nrep <- if (first <= 20) 3L else if (first <= 120) 1L else 0L
-times <- first
-for (i in seq_len(nrep)) {
-  times <- c(times, system.time(suppressWarnings(suppressMessages(fitfun())))[["elapsed"]])
-}
+cat(sprintf("READY {\"version\": \"%s\", \"R\": \"%s\", \"Matrix\": \"%s\", \"engine\": \"%s\"}\n", ver,
+            paste(R.version$major, R.version$minor, sep = "."), as.character(packageVersion("Matrix")), engine))
+flush(stdout())
 
-cat(sprintf("RESULT {\"time\": %s, \"first\": %s, \"repeats\": %d, \"loglik\": %s, \"converged\": %s, \"engine\": \"%s\", \"version\": \"%s\", \"R\": \"%s\", \"Matrix\": \"%s\", \"messages\": %s, %s}\n",
-            num(min(times)), num(first), nrep, num(ll), if (converged) "true" else "false", engine, ver,
-            paste(R.version$major, R.version$minor, sep = "."),
-            as.character(packageVersion("Matrix")),
-            jstr(paste(unique(msgs), collapse = " | ")), extra))
+con <- file("stdin", "r")
+repeat {
+  line <- readLines(con, n = 1)
+  if (length(line) == 0 || line == "quit") break
+  if (line != "fit") next
+  msgs <- character(0)
+  fit <- NULL
+  res <- tryCatch({
+    tm <- system.time(
+      fit <- withCallingHandlers(
+        fitfun(),
+        warning = function(w) { msgs <<- c(msgs, conditionMessage(w)); invokeRestart("muffleWarning") },
+        message = function(m) { msgs <<- c(msgs, conditionMessage(m)); invokeRestart("muffleMessage") }
+      )
+    )
+    sprintf("FIT {\"status\": \"ok\", \"fit_s\": %s, \"loglik\": %s, \"converged\": %s, \"n_eval\": %s, \"messages\": %s}",
+            num(tm[["elapsed"]]), num(as.numeric(logLik(fit))), if (conv_ok(fit)) "true" else "false",
+            num(n_eval(fit)), jstr(paste(unique(msgs), collapse = " | ")))
+  }, error = function(e) sprintf("FIT {\"status\": \"failed\", \"reason\": %s}", jstr(conditionMessage(e))))
+  cat(res, "\n", sep = "")
+  flush(stdout())
+}
