@@ -29,10 +29,10 @@ from ..spec.model import ModelSpec
 from ..structures.covariance import make_structure
 from .fixed import (build_fixed_part, drop_collinear, formula_variables, plain_fixed_part, plain_variables,
                     unknown_formula_names)
-from .groups import combined_codes, group_codes, level_paths, merge_equations
+from .groups import combined_codes, group_codes, group_key_values, level_paths, merge_equations
 from .random import base_matrix, dense_expand, finish_Z, hstack_columns, sparse_expand, uses_sparse_design
 from .types import Block, Design, Level
-from .table import ColumnTable
+from .table import ColumnTable, take
 from .validate import (as_plain_numbers, check_columns, check_exact_fit, check_finite, check_group_types,
                        check_identified, check_level_effects, check_numeric)
 from .weights import bind_weights
@@ -130,8 +130,10 @@ def _levels(merged, paths, df: ColumnTable, crossed: bool, sparse: bool, fine_co
     for li, ((path, eqs), full) in enumerate(zip(merged, paths)):
         if fine_codes is not None and li == len(paths) - 1 and full:
             codes, keys = fine_codes
-        else:
-            codes, keys = group_codes(df, full)
+        elif full:
+            codes, keys = group_key_values(df, full)
+        else:  # _all: one group
+            codes, keys = np.zeros(len(df), dtype=np.intp), None
         G = int(codes.max()) + 1 if len(codes) else 0
         pairs = [_block(eq, df, crossed, sparse) for eq in eqs]
         blocks = [b for b, _ in pairs if b is not None]
@@ -161,11 +163,13 @@ def _sorted_by_finest(table: ColumnTable, paths) -> tuple[ColumnTable, Optional[
     already sorted) and that grouping's codes and keys (None without a grouping)."""
     if not (paths and paths[-1]):
         return table, None, None
-    codes, keys = group_codes(table, paths[-1])
+    codes, G = combined_codes([table[c] for c in paths[-1]])
+    order = None
     if codes.size and not np.all(codes[1:] >= codes[:-1]):
         order = np.argsort(codes, kind="stable")
-        return table.take(order), order, (codes[order], keys)
-    return table, None, (codes, keys)
+        table, codes = table.take(order), codes[order]
+    rows = np.searchsorted(codes, np.arange(G))  # the first row of each group
+    return table, order, (codes, {c: take(table[c], rows) for c in paths[-1]})
 
 
 def _columns_of(M: np.ndarray) -> list:
@@ -177,25 +181,25 @@ def _columns_of(M: np.ndarray) -> list:
     return out
 
 
-def _fixed_candidates(spec: ModelSpec, df: pd.DataFrame, table: ColumnTable):
+def _fixed_candidates(spec: ModelSpec, table: ColumnTable):
     """``(columns, raw matrix or None, variables or None)`` of the fixed part's candidates:
     plain variables as vectors (``None``: the constant), else patsy's matrix after
     Stata's collinearity rule (``FixedPart`` then made by :func:`build_fixed_part`)."""
-    variables = plain_variables(spec, df)
+    variables = plain_variables(spec, table)
     if variables is None:
-        X, fixed = build_fixed_part(spec, df)
+        X, fixed = build_fixed_part(spec, table.frame())
         return _columns_of(X), X, fixed
     cols = [table.floats(v) for v in variables] + ([None] if spec.constant else [])
     return cols, None, variables
 
 
-def _fixed_part(spec: ModelSpec, df: pd.DataFrame, table: ColumnTable, y: np.ndarray):
+def _fixed_part(spec: ModelSpec, table: ColumnTable, y: np.ndarray):
     """``(X, FixedPart, GramWorking or None, centred columns or None)``.
 
     The Gram path (:mod:`.working`) decides collinearity (plain variables) and the
     working part; when it cannot, the row-wise rule and QR decide."""
-    n = len(df)
-    cols, X, info = _fixed_candidates(spec, df, table)
+    n = len(table)
+    cols, X, info = _fixed_candidates(spec, table)
     cc = centered_columns(cols, y)
     plain = X is None
     raw_norms = None
@@ -206,7 +210,7 @@ def _fixed_part(spec: ModelSpec, df: pd.DataFrame, table: ColumnTable, y: np.nda
         names = list(info) + (["_cons"] if spec.constant else [])
         Xc = np.column_stack([np.ones(n) if c is None else c for c in cols]) if cols else np.zeros((n, 0))
         keep = gw.keep if gw is not None else drop_collinear(Xc, names)
-        fixed = plain_fixed_part(spec, df, info, keep)
+        fixed = plain_fixed_part(spec, table, info, keep)
         X = Xc[:, keep] if not keep.all() else Xc
         if gw is None:
             return X, fixed, None, None
@@ -279,15 +283,14 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
     check_group_types(table, v["group"] + v["factor_re"])
     table, order, fine = _sorted_by_finest(table, paths)
     row_pos = rows if order is None else rows[order]
-    df = table.frame()
 
     y = table.floats(spec.response)
-    X, fixed, gw, cc = _fixed_part(spec, df, table, y)
+    X, fixed, gw, cc = _fixed_part(spec, table, y)
     for nm in fixed.omitted:
         warn_user("note: %s omitted because of collinearity" % nm)
     levels, Z = _levels(merged, paths, table, crossed, sparse, fine)
     working = gw.part(X, y) if gw is not None else working_fixed_part(X, y)
-    design = Design(spec, y, X, fixed, levels, Z, data.index[row_pos], row_pos, n_dropped, df,
+    design = Design(spec, y, X, fixed, levels, Z, data.index[row_pos], row_pos, n_dropped, table,
                     working, sparse_re=sparse, crossed_groupings=crossed)
     check_identified(design)
     design = _with_crossproducts(design, gw, cc)

@@ -142,9 +142,10 @@ class FixedPart:
         return X
 
 
-def plain_variables(spec: ModelSpec, df: pd.DataFrame) -> Optional[list[str]]:
+def plain_variables(spec: ModelSpec, df) -> Optional[list[str]]:
     """The variables of a right-hand side made only of numeric (not boolean) columns
-    joined by ``+``, in order (duplicates once); None when patsy is needed."""
+    joined by ``+``, in order (duplicates once); None when patsy is needed (``df``: a
+    data frame or the design's column table)."""
     rhs = spec.fixed.strip()
     terms = [t.strip() for t in rhs.split("+")] if rhs else []
     out: list[str] = []
@@ -159,7 +160,7 @@ def plain_variables(spec: ModelSpec, df: pd.DataFrame) -> Optional[list[str]]:
     return out
 
 
-def plain_fixed_part(spec: ModelSpec, df: pd.DataFrame, variables: list[str], keep: np.ndarray) -> FixedPart:
+def plain_fixed_part(spec: ModelSpec, df, variables: list[str], keep: np.ndarray) -> FixedPart:
     """The :class:`FixedPart` of plain ``variables`` (constant last) keeping the
     candidate columns ``keep`` (collinearity decided by the caller)."""
     names = list(variables) + (["_cons"] if spec.constant else [])

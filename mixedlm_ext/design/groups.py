@@ -55,14 +55,21 @@ def _values(df, name: str):
     return col.array if isinstance(col.dtype, pd.api.extensions.ExtensionDtype) else col.to_numpy()
 
 
+def group_key_values(df, cols: tuple[str, ...]) -> tuple[np.ndarray, dict]:
+    """Row -> group index (groups sorted by their values) and, per column, each group's value."""
+    if not cols:
+        return np.zeros(len(df), dtype=np.intp), {}
+    codes, G = combined_codes([_values(df, c) for c in cols])
+    rows = first_rows(codes, G)
+    return codes, {c: take(_values(df, c), rows) for c in cols}
+
+
 def group_codes(df: pd.DataFrame, cols: tuple[str, ...]) -> tuple[np.ndarray, pd.DataFrame]:
     """Row -> group index (groups sorted by their values) and the group keys."""
     if not cols:
         return np.zeros(len(df), dtype=np.intp), pd.DataFrame(index=[0])
-    codes, G = combined_codes([_values(df, c) for c in cols])
-    rows = first_rows(codes, G)
-    keys = pd.DataFrame({c: take(_values(df, c), rows) for c in cols}, index=pd.RangeIndex(G))
-    return codes, keys
+    codes, values = group_key_values(df, cols)
+    return codes, pd.DataFrame(values, index=pd.RangeIndex(int(codes.max()) + 1 if codes.size else 0))
 
 
 def merge_equations(eqs: tuple[REEquation, ...]) -> list[tuple[tuple[str, ...], list[REEquation]]]:

@@ -5,7 +5,7 @@ extension arrays -- categoricals, nullable types, arrow strings -- kept as
 they are), all of one length.  The design stage reads the data frame once
 into a table and works on the arrays, which costs microseconds per column
 where a pandas column lookup costs tens; the estimation rows' data frame
-(``Design.data``) is made from the table at the end.
+(``Design.data``) is made from the table when asked for.
 """
 from __future__ import annotations
 

@@ -68,7 +68,14 @@ class Level:
     codes: np.ndarray  # row -> group index (rows sorted)
     n_groups: int
     parent: Optional[np.ndarray] = None  # group -> parent group at the coarser level
-    keys: Optional[pd.DataFrame] = None  # group -> values of the path columns
+    key_values: Optional[dict] = None  # path column -> its value for each group
+
+    @property
+    def keys(self) -> Optional[pd.DataFrame]:
+        """Group -> values of the path columns (made when asked for: most fits never do)."""
+        if self.key_values is None:
+            return None
+        return pd.DataFrame(self.key_values, index=pd.RangeIndex(self.n_groups))
 
     @property
     def q(self) -> int:
@@ -91,7 +98,7 @@ class Design:
     row_index: pd.Index  # original labels of the (sorted) estimation rows
     row_pos: np.ndarray  # their positions in the user's data
     n_dropped: int
-    data: pd.DataFrame  # the estimation rows (sorted), used columns only
+    table: object  # the estimation rows (sorted), used columns only: a design.table.ColumnTable
     working: WorkingFixedPart = field(repr=False)
     # per lowest-level panel Z'Z (G, Q, Q) and Z'[Xw yw] (G, Q, p+1); None for the crossed engine
     ZtZ: Optional[np.ndarray] = field(repr=False, default=None)
@@ -100,6 +107,12 @@ class Design:
     sparse_re: bool = False  # random effects through the crossed engine (crossed groupings, R.x at _all)
     crossed_groupings: bool = False  # groupings that do not nest
     weights: Optional[object] = field(repr=False, default=None)  # weights.WeightInfo
+
+    @property
+    def data(self) -> pd.DataFrame:
+        """The estimation rows (sorted), used columns only, as a data frame (made when
+        asked for; the design's own computations read :attr:`table`)."""
+        return self.table.frame()
 
     # -- sizes -------------------------------------------------------------
     @property

@@ -138,17 +138,36 @@ def check_identified(design) -> None:
             )
 
 
+def _well_posed_pairs(ZtZ: np.ndarray) -> bool:
+    """Every panel's ``2 x 2`` cross-product safely invertible (else a pseudo-inverse)."""
+    a, b, d = ZtZ[:, 0, 0], ZtZ[:, 0, 1], ZtZ[:, 1, 1]
+    return bool(np.all(a * d - b * b > 1e-8 * np.maximum(a * d, 1e-300)))
+
+
 def _panel_fit_residual(design) -> float:
     """Residual sum of squares of ``y`` on ``X`` and every panel's own copy of the
     random-effects columns (all levels), from the cross-products.  The span is at
     least that of the fixed and random effects, so a clearly positive value rules
     an exact fit out."""
     ZtZ, ZtXY, B = design.ZtZ, design.ZtXY, design.XYtXY
-    w, V = np.linalg.eigh(ZtZ)
-    tol = 1e-12 * np.maximum(w[:, -1:], 1e-300) * ZtZ.shape[1]
-    inv_w = np.where(w > tol, 1.0 / np.where(w > tol, w, 1.0), 0.0)
-    VC = np.matmul(np.swapaxes(V, 1, 2), ZtXY)  # (G, q, p+1)
-    W = B - np.einsum("gqi,gq,gqj->ij", VC, inv_w, VC)
+    q = ZtZ.shape[1]
+    if q == 1:  # one column per panel: elementwise
+        z = ZtZ[:, 0, 0]
+        inv_z = np.where(z > 0, 1.0 / np.where(z > 0, z, 1.0), 0.0)
+        W = B - np.einsum("gi,g,gj->ij", ZtXY[:, 0, :], inv_z, ZtXY[:, 0, :])
+    elif q == 2 and _well_posed_pairs(ZtZ):  # 2 x 2 inverses written out
+        a, b, d = ZtZ[:, 0, 0], ZtZ[:, 0, 1], ZtZ[:, 1, 1]
+        det = a * d - b * b
+        c1, c2 = ZtXY[:, 0, :], ZtXY[:, 1, :]
+        X1 = (d / det)[:, None] * c1 - (b / det)[:, None] * c2
+        X2 = (a / det)[:, None] * c2 - (b / det)[:, None] * c1
+        W = B - (c1.T @ X1 + c2.T @ X2)
+    else:
+        w, V = np.linalg.eigh(ZtZ)
+        tol = 1e-12 * np.maximum(w[:, -1:], 1e-300) * ZtZ.shape[1]
+        inv_w = np.where(w > tol, 1.0 / np.where(w > tol, w, 1.0), 0.0)
+        VC = np.matmul(np.swapaxes(V, 1, 2), ZtXY)  # (G, q, p+1)
+        W = B - np.einsum("gqi,gq,gqj->ij", VC, inv_w, VC)
     p = W.shape[0] - 1
     if not p:
         return float(W[0, 0])

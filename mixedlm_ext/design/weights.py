@@ -125,9 +125,9 @@ def scale_level_one(w: np.ndarray, groups: np.ndarray, method: str,
 
 
 def _column(design, var: str, what: str) -> np.ndarray:
-    if var not in design.data.columns:
+    if var not in design.table.columns:
         raise ModelSpecificationError("weight variable '%s' not found (%s)" % (var, what))
-    v = design.data[var].to_numpy(dtype=float)
+    v = design.table.floats(var)
     if not np.all(np.isfinite(v)):
         raise ModelSpecificationError("weight variable '%s' has missing or infinite values" % var)
     if np.any(v <= 0):

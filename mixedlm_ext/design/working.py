@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
+from scipy.linalg import lapack
 
 from ..core.linalg import grouped_crossprod, orthonormalize
 
@@ -190,7 +191,14 @@ def centered_columns(x_cols: Sequence[Optional[np.ndarray]], y: np.ndarray,
 def _schur_ratios(G: np.ndarray, order: list[int], norms: np.ndarray) -> np.ndarray:
     """For each column in ``order``: the norm of its residual on the earlier kept
     columns over ``norms`` (a column with a ratio at or below :data:`COLLINEAR_TOL`
-    is not kept, so later ones are projected on the kept ones only)."""
+    is not kept, so later ones are projected on the kept ones only).  Without a
+    collinearity these are the diagonal of one Cholesky factor."""
+    order_a = np.asarray(order, dtype=np.intp)
+    L, info = lapack.dpotrf(G[np.ix_(order_a, order_a)], lower=1)
+    if info == 0:
+        ratios = np.diagonal(L) / np.maximum(norms[order_a], 1e-300)
+        if ratios.min() > AMBIGUOUS_TOL:
+            return ratios
     ratios = np.zeros(len(order))
     kept: list[int] = []
     for pos, j in enumerate(order):

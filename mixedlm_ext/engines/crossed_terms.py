@@ -70,7 +70,7 @@ def _block_grouping(design: Design, lvl: Level, blk: Block, start: int, boff: in
     if blk.expand_by is None:
         pos = start + np.arange(G_l)[:, None] * q_l + boff + np.arange(qe)[None, :]
         return lvl.codes, G_l, pos, None, lvl.label
-    ecodes, _ = group_codes(design.data, tuple(blk.expand_by))
+    ecodes, _ = group_codes(design.table, tuple(blk.expand_by))
     k = blk.n_expand
     codes = lvl.codes * k + ecodes if lvl.path else ecodes
     G = G_l * k if lvl.path else k
@@ -89,7 +89,7 @@ def build_terms(design: Design) -> tuple[list[CrossedTerm], int]:
     for li, lvl in enumerate(design.levels):
         boff = 0
         for blk in lvl.blocks:
-            base = base_matrix(blk.equation, design.data)
+            base = base_matrix(blk.equation, design.table)
             qe = base.shape[1]
             codes, G, pos, by, label = _block_grouping(design, lvl, blk, offs[li], boff, qe)
             key = (li, by)

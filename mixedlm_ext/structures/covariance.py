@@ -16,6 +16,7 @@ Adding a structure means writing one subclass.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -280,6 +281,14 @@ class Exchangeable(CovStruct):
         return np.array([np.sqrt(v), r])
 
 
+@lru_cache(maxsize=None)
+def _triangle_indices(q: int) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Rows and columns of the lower triangle and the strict upper triangle of ``q x q``
+    (computed once per ``q``: ``numpy.tril_indices`` costs more than a small fit's step)."""
+    rows, cols = np.tril_indices(q)
+    return rows, cols, np.triu_indices(q, 1)
+
+
 class Unstructured(CovStruct):
     """A free positive semi-definite ``G``: lme4's Cholesky parameterisation."""
 
@@ -288,8 +297,7 @@ class Unstructured(CovStruct):
 
     def __init__(self, q: int) -> None:
         super().__init__(q)
-        self._rows, self._cols = np.tril_indices(q)
-        self._iu = np.triu_indices(q, 1)
+        self._rows, self._cols, self._iu = _triangle_indices(q)
 
     @property
     def n_theta(self) -> int:
