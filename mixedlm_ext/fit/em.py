@@ -62,10 +62,12 @@ def conditional_moments(objective: Objective, theta: np.ndarray):
     return prof, u_hat, joint
 
 
-def _kernel_em_step(objective: Objective, theta: np.ndarray) -> np.ndarray:
+def _kernel_em_step(objective: Objective, theta: np.ndarray, evaluate=None) -> np.ndarray:
     """:func:`em_step` for one small block, from the kernel's closed forms (:mod:`.kernels`)."""
     parts, rho = objective.split_theta(theta)
-    ev = objective.evaluate(theta)
+    ev = (evaluate or objective.evaluate)(theta)
+    if ev is None:
+        raise np.linalg.LinAlgError("the deviance is undefined at theta")
     w = np.append(-ev.beta_w, 1.0)
     ssu, tr, bb, var_b = ev.kernel.em(w)
     sigma2_cur = ev.r2 / objective.n_eff
@@ -74,10 +76,11 @@ def _kernel_em_step(objective: Objective, theta: np.ndarray) -> np.ndarray:
     return np.concatenate([objective.blocks[0].structure.theta_from_cov(Gb / sigma2), rho])
 
 
-def em_step(objective: Objective, theta: np.ndarray) -> np.ndarray:
-    """One EM update of the random-effects parameters (residual ones kept)."""
+def em_step(objective: Objective, theta: np.ndarray, evaluate=None) -> np.ndarray:
+    """One EM update of the random-effects parameters (residual ones kept); ``evaluate``
+    (the optimizer's cached evaluations) serves the single-block kernel."""
     if objective.kernel is not None:
-        return _kernel_em_step(objective, theta)
+        return _kernel_em_step(objective, theta, evaluate)
     d = objective.design
     prof, u_hat, joint = conditional_moments(objective, theta)
     parts, rho = objective.split_theta(theta)
@@ -140,11 +143,11 @@ def em_start(objective: Objective, theta: np.ndarray, iterations: int = 20, log:
     gain = np.inf
     for it in range(iterations):
         try:
-            cand = em_step(objective, best)
+            cand = em_step(objective, best, None if count is None else count.evaluation)
         except (np.linalg.LinAlgError, FloatingPointError, ValueError):
             break
-        if count is not None:
-            count.n += 1  # the conditional moments
+        if count is not None and objective.kernel is None:
+            count.n += 1  # the conditional moments (the kernel's come with its cached evaluation)
         dev = value(cand)
         if log:
             stream.write("Iteration %d:  %s = %.8g\n" % (it, label, -0.5 * dev))

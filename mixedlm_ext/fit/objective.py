@@ -290,17 +290,20 @@ class Objective:
             return np.inf, np.full(psi.size, np.nan)
         return self._neg2ll(prof, s2), np.append(g, self.n_eff - prof.r2 / s2)
 
-    def estimation_hessian(self, psi: np.ndarray) -> Optional[tuple[float, np.ndarray, np.ndarray]]:
+    def estimation_hessian(self, psi: np.ndarray, evaluate=None) -> Optional[tuple[float, np.ndarray, np.ndarray]]:
         """``(f, gradient, Hessian)`` of :meth:`neg2ll_estimation` in ``psi`` in closed
         form (the single-block kernel, :mod:`.kernels`); None when no closed form
-        applies (the optimizer then differentiates the gradient)."""
+        applies (the optimizer then differentiates the gradient).  ``evaluate``
+        (default :meth:`evaluate`) gives the evaluation at ``theta``."""
         if self.kernel is None:
             return None
         psi = np.asarray(psi, dtype=float)
         theta, s2 = psi[:-1], float(np.exp(psi[-1]))
         struct = self.blocks[0].structure
-        ke = self.kernel.evaluate(struct.relative_factor(theta))
-        ev = self._evaluation(ke.B, ke.logdet, 0.0)
+        ev = (evaluate or self.evaluate)(theta)
+        if ev is None:
+            raise np.linalg.LinAlgError("the deviance is undefined at psi")
+        ke = ev.kernel
         p = self.design.p
         A_inv = np.linalg.inv(ke.B[:p, :p]) if p else np.zeros((0, 0))
         dirs = struct.factor_jacobian(theta)

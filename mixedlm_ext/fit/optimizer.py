@@ -346,7 +346,7 @@ def psi_hessian(objective: Objective, psi: np.ndarray, free: np.ndarray, count=N
     ``psi = (theta, log sigma2)``, by central differences of the analytic gradient
     in the free ``theta`` (``2 k`` gradient calls, not ``k^2`` values); the
     ``log sigma2`` row is closed form (``d2f/ds2 = r2 / sigma2``)."""
-    closed = objective.estimation_hessian(psi)
+    closed = objective.estimation_hessian(psi, None if count is None else count.evaluation)
     idx = np.flatnonzero(free)
     if closed is not None:  # the single-block kernel's closed form
         if count is not None:
