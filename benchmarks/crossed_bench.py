@@ -117,11 +117,12 @@ def run_r(path: Path, sc: dict) -> dict:
         return dict(error=["Rscript not found"])
     args = ["Rscript", str(HERE / "peer_r.R"), str(path), "lmer", "1" if sc["reml"] else "0",
             sc["factors"], sc["lme4"]]
-    proc = subprocess.run(args, capture_output=True, text=True)
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            r = json.loads(line[7:])
-            return dict(warm_s=r["time"], cold_s=r["first"], loglik=r["loglik"], converged=r["converged"])
+    proc = subprocess.run(args, capture_output=True, text=True, input="fit\nfit\nfit\nquit\n")  # peer_r.R serves
+    fits = [json.loads(line[4:]) for line in proc.stdout.splitlines() if line.startswith("FIT ")]
+    fits = [f for f in fits if f.get("status") == "ok"]
+    if fits:
+        return dict(warm_s=min(f["fit_s"] for f in fits[1:] or fits), cold_s=fits[0]["fit_s"],
+                    loglik=fits[-1]["loglik"], converged=fits[-1]["converged"])
     return dict(error=(proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["failed"])
 
 
