@@ -12,6 +12,7 @@ from statsmodels.base.model import LikelihoodModelResults, LikelihoodResultsWrap
 
 from ..inference.setup import InferenceMixin, InferenceSetup  # vce(), dfmethod(): t/F tests, robust SEs
 from ..inference.vc import to_sd_metric, vc_confint
+from ..postestimation.inference_methods import InferenceMethodsMixin
 from ..postestimation.mixin import PostestimationMixin
 
 
@@ -31,7 +32,7 @@ class WaldResult(NamedTuple):
     pvalue: float
 
 
-class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResults):
+class MixedLMExtResults(InferenceMixin, InferenceMethodsMixin, PostestimationMixin, LikelihoodModelResults):
     """Results of :meth:`MixedLMExt.fit`.
 
     ``params`` are the fixed effects then the variance components (reported
@@ -42,7 +43,7 @@ class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResu
     def __init__(self, model, params, inference: InferenceSetup, *, opt, profile, level: float = 95.0):
         super().__init__(model, params, normalized_cov_params=inference.cov, scale=1.0)
         self.opt = opt
-        self.profile = profile
+        self.fit_profile = profile  # the objective's profile at the estimate
         self.level = level
         self.converged = bool(opt.converged)
         self.n_iterations = opt.n_iter
@@ -89,9 +90,21 @@ class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResu
         names = self.model.design.fe_names
         return pd.DataFrame(c, index=names, columns=names)
 
-    def conf_int(self, alpha: float = 0.05):
-        """Confidence intervals: normal for fixed effects, Stata's transformed
-        intervals (log scale for variances, ...) for variance components."""
+    def conf_int(self, alpha: float = 0.05, method: str = "wald", stddeviations: Optional[bool] = None):
+        """Confidence intervals.
+
+        ``method="wald"`` (default): normal for fixed effects, Stata's
+        transformed intervals (log scale for variances, ...) for variance
+        components.  ``method="profile"``: profile-likelihood intervals, a
+        DataFrame with columns ``0``, ``1`` and ``boundary`` (variance
+        components as SDs/correlations with ``stddeviations``; see
+        :meth:`profile_conf_int`).
+        """
+        if method == "profile":
+            return self.profile_conf_int(alpha, stddeviations)[["lower", "upper", "boundary"]].set_axis(
+                [0, 1, "boundary"], axis=1)
+        if method != "wald":
+            raise ValueError("method must be 'wald' or 'profile', got %r" % (method,))
         ci = np.array(super().conf_int(alpha=alpha), dtype=float)
         est = np.asarray(self.params)[self.k_fe:]
         se = np.asarray(self.bse)[self.k_fe:]
@@ -205,8 +218,13 @@ class MixedLMExtResultsWrapper(LikelihoodResultsWrapper):
     _attrs = {k: v for k, v in LikelihoodResultsWrapper._attrs.items() if k not in ("fittedvalues", "resid")}
     _wrap_attrs = {k: v for k, v in wrap.union_dicts(LikelihoodResultsWrapper._wrap_attrs, _attrs).items()
                    if k not in ("fittedvalues", "resid")}
-    _methods = dict(LikelihoodResultsWrapper._wrap_methods)
-    _wrap_methods = wrap.union_dicts(LikelihoodResultsWrapper._wrap_methods, _methods)
+    _wrap_methods = {k: v for k, v in LikelihoodResultsWrapper._wrap_methods.items() if k != "conf_int"}
+
+    def conf_int(self, alpha: float = 0.05, method: str = "wald", stddeviations: Optional[bool] = None):
+        out = self._results.conf_int(alpha, method=method, stddeviations=stddeviations)
+        if isinstance(out, pd.DataFrame):
+            return out
+        return pd.DataFrame(out, index=self._results.model.data.param_names)
 
 
 wrap.populate_wrapper(MixedLMExtResultsWrapper, MixedLMExtResults)

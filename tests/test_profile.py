@@ -1,0 +1,147 @@
+"""Profile-likelihood intervals against lme4's confint(method="profile") and a dense REML profile."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.optimize as so
+from scipy import stats
+
+import mixedlm_ext as mx
+
+PEERS = Path(__file__).parent / "reference" / "peers"
+REF = json.loads((PEERS / "profile_ci_lme4.json").read_text())["models"]
+DATA = {"pig": "pig", "sleep": "sleepstudy", "pen": "penicillin"}
+RTOL = 2e-3  # the issue's tolerance (observed agreement: ~1e-5)
+
+
+def lme4_name(name: str) -> str:
+    """lme4's parameter name -> this package's (SD metric)."""
+    if name == "sigma":
+        return "Residual:sd(Residual)"
+    if name == "(Intercept)":
+        return "_cons"
+    if not name.startswith(("sd_", "cor_")):
+        return name  # a fixed effect
+    fix = lambda t: "_cons" if t == "(Intercept)" else t  # noqa: E731
+    kind, rest = name.split("_", 1)
+    terms, group = rest.rsplit("|", 1)
+    if kind == "sd":
+        return "%s:sd(%s)" % (group, fix(terms))
+    a, b = terms.split(".", 1) if not terms.startswith("(") else ("(Intercept)", terms.split(".", 1)[1])
+    return "%s:corr(%s,%s)" % (group, fix(a), fix(b))
+
+
+def fit_of(entry):
+    formula, rest = entry["r_call"][len("lmer("):].rsplit(", data=", 1)
+    data = mx.load_dataset(DATA[rest.split(",")[0]])
+    return mx.lmer(formula, data, REML="REML=TRUE" in rest)
+
+
+@pytest.fixture(scope="module", params=sorted(REF))
+def case(request):
+    entry = REF[request.param]
+    res = fit_of(entry)
+    return request.param, entry, res
+
+
+def test_profile_intervals_match_lme4(case):
+    name, entry, res = case
+    for level in ("95", "99"):
+        # lme4 profiles REML fits on the ML deviance (it refits by ML first): ml=True
+        ci = res.profile_conf_int(alpha=1 - int(level) / 100, stddeviations=True, ml=res.reml)
+        for pname, lim in entry["profile_" + level].items():
+            ours = ci.loc[lme4_name(pname)]
+            np.testing.assert_allclose([ours["lower"], ours["upper"]], [lim["lower"], lim["upper"]], rtol=RTOL,
+                                       err_msg="%s %s %s" % (name, level, pname))
+        # variances: the same profile, squared
+        var = res.conf_int(alpha=1 - int(level) / 100, method="profile", stddeviations=False)
+        for lab, lim in entry["variance_profile_" + level].items():
+            lab = lab.replace("_all:var(R.", "").rstrip(")") + ":var(_cons)" if lab.startswith("_all") else lab
+            if res.reml:
+                continue  # REML default: the restricted profile (tested below)
+            np.testing.assert_allclose(var.loc[lab, [0, 1]].to_numpy(float), [lim["lower"], lim["upper"]],
+                                       rtol=RTOL, err_msg=lab)
+
+
+def test_wald_intervals_unchanged(case):
+    name, entry, res = case
+    ci = res.conf_int()
+    assert list(ci.index) == list(res.params.index)
+    for pname, lim in entry["wald_95"].items():
+        if lim["lower"] is None:
+            continue
+        np.testing.assert_allclose(ci.loc[lme4_name(pname)].to_numpy(), [lim["lower"], lim["upper"]], rtol=1e-5)
+    # and they are the normal intervals of params +- z * bse (fixed effects)
+    z = stats.norm.ppf(0.975)
+    k = res.k_fe
+    np.testing.assert_allclose(ci.to_numpy()[:k, 0], res.params.to_numpy()[:k] - z * res.bse.to_numpy()[:k])
+
+
+def dense_reml_profile_zeta(data, c: float, sd_hat: float) -> float:
+    """zeta of sd(id) = c for ``weight ~ week + (1|id)`` from the dense restricted likelihood."""
+    y = data["weight"].to_numpy(float)
+    X = np.column_stack([np.ones(len(y)), data["week"].to_numpy(float)])
+    codes = pd.factorize(data["id"])[0]
+    Z = np.eye(codes.max() + 1)[codes]
+    n, p = X.shape
+
+    def neg2(s2u, s2e):
+        V = s2u * Z @ Z.T + s2e * np.eye(n)
+        Vi = np.linalg.inv(V)
+        A = X.T @ Vi @ X
+        b = np.linalg.solve(A, X.T @ Vi @ y)
+        r = y - X @ b
+        return (np.linalg.slogdet(V)[1] + np.linalg.slogdet(A)[1] + r @ Vi @ r + (n - p) * np.log(2 * np.pi))
+
+    def prof(sd):
+        return so.minimize_scalar(lambda t: neg2(sd ** 2, np.exp(t)), bounds=(-3, 5), method="bounded",
+                                  options=dict(xatol=1e-10)).fun
+
+    d0 = so.minimize_scalar(prof, bounds=(0.5 * sd_hat, 1.5 * sd_hat), method="bounded",
+                            options=dict(xatol=1e-9)).fun
+    return float(np.sign(c - sd_hat) * np.sqrt(max(prof(c) - d0, 0.0)))
+
+
+def test_reml_profile_of_variance_is_the_restricted_likelihood():
+    pig = mx.load_dataset("pig")
+    res = mx.mixed("mixed weight week || id:, reml", pig)
+    ci = res.profile_conf_int(stddeviations=True)
+    row = ci.loc["id:sd(_cons)"]
+    assert row["criterion"] == "REML"
+    sd_hat = float(np.sqrt(res.params["id:var(_cons)"]))
+    for end, target in ((row["lower"], -1.959964), (row["upper"], 1.959964)):
+        assert dense_reml_profile_zeta(pig, end, sd_hat) == pytest.approx(target, abs=2e-4)
+    # the fixed effects are profiled on the ML deviance, the same as after an ML fit
+    ml = mx.mixed("mixed weight week || id:", pig).profile_conf_int()
+    np.testing.assert_allclose(ci.loc[["week", "_cons"], ["lower", "upper"]].to_numpy(float),
+                               ml.loc[["week", "_cons"], ["lower", "upper"]].to_numpy(float), rtol=1e-7)
+    assert (ci.loc[["week", "_cons"], "criterion"] == "ML").all()
+
+
+def test_variance_at_zero_interval_is_labelled_boundary():
+    mix1 = pd.read_csv(PEERS / "data" / "mix1.csv")
+    with pytest.warns(mx.BoundaryWarning):
+        res = mx.lmer("resp ~ var1 + var2 + (1|var3)", mix1, REML=False)
+    ci = res.conf_int(method="profile", stddeviations=True)
+    assert ci.loc["var3:sd(_cons)", 0] == 0.0 and ci.loc["var3:sd(_cons)", "boundary"] == "lower"
+    assert ci.loc["var3:sd(_cons)", 1] > 0.05
+    assert (ci.drop("var3:sd(_cons)")["boundary"] == "").all()
+
+
+def test_profile_traces_cross_at_the_interval_ends():
+    res = mx.lmer("reaction ~ days + (days|subject)", mx.load_dataset("sleepstudy"), REML=False)
+    traces = res.profile(stddeviations=True)
+    ci = res.profile_conf_int(alpha=0.01, stddeviations=True)
+    assert set(traces) == set(ci.index)
+    for name, tr in traces.items():
+        assert list(tr.columns[:2]) == ["zeta", name]
+        assert np.all(np.diff(tr["zeta"]) > 0), name  # zeta increases with the parameter
+        z = stats.norm.ppf(0.995)
+        # the trace runs to |zeta| = z(0.995): its ends are the 99% interval
+        np.testing.assert_allclose([tr[name].iloc[0], tr[name].iloc[-1]], ci.loc[name, ["lower", "upper"]].to_numpy(float),
+                                   rtol=1e-6)
+        np.testing.assert_allclose([tr["zeta"].iloc[0], tr["zeta"].iloc[-1]], [-z, z], atol=1e-5)
