@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 import pandas as pd
 
+from ..inference.bootstrap import BootstrapResult, SimulationSource, parametric_bootstrap
 from ..inference.profile import ProfileResult, profile_fit
+from ..inference.simulate import replicate_seeds
 
 
 class InferenceMethodsMixin:
@@ -74,3 +77,71 @@ class InferenceMethodsMixin:
         if stddeviations is None:
             return bool(self.model.spec.option_dict.get("stddeviations", False))
         return bool(stddeviations)
+
+    # -- simulation and the parametric bootstrap --------------------------------------
+    def simulation_source(self, conditional: bool = False) -> SimulationSource:
+        """What :meth:`simulate` and :meth:`bootstrap` draw from: the fitted model
+        (``conditional``: with the random effects fixed at their BLUPs)."""
+        design = self.model.design
+        beta = np.asarray(self.fe_params, dtype=float)
+        zb = None
+        if conditional:
+            fitted = self.predict(kind="fitted").to_numpy(dtype=float)  # the user's data order
+            zb = np.empty(design.n)
+            zb[np.argsort(design.row_pos, kind="stable")] = fitted
+            zb -= design.X @ beta
+        return SimulationSource(self.model.objective, np.asarray(self.opt.theta, float), beta,
+                                float(self.fit_profile.sigma2), zb)
+
+    def simulate(self, n: int = 1, seed=None, conditional: bool = False) -> pd.DataFrame:
+        """New responses from the fitted model (lme4's ``simulate``).
+
+        Parameters
+        ----------
+        n : int
+            Number of responses.
+        seed : int or numpy SeedSequence, optional
+            Replicate ``i`` uses the ``i``-th stream spawned from it (the same
+            responses :meth:`bootstrap` refits with that seed).
+        conditional : bool
+            Keep the random effects at their BLUPs (lme4's ``use.u=TRUE``);
+            default: new random effects ``b ~ N(0, G)``.
+
+        Returns
+        -------
+        DataFrame
+            One column per response (``sim_1``, ...), the estimation rows in
+            the data's order, indexed like the data.
+        """
+        design = self.model.design
+        Y = self.simulation_source(conditional).responses(replicate_seeds(seed, n))
+        order = np.argsort(design.row_pos, kind="stable")
+        return pd.DataFrame(Y[order], index=design.row_index[order],
+                            columns=["sim_%d" % (i + 1) for i in range(int(n))])
+
+    def bootstrap(self, n_boot: int = 1000, seed=None, n_jobs: int = 1, progress: Optional[bool] = None,
+                  conditional: bool = False) -> BootstrapResult:
+        """Parametric bootstrap: simulate from the fitted model, refit, keep every parameter.
+
+        Parameters
+        ----------
+        n_boot : int
+            Number of replicates.
+        seed : int, optional
+            Makes the draws reproducible, whatever ``n_jobs``.
+        n_jobs : int
+            Worker processes (joblib); the replicates are the same for any value.
+        progress : bool, optional
+            A tqdm progress bar (default: from 200 replicates, if tqdm is installed).
+        conditional : bool
+            Simulate with the random effects at their BLUPs (lme4's ``use.u=TRUE``).
+
+        Returns
+        -------
+        BootstrapResult
+            ``.draws`` (named as ``params``), ``.std_err``, ``.conf_int(method=...)``.
+        """
+        if self.vce != "oim" or self.is_pseudo:
+            raise ValueError("the parametric bootstrap needs a likelihood fit (not robust or survey weights)")
+        return parametric_bootstrap(self.simulation_source(conditional), list(self.model.data.param_names),
+                                    n_boot=n_boot, seed=seed, n_jobs=n_jobs, progress=progress)
