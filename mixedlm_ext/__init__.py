@@ -12,6 +12,7 @@ from .model import MixedLMExt
 from .spec.residuals import (AR, MA, Banded, ExchangeableResidual, Exponential, IndependentResidual, Toeplitz,
                               UnstructuredResidual)
 from .results.results import LRTestResult, MixedLMExtResults, lrtest
+from .inference.comparison import anova
 from .spec.model import ModelSpec, REEquation, ResidualSpec
 from .core.errors import (BoundaryWarning, ConvergenceWarning, FormulaSyntaxError, ModelSpecificationError,
                           StataSyntaxError)
@@ -20,7 +21,7 @@ from .syntax.stata import parse_stata
 __version__ = "0.1.0"
 
 __all__ = [
-    "mixed", "lmer", "lrtest", "MixedLMExt", "MixedLMExtResults", "LRTestResult",
+    "mixed", "lmer", "lrtest", "anova", "MixedLMExt", "MixedLMExtResults", "LRTestResult",
     "ModelSpec", "REEquation", "ResidualSpec", "parse_stata",
     "Identity", "Independent", "Exchangeable", "Unstructured",
     "AR", "MA", "Toeplitz", "Banded", "Exponential", "UnstructuredResidual", "ExchangeableResidual",

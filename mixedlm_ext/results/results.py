@@ -10,6 +10,7 @@ import statsmodels.base.wrapper as wrap
 from scipy import stats
 from statsmodels.base.model import LikelihoodModelResults, LikelihoodResultsWrapper
 
+from ..inference.comparison import bootstrap_lrtest
 from ..inference.setup import InferenceMixin, InferenceSetup  # vce(), dfmethod(): t/F tests, robust SEs
 from ..inference.vc import to_sd_metric, vc_confint
 from ..postestimation.inference_methods import InferenceMethodsMixin
@@ -230,13 +231,19 @@ class MixedLMExtResultsWrapper(LikelihoodResultsWrapper):
 wrap.populate_wrapper(MixedLMExtResultsWrapper, MixedLMExtResults)
 
 
-def lrtest(big, small) -> LRTestResult:
+def lrtest(big, small, method: str = "chi2", n_boot: int = 1000, seed=None, n_jobs: int = 1,
+           progress: Optional[bool] = None) -> LRTestResult:
     """Likelihood-ratio test of nested models (Stata's ``lrtest big small``).
 
     The degrees of freedom are the difference in the number of parameters;
     the note warns that a null hypothesis on the boundary of the parameter
     space (a variance of zero) makes the test conservative.
+    ``method="bootstrap"``: the p-value from ``n_boot`` parametric-bootstrap
+    replicates under the smaller model instead (see
+    :func:`mixedlm_ext.inference.comparison.bootstrap_lrtest`).
     """
+    if method not in ("chi2", "bootstrap"):
+        raise ValueError("method must be 'chi2' or 'bootstrap', got %r" % (method,))
     b = getattr(big, "_results", big)
     s = getattr(small, "_results", small)
     if b.reml != s.reml:
@@ -257,4 +264,8 @@ def lrtest(big, small) -> LRTestResult:
     p = float(stats.chi2.sf(stat, df)) if df > 0 else np.nan
     note = ("The reported degrees of freedom assumes the null hypothesis is not on the boundary of the "
             "parameter space. If this is not true, then the reported test is conservative.")
+    if method == "bootstrap":
+        p, lr = bootstrap_lrtest(b, s, stat, n_boot=n_boot, seed=seed, n_jobs=n_jobs, progress=progress)
+        return LRTestResult(stat, df, p, "bootstrap", "Parametric bootstrap under the smaller model: %d of %d "
+                            "replicates refitted." % (lr.size, n_boot))
     return LRTestResult(stat, df, p, "chi2(%d)" % df, note)
