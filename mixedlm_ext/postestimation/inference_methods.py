@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..inference.bootstrap import BootstrapResult, SimulationSource, parametric_bootstrap
+from ..inference.margins import margins_table
 from ..inference.profile import ProfileResult, profile_fit
 from ..inference.simulate import replicate_seeds
 
@@ -145,3 +146,47 @@ class InferenceMethodsMixin:
             raise ValueError("the parametric bootstrap needs a likelihood fit (not robust or survey weights)")
         return parametric_bootstrap(self.simulation_source(conditional), list(self.model.data.param_names),
                                     n_boot=n_boot, seed=seed, n_jobs=n_jobs, progress=progress)
+
+    # -- margins -------------------------------------------------------------------
+    def margins(self, variables=None, at: Optional[dict] = None, dydx: Optional[str] = None,
+                over: Optional[str] = None, level: Optional[float] = None) -> pd.DataFrame:
+        """Stata's ``margins`` after ``mixed`` (the fixed portion, ``predict(xb)``).
+
+        Parameters
+        ----------
+        variables : str or list of str, optional
+            Factor variables: the average prediction with every row set to
+            each level (``margins region``; several: every combination).
+        at : dict, optional
+            Covariates set to values, ``{"unemp": [4, 6, 8]}`` (``"mean"``,
+            ``"median"`` allowed); several variables: every combination.
+        dydx : str, optional
+            Average marginal effect of a continuous variable (a factor: the
+            change from its base level to each other level).
+        over : str, optional
+            Separately within the subgroups of this variable.
+        level : float, optional
+            Confidence level (default: the fit's).
+
+        Returns
+        -------
+        DataFrame
+            One row per margin (labelled ``var=value,...``), columns
+            ``margin``, ``std_err``, ``z``, ``pvalue``, ``ci_low``,
+            ``ci_high``; ``attrs["L"]`` holds the linear combinations of the
+            fixed effects.
+        """
+        return self._margins(variables, at, dydx, over, level, None)
+
+    def contrast(self, variables=None, at: Optional[dict] = None, dydx: Optional[str] = None,
+                 over: Optional[str] = None, level: Optional[float] = None, kind: str = "pairwise") -> pd.DataFrame:
+        """Differences of the :meth:`margins` (same arguments): every pair, later minus
+        earlier (``kind="pairwise"``, Stata's ``margins ..., pwcompare``), or each
+        margin minus the first (``kind="reference"``, Stata's ``r.`` contrasts)."""
+        return self._margins(variables, at, dydx, over, level, kind)
+
+    def _margins(self, variables, at, dydx, over, level, contrast) -> pd.DataFrame:
+        k = self.k_fe
+        return margins_table(self.model.design, np.asarray(self.params, float)[:k],
+                             np.asarray(self.cov_params())[:k, :k], self.model.data_column, variables, at, dydx,
+                             over, self.level if level is None else level, contrast)
