@@ -19,6 +19,7 @@ from ..inference.bootstrap import BootstrapResult, SimulationSource, parametric_
 from ..inference.margins import margins_table
 from ..inference.profile import ProfileResult, profile_fit
 from ..inference.simulate import replicate_seeds
+from .prediction import PredictionResults, prediction
 
 
 class InferenceMethodsMixin:
@@ -190,3 +191,29 @@ class InferenceMethodsMixin:
         return margins_table(self.model.design, np.asarray(self.params, float)[:k],
                              np.asarray(self.cov_params())[:k, :k], self.model.data_column, variables, at, dydx,
                              over, self.level if level is None else level, contrast)
+
+    # -- predictions with intervals ------------------------------------------------
+    def get_prediction(self, data: Optional[pd.DataFrame] = None, random_effects: bool = False,
+                       exog: Optional[pd.DataFrame] = None) -> PredictionResults:
+        """Predictions with standard errors, confidence and prediction intervals
+        (statsmodels' ``get_prediction(...).summary_frame(alpha=...)``).
+
+        Parameters
+        ----------
+        data : DataFrame, optional
+            New data (default: the estimation sample); ``exog`` is an alias.
+        random_effects : bool
+            ``False``: the population-level prediction ``x'b`` (Stata's ``xb``);
+            ``True``: with the BLUPs of the rows' groups (Stata's ``fitted``),
+            its standard error the prediction error of ``x'b + z'u`` (see
+            :mod:`mixedlm_ext.postestimation.prediction`).
+
+        Returns
+        -------
+        PredictionResults
+            ``summary_frame(alpha)``: ``mean``, ``mean_se``, ``mean_ci_lower``,
+            ``mean_ci_upper``, ``obs_ci_lower``, ``obs_ci_upper``.
+        """
+        if data is not None and exog is not None:
+            raise TypeError("give data or exog, not both")
+        return prediction(self._pe_estimates, self._pe_blups, data if data is not None else exog, random_effects)
