@@ -76,6 +76,7 @@ MODELS = [
     ("mixed reaction days || subject: days, covariance(unstructured)", "sleepstudy"),
     ("mixed weight week || id: week, covariance(exchangeable)", "pig"),
     ("mixed gsp private emp hwy water other unemp || region: || state:", "productivity"),
+    ("mixed diameter || _all: R.plate || _all: R.sample", "penicillin"),
 ]
 
 
@@ -92,7 +93,7 @@ def test_replicate_refits_reach_the_full_optimum(cmd, data):
         assert conv
         np.testing.assert_allclose(boot.draws.iloc[i].to_numpy(), full, rtol=1e-4, atol=1e-6 * np.abs(full).max())
         # the replicate's design is the model's design with the new response, as if built from scratch
-        frame = res.model.frame.copy()
+        frame = res.model.frame.astype({ob.design.spec.response: float})
         order = np.argsort(ob.design.row_pos)
         frame.loc[ob.design.row_index[order], ob.design.spec.response] = Y[order, i]
         with warnings.catch_warnings():
@@ -101,6 +102,20 @@ def test_replicate_refits_reach_the_full_optimum(cmd, data):
         assert fresh.objective.deviance(res.opt.theta) == pytest.approx(
             type(ob)(d, reml=ob.reml).deviance(res.opt.theta), rel=1e-10)
     assert (SingleLevelBatch.of(ob) is not None) == (cmd.count("||") == 1 and "exchangeable" not in cmd)
+
+
+def test_precision_weighted_replicates_match_fresh_fits():
+    data = pd.read_csv(PEERS / "data" / "sleepstudy_w.csv")
+    res = mx.lmer("reaction ~ days + (days|subject)", data, REML=False, weights="w")
+    boot = res.bootstrap(n_boot=3, seed=2, progress=False)
+    Y = res.simulation_source().responses(replicate_seeds(2, 3))
+    d = res.model.design
+    order = np.argsort(d.row_pos)
+    for i in range(3):
+        frame = data.copy()
+        frame.loc[d.row_index[order], "reaction"] = Y[order, i]
+        fresh = mx.lmer("reaction ~ days + (days|subject)", frame, REML=False, weights="w")
+        np.testing.assert_allclose(boot.draws.iloc[i].to_numpy(), fresh.params.to_numpy(), rtol=1e-4)
 
 
 def test_bootstrap_intervals_by_definition(pig_ri):
