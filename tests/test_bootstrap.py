@@ -170,3 +170,31 @@ def test_simulation_refuses_what_it_cannot_do(pig):
         res.simulate(seed=1)
     with pytest.raises(ValueError, match="n_boot"):
         mx.mixed("mixed weight week || id:", pig).bootstrap(n_boot=0)
+
+
+def test_replicates_at_the_boundary_go_through_the_full_optimiser():
+    """A group variance estimated at 0: many replicates estimate it as 0 too, where the batched Newton
+    iterations cannot verify their stop; those are refitted with the boundary checks."""
+    from mixedlm_ext.inference.replicates import interior_starts
+    from mixedlm_ext.inference.simulate import response_crossproducts, working_response
+
+    rng = np.random.default_rng(12)
+    g = np.repeat(np.arange(30), 5)
+    x = rng.normal(size=g.size)
+    df = pd.DataFrame({"y": 1 + x + 0.2 * rng.normal(size=30)[g] + rng.normal(size=g.size), "x": x, "g": g})
+    res = mx.mixed("mixed y x || g:", df)
+    ob = res.model.objective
+    boot = res.bootstrap(n_boot=40, seed=1, progress=False)
+    Y = res.simulation_source().responses(replicate_seeds(1, 40))
+    yw, _ = working_response(ob.design, Y)
+    Zty = np.moveaxis(response_crossproducts(ob.design, yw), 2, 0)
+    start = interior_starts(res.opt.theta, ob.theta_bounds())[1]  # the estimate is at 0: start inside
+    _, ok = SingleLevelBatch.of(ob).newton(np.tile(start, (40, 1)), Zty, np.einsum("nb,nb->b", yw, yw))
+    assert 5 <= (~ok).sum() < 40
+    zero = 0
+    for i in range(40):
+        full, conv, _ = refit_one(ob, design_for_response(ob.design, Y[:, i]), res.opt.theta)
+        assert conv
+        np.testing.assert_allclose(boot.draws.iloc[i].to_numpy(), full, rtol=1e-4, atol=1e-7)
+        zero += full[2] < 1e-6
+    assert zero >= 5 and (boot.draws["g:var(_cons)"] < 1e-6).sum() == zero

@@ -20,7 +20,7 @@ from ..core.errors import warn_user
 from ..core.threads import single_thread_blas
 from ..design.types import Design
 from ..fit.objective import Objective
-from .replicates import SingleLevelBatch, refit_one
+from .replicates import SingleLevelBatch, interior_starts, refit_one
 from .simulate import (design_for_response, replicate_seeds, response_crossproducts, seed_sequence, simulate_responses,
                        working_response)
 from .vc import to_sd_metric
@@ -45,7 +45,10 @@ def refit_many(objective: Objective, theta0: np.ndarray, Y: np.ndarray) -> tuple
     todo = np.arange(B)
     if batch is not None:
         yty = np.einsum("nb,nb->b", yw, yw)
-        T0 = np.tile(np.asarray(theta0, float), (B, 1))
+        # from the estimate; a parameter at its bound moved inward (Newton cannot leave theta = 0,
+        # where the deviance is flat)
+        starts = interior_starts(np.asarray(theta0, float), objective.theta_bounds())
+        T0 = np.tile(starts[min(1, len(starts) - 1)], (B, 1))
         Theta, ok = batch.newton(T0, Zty, yty)
         if ok.any():
             params[ok] = batch.finish(Theta[ok], Zty[ok], yty[ok], b_ols[:, ok])

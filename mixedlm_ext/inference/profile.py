@@ -35,6 +35,7 @@ from scipy import stats
 from ..core.threads import single_thread_blas
 from ..fit.objective import Objective
 from ..fit.optimizer import optimize
+from .replicates import interior_starts
 from .vc import to_sd_metric
 
 _SCALE_POWER = {"var": 1.0, "cov": 1.0, "sd": 0.5}  # parameter ~ sigma2 ** power
@@ -172,20 +173,6 @@ def _metric_values(ob: Objective, sd: bool) -> Callable[[np.ndarray], np.ndarray
     return values
 
 
-def interior_starts(x0: np.ndarray, bounds) -> list[np.ndarray]:
-    """``x0`` and, when some parameters sit at a bound, ``x0`` with them moved inward
-    by 0.1 and 0.5: at ``theta = 0`` the deviance is flat (even in ``theta``), so a
-    local optimiser started there never leaves, though the optimum may be inside."""
-    at = [i for i, (lo, hi) in enumerate(bounds[: x0.size]) if lo is not None and x0[i] - lo < 1e-4]
-    out = [x0]
-    for step in (0.1, 0.5):
-        if at:
-            x = x0.copy()
-            x[at] = [bounds[i][0] + step for i in at]
-            out.append(x)
-    return out
-
-
 def _safe_neg2ll(ob: Objective) -> Callable[[np.ndarray], float]:
     def f(psi):
         try:
@@ -193,6 +180,16 @@ def _safe_neg2ll(ob: Objective) -> Callable[[np.ndarray], float]:
         except (ZeroDivisionError, OverflowError):
             return np.inf
     return f
+
+
+def _metric_labels(ob: Objective, sd: bool) -> tuple[list[str], list[str]]:
+    """``(labels, kinds)`` of the variance components in the variance or SD metric."""
+    names, kinds = ob.natural_names(), ob.natural_kinds()
+    if sd:
+        k = len(names)
+        phi = np.ones(k)  # the names and kinds do not depend on the values
+        names, _, _, kinds = to_sd_metric(names, phi, np.zeros((k, k)), kinds)
+    return ["%s:%s" % nm for nm in names], list(kinds)
 
 
 def _vc_solver(ob: Objective, values: Callable, j: int, kind: str, log_sigma2: float) -> Callable:
@@ -217,16 +214,16 @@ def _vc_solver(ob: Objective, values: Callable, j: int, kind: str, log_sigma2: f
     return solve
 
 
-def _fe_deviance(ob: Objective, theta: np.ndarray, j: int, c: float) -> tuple[float, np.ndarray]:
+def _fe_deviance(ob: Objective, theta: np.ndarray, j: int, c: float) -> tuple[float, np.ndarray, float]:
     """-2 log-likelihood (ML) at ``theta`` with ``beta_j = c`` and the other
-    fixed effects and ``sigma2`` at their optimum; also returns that ``beta``."""
+    fixed effects and ``sigma2`` at their optimum; also returns that ``beta`` and ``sigma2``."""
     prof = ob.profile(theta)
     cinv = np.linalg.inv(prof.xtvx)
     d = c - prof.beta[j]
     r2 = prof.r2 + d * d / cinv[j, j]
     beta = prof.beta + cinv[:, j] * (d / cinv[j, j])
     dev = prof.logdet_L + prof.logdet_R + ob.weight_constant + ob.n_eff * (1.0 + np.log(2.0 * np.pi * r2 / ob.n_eff))
-    return float(dev), beta
+    return float(dev), beta, r2 / ob.n_eff
 
 
 def _fe_solver(ob: Objective, j: int) -> Callable:
@@ -279,16 +276,12 @@ def ml_point(design, residual=None) -> FitPoint:
 def vc_profiles(fit: FitPoint, se: np.ndarray, sd: bool, criterion: str) -> list[ParameterProfile]:
     """A profile for every variance-component parameter (``sd``: SDs and correlations)."""
     ob = fit.objective
-    names, kinds = ob.natural_names(), ob.natural_kinds()
+    labels, kinds = _metric_labels(ob, sd)
     values = _metric_values(ob, sd)
     est = values(fit.psi)
-    if sd:
-        names, _, _, kinds = to_sd_metric(names, ob.natural_from_estimation(fit.psi), np.zeros((len(names),) * 2),
-                                          kinds)
-    labels = ["%s:%s" % nm for nm in names]
     scale = float(np.sqrt(fit.sigma2))
 
-    def params(x, c, labels=labels):
+    def params(x, c):
         return dict(zip(labels, values(x)))
 
     return [ParameterProfile(labels[j], kinds[j], est[j], se[j], fit.deviance, fit.psi,
@@ -297,13 +290,17 @@ def vc_profiles(fit: FitPoint, se: np.ndarray, sd: bool, criterion: str) -> list
             for j in range(len(labels))]
 
 
-def fe_profiles(fit: FitPoint, names: list[str], se: np.ndarray) -> list[ParameterProfile]:
-    """A profile for every fixed effect (ML deviance)."""
+def fe_profiles(fit: FitPoint, names: list[str], se: np.ndarray, sd: bool) -> list[ParameterProfile]:
+    """A profile for every fixed effect (ML deviance); the traces also carry the
+    variance components (``sd``: as SDs and correlations) at each constrained optimum."""
     ob = fit.objective
+    values = _metric_values(ob, sd)
+    vc_labels, _ = _metric_labels(ob, sd)
 
     def params_for(j):
         def params(theta, c):
-            return dict(zip(names, _fe_deviance(ob, theta, j, c)[1]))
+            _, beta, sigma2 = _fe_deviance(ob, theta, j, c)
+            return {**dict(zip(names, beta)), **dict(zip(vc_labels, values(np.append(theta, np.log(sigma2)))))}
         return params
 
     return [ParameterProfile(nm, "fe", fit.beta[j], se[j], fit.deviance, fit.theta, _fe_solver(ob, j),
@@ -356,5 +353,5 @@ def profile_fit(res, stddeviations: bool = False, ml: bool = False) -> ProfileRe
     table = res.sd_components if stddeviations else res.variance_components
     fe_names = list(ob.design.fe_names)
     se_fe = np.asarray(res.bse)[: len(fe_names)]
-    return ProfileResult(fe_profiles(ml_fit, fe_names, se_fe)
+    return ProfileResult(fe_profiles(ml_fit, fe_names, se_fe, stddeviations)
                          + vc_profiles(vc_fit, table["std_err"].to_numpy(), stddeviations, criterion))

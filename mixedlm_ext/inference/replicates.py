@@ -47,6 +47,20 @@ def refit_one(objective: Objective, design: Design, theta0: np.ndarray) -> tuple
     return params_at(ob, opt.theta, prof.beta, prof.sigma2), bool(opt.converged), float(opt.deviance)
 
 
+def interior_starts(x0: np.ndarray, bounds) -> list[np.ndarray]:
+    """``x0`` and, when some parameters sit at a bound, ``x0`` with them moved inward
+    by 0.1 and 0.5: at ``theta = 0`` the deviance is flat (even in ``theta``), so a
+    local optimiser started there never leaves, though the optimum may be inside."""
+    at = [i for i, (lo, hi) in enumerate(bounds[: x0.size]) if lo is not None and x0[i] - lo < 1e-4]
+    out = [x0]
+    for step in (0.1, 0.5):
+        if at:
+            x = x0.copy()
+            x[at] = [bounds[i][0] + step for i in at]
+            out.append(x)
+    return out
+
+
 def linear_factor_map(objective: Objective) -> Optional[np.ndarray]:
     """``A`` with ``Lambda(theta) = sum_k theta_k A[k]`` when the relative factor is
     linear in ``theta`` (identity, independent, unstructured), else None."""
