@@ -1,7 +1,7 @@
 """The parametric bootstrap and the bootstrap likelihood-ratio test.
 
 Replicates are simulated from the fitted model (:mod:`.simulate`) and
-refitted (:mod:`.replicates`) in chunks of :data:`CHUNK`; every replicate
+refitted (:mod:`.replicates`) in chunks (:func:`chunk_size`: bounded memory); every replicate
 has its own random stream spawned from the seed and every chunk is computed
 the same way whatever the number of jobs, so the draws are identical for
 any ``n_jobs``.  With ``n_jobs > 1`` the chunks run in worker processes
@@ -25,7 +25,8 @@ from .simulate import (design_for_response, replicate_seeds, response_crossprodu
                        working_response)
 from .vc import to_sd_metric
 
-CHUNK = 100  # replicates per chunk (fixed: the results do not depend on n_jobs)
+CHUNK = 100  # replicates per chunk at most (the chunks do not depend on n_jobs)
+CHUNK_ELEMS = 8_000_000  # and at most this many simulated values (rows x replicates) per chunk
 PROGRESS_MIN = 200  # replicates from which a progress bar shows by default
 
 
@@ -94,10 +95,18 @@ def _lr_chunk(null: SimulationSource, alt: Objective, alt_theta: np.ndarray, ord
     return np.maximum(d0 - d1, 0.0), c0 & c1
 
 
-def run_chunks(task, args: tuple, n: int, seed, n_jobs: int = 1, progress: Optional[bool] = None) -> list:
+def chunk_size(n_rows: int) -> int:
+    """Replicates per chunk: at most :data:`CHUNK`, and a chunk's responses
+    (``n_rows`` x replicates) within :data:`CHUNK_ELEMS` (memory)."""
+    return int(min(CHUNK, max(1, CHUNK_ELEMS // max(1, n_rows))))
+
+
+def run_chunks(task, args: tuple, n: int, seed, n_rows: int, n_jobs: int = 1,
+               progress: Optional[bool] = None) -> list:
     """Run ``task(*args, seeds)`` over chunks of ``n`` replicate seeds (in order)."""
     seeds = replicate_seeds(seed, n)
-    chunks = [seeds[i:i + CHUNK] for i in range(0, n, CHUNK)]
+    size = chunk_size(n_rows)
+    chunks = [seeds[i:i + size] for i in range(0, n, size)]
     bar = _progress_bar(n, progress)
     out = []
     if n_jobs == 1 or len(chunks) == 1:
@@ -210,7 +219,7 @@ def parametric_bootstrap(source: SimulationSource, names: list[str], n_boot: int
     if n_boot < 1:
         raise ValueError("n_boot must be at least 1, got %r" % (n_boot,))
     ss = seed_sequence(seed)
-    parts = run_chunks(_bootstrap_chunk, (source,), int(n_boot), ss, n_jobs, progress)
+    parts = run_chunks(_bootstrap_chunk, (source,), int(n_boot), ss, source.objective.design.n, n_jobs, progress)
     params = np.concatenate([p for p, _ in parts])
     conv = np.concatenate([c for _, c in parts])
     ob = source.objective
@@ -234,7 +243,7 @@ def bootstrap_lr_pvalue(null: SimulationSource, alt: Objective, alt_theta: np.nd
     """``(p, statistics)``: the parametric-bootstrap p-value of an LR statistic,
     ``(1 + #{LR* >= LR}) / (1 + B)`` over the replicates whose two refits converged."""
     order = row_order(null.objective.design, alt.design)
-    parts = run_chunks(_lr_chunk, (null, alt, alt_theta, order), int(n_boot), seed, n_jobs, progress)
+    parts = run_chunks(_lr_chunk, (null, alt, alt_theta, order), int(n_boot), seed, alt.design.n, n_jobs, progress)
     lr = np.concatenate([s for s, _ in parts])
     ok = np.concatenate([c for _, c in parts]) & np.isfinite(lr)
     lr = lr[ok]

@@ -25,6 +25,7 @@ differences, Stata's ``margins ..., pwcompare`` / ``contrast``.
 from __future__ import annotations
 
 import itertools
+import re
 from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
@@ -42,10 +43,14 @@ def _fmt(v) -> str:
 
 
 def factor_variables(design: Design) -> set[str]:
-    """Fixed-part variables that are factors (``C(x)``, or not numeric)."""
+    """Fixed-part variables that are factors: read by a categorical term of the fixed
+    part's patsy coding (``C(x)``, whatever front-end wrote it), or not numeric."""
+    info = design.fixed.design_info
+    categorical = [fi.factor.name() for fi in info.factor_infos.values() if fi.type == "categorical"]
     _, in_factor = formula_variables(design.spec.fixed, design.data.columns)
     return {v for v in design.fixed.variables
-            if v in in_factor or not pd.api.types.is_numeric_dtype(design.data[v])}
+            if v in in_factor or not pd.api.types.is_numeric_dtype(design.data[v])
+            or any(re.search(r"(?<![A-Za-z0-9_])%s(?![A-Za-z0-9_])" % re.escape(v), c) for c in categorical)}
 
 
 def sorted_levels(values: pd.Series) -> list:

@@ -30,6 +30,8 @@ from ..fit.objective import Objective
 from ..fit.optimizer import optimize
 from .simulate import design_for_response
 
+PASS_ELEMS = 4_000_000  # bound on the per-pass temporaries of the batched deviance (elements)
+
 
 def params_at(objective: Objective, theta: np.ndarray, beta: np.ndarray, sigma2: float) -> np.ndarray:
     """``(beta, phi)``: the fixed effects and the reported variance components."""
@@ -117,21 +119,19 @@ class SingleLevelBatch:
             l = np.sqrt(lam[:, None] ** 2 * self.ZtZ[None, :, 0, 0] + 1.0)  # (B, G)
             logdet = 2.0 * np.log(l).sum(axis=1)
             UX = (lam[:, None, None] * self.ZtX[None, :, 0, :]) / l[:, :, None]  # (B, G, p)
-            Uy = lam[:, None] * Zty[:, :, 0] / l
-            BXX = self.XtX[None] - np.einsum("bgi,bgj->bij", UX, UX)
-            BXy = -np.einsum("bgi,bg->bi", UX, Uy)
-            Byy = yty - np.einsum("bg,bg->b", Uy, Uy)
+            Uy = lam[:, None] * Zty[:, :, 0] / l  # (B, G)
         else:
-            M = np.einsum("bji,gjk,bkl->bgil", Lam, self.ZtZ, Lam) + np.eye(Q)
+            LamT = np.swapaxes(Lam, 1, 2)[:, None]  # (B, 1, Q, Q)
+            M = LamT @ self.ZtZ[None] @ Lam[:, None] + np.eye(Q)  # (B, G, Q, Q)
             L = batched_cholesky(M.reshape(B * G, Q, Q))
             logdet = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).reshape(B, G * Q).sum(axis=1)
-            CX = np.einsum("bji,gjc->bgic", Lam, self.ZtX).reshape(B * G, Q, self.p)
-            Cy = np.einsum("bji,bgj->bgi", Lam, Zty).reshape(B * G, Q, 1)
+            CX = (LamT @ self.ZtX[None]).reshape(B * G, Q, self.p)
+            Cy = (Zty @ Lam).reshape(B * G, Q, 1)  # row g: (Lambda' Z_g'y)'
             UX = batched_lower_solve(L, CX).reshape(B, G * Q, self.p)
             Uy = batched_lower_solve(L, Cy).reshape(B, G * Q)
-            BXX = self.XtX[None] - np.einsum("bgi,bgj->bij", UX, UX)
-            BXy = -np.einsum("bgi,bg->bi", UX, Uy)
-            Byy = yty - np.einsum("bg,bg->b", Uy, Uy)
+        BXX = self.XtX[None] - np.swapaxes(UX, 1, 2) @ UX
+        BXy = -(np.swapaxes(UX, 1, 2) @ Uy[:, :, None])[:, :, 0]
+        Byy = yty - (Uy * Uy).sum(axis=1)
         if self.p:
             RX = np.linalg.cholesky(BXX)
             beta_w = np.linalg.solve(BXX, BXy[:, :, None])[:, :, 0]
@@ -145,18 +145,31 @@ class SingleLevelBatch:
             dev = dev + logdet_X
         return dev, beta_w, r2
 
-    def deviance(self, Theta, Zty, yty) -> np.ndarray:
+    def deviance(self, Theta: np.ndarray, Zty: np.ndarray, yty: np.ndarray,
+                 which: Optional[np.ndarray] = None) -> np.ndarray:
+        """Deviance of each row of ``Theta`` for the response ``which[i]`` (default ``i``),
+        in passes of bounded size (temporary memory ``O(PASS_ELEMS)``)."""
+        which = np.arange(Theta.shape[0]) if which is None else which
+        G, Q, _ = self.ZtZ.shape
+        rows = max(1, PASS_ELEMS // max(1, G * Q * (Q + self.p + 2)))
+        out = np.empty(Theta.shape[0])
         with np.errstate(all="ignore"):
-            try:
-                return self.pieces(Theta, Zty, yty)[0]
-            except np.linalg.LinAlgError:  # one bad row: evaluate row by row
-                out = np.full(Theta.shape[0], np.inf)
-                for i in range(Theta.shape[0]):
-                    try:
-                        out[i] = self.pieces(Theta[i:i + 1], Zty[i:i + 1], yty[i:i + 1])[0][0]
-                    except np.linalg.LinAlgError:
-                        pass
-                return np.where(np.isfinite(out), out, np.inf)
+            for s in range(0, Theta.shape[0], rows):
+                w = which[s:s + rows]
+                out[s:s + rows] = self._deviance_pass(Theta[s:s + rows], Zty[w], yty[w])
+        return out
+
+    def _deviance_pass(self, Theta, Zty, yty) -> np.ndarray:
+        try:
+            return self.pieces(Theta, Zty, yty)[0]
+        except np.linalg.LinAlgError:  # one bad row: evaluate row by row
+            out = np.full(Theta.shape[0], np.inf)
+            for i in range(Theta.shape[0]):
+                try:
+                    out[i] = self.pieces(Theta[i:i + 1], Zty[i:i + 1], yty[i:i + 1])[0][0]
+                except np.linalg.LinAlgError:
+                    pass
+            return np.where(np.isfinite(out), out, np.inf)
 
     def _project(self, Theta: np.ndarray) -> np.ndarray:
         out = Theta.copy()
@@ -180,7 +193,7 @@ class SingleLevelBatch:
                 for s in (1.0, -1.0):
                     pts.append(Theta + s * (h[:, i:i + 1] * np.eye(k)[i] + h[:, j:j + 1] * np.eye(k)[j]))
         n_pts = len(pts)
-        vals = self.deviance(np.concatenate(pts), np.tile(Zty, (n_pts, 1, 1)), np.tile(yty, n_pts)).reshape(n_pts, B)
+        vals = self.deviance(np.concatenate(pts), Zty, yty, np.tile(np.arange(B), n_pts)).reshape(n_pts, B)
         fp, fm = vals[0:2 * k:2].T, vals[1:2 * k:2].T  # (B, k)
         g = (fp - fm) / (2 * h)
         H = np.zeros((B, k, k))
@@ -218,7 +231,7 @@ class SingleLevelBatch:
             step = -np.einsum("bij,bj->bi", V, np.einsum("bji,bj->bi", V, g) / wabs)
             dec = -np.einsum("bi,bi->b", g, step)
             cands = self._project((T[None] + shrink[:, None, None] * step[None]).reshape(-1, k))
-            fc = self.deviance(cands, np.tile(Za, (shrink.size, 1, 1)), np.tile(ya, shrink.size)).reshape(shrink.size, -1)
+            fc = self.deviance(cands, Za, ya, np.tile(np.arange(act.size), shrink.size)).reshape(shrink.size, -1)
             fc = np.where(np.isfinite(fc), fc, np.inf)
             best = np.argmin(fc, axis=0)
             fbest = fc[best, np.arange(act.size)]
@@ -239,7 +252,12 @@ class SingleLevelBatch:
 
     def finish(self, Theta: np.ndarray, Zty, yty, b_ols: np.ndarray) -> np.ndarray:
         """``(B, n_params)`` parameters at ``Theta``; ``b_ols`` ``(p, B)`` the responses' OLS fits."""
-        _, beta_w, r2 = self.pieces(Theta, Zty, yty)
+        G, Q, _ = self.ZtZ.shape
+        rows = max(1, PASS_ELEMS // max(1, G * Q * (Q + self.p + 2)))
+        parts = [self.pieces(Theta[s:s + rows], Zty[s:s + rows], yty[s:s + rows])[1:]
+                 for s in range(0, Theta.shape[0], rows)]
+        beta_w = np.concatenate([b for b, _ in parts])
+        r2 = np.concatenate([r for _, r in parts])
         d = self.objective.design
         beta = beta_w @ d.Rx_inv.T + b_ols.T if self.p else beta_w
         sigma2 = r2 / self.n_eff
