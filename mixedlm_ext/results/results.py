@@ -10,6 +10,7 @@ import statsmodels.base.wrapper as wrap
 from scipy import stats
 from statsmodels.base.model import LikelihoodModelResults, LikelihoodResultsWrapper
 
+from ..design.names import coefficient_rows
 from ..inference.setup import InferenceMixin, InferenceSetup  # vce(), dfmethod(): t/F tests, robust SEs
 from ..fit.optimizer import near_bound
 from ..inference.vc import to_sd_metric, vc_confint
@@ -97,6 +98,14 @@ class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResu
         names = self.model.design.fe_names
         return pd.DataFrame(c, index=names, columns=names)
 
+    def coefficient_rows(self) -> list:
+        """Every row Stata's coefficient table can show, in order: the estimated
+        coefficients, the base cells of factor variables (``1b.region``, shown
+        with ``baselevels``) and the columns omitted for collinearity, each a
+        :class:`~mixedlm_ext.design.names.CoefficientRow`."""
+        part = self.model.design.fixed
+        return coefficient_rows(part.design_info.column_names, part.frame, part.omitted)
+
     def conf_int(self, alpha: float = 0.05):
         """Confidence intervals: normal for fixed effects, Stata's transformed
         intervals (log scale for variances, ...) for variance components."""
@@ -181,13 +190,22 @@ class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResu
 
     # -- groups ----------------------------------------------------------------------
     def estat_group(self) -> pd.DataFrame:
-        """Per level: number of groups and min/avg/max observations per group."""
+        """Per level: number of groups and min/avg/max observations per group.
+
+        A level ``_all`` (crossed effects) is one group holding every row,
+        followed by one row per crossed factor (its levels and the
+        observations per level)."""
         rows = {}
+        data = self.model.design.data
         for lvl in self.model.design.levels:
+            sizes = {lvl.label if lvl.path else "_all": lvl.sizes()}
             if not lvl.path:
-                continue
-            s = lvl.sizes()
-            rows[lvl.label] = {"n_groups": lvl.n_groups, "min": int(s.min()), "avg": float(s.mean()), "max": int(s.max())}
+                for blk in lvl.blocks:
+                    if blk.expand_by:
+                        counts = data.groupby(list(blk.expand_by), sort=True, observed=True).size()
+                        sizes.setdefault(":".join(blk.expand_by), counts.to_numpy())
+            for label, s in sizes.items():
+                rows[label] = {"n_groups": len(s), "min": int(s.min()), "avg": float(s.mean()), "max": int(s.max())}
         df = pd.DataFrame.from_dict(rows, orient="index", columns=["n_groups", "min", "avg", "max"])
         df.index.name = "level"
         return df
@@ -200,7 +218,8 @@ class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResu
         o = self.model.spec.option_dict
         if stddeviations is None:
             stddeviations = bool(o.get("stddeviations", False))
-        for key in ("noretable", "nofetable", "nolrtest", "nogroup", "noheader"):
+        for key in ("noretable", "nofetable", "nolrtest", "nogroup", "noheader", "baselevels", "allbaselevels",
+                    "noomitted", "vsquish"):
             opts.setdefault(key, bool(o.get(key, False)))
         return StataSummary(self, stddeviations=stddeviations, level=level or self.level, **opts)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from itertools import combinations
 from typing import Optional
 
 from ..core.errors import FormulaSyntaxError
@@ -190,15 +191,49 @@ def random_effects(text: str, where: str, default_constant: bool = True) -> tupl
         if value is not None:
             constant = value
             continue
-        if term.sign == "-" or not is_ident(term.text):
-            raise FormulaSyntaxError(
-                "random-effects terms must be plain variable names or 1/0, got %r in %r"
-                % (("-" if term.sign == "-" else "") + term.text, where)
-            )
-        if term.text in columns:
-            raise FormulaSyntaxError("variable %r repeated in %r" % (term.text, where))
-        columns.append(term.text)
+        if term.sign == "-":
+            raise FormulaSyntaxError("a random-effects term cannot be removed with '-': got %r in %r"
+                                     % ("-" + term.text, where))
+        for name in _crossing(term.text, where):
+            if name in columns:
+                raise FormulaSyntaxError("variable %r repeated in %r" % (name, where))
+            columns.append(name)
     return tuple(columns), constant
+
+
+def _crossing(text: str, where: str) -> list[str]:
+    """A random-effects term's columns: ``x``, an expression (``I(x**2)``,
+    ``x:z``) or a crossing ``x*z`` (``x``, ``z``, ``x:z``, as in R)."""
+    stars = [i for i, ch, depth in top_level_chars(text, FORMULA_QUOTES) if depth == 0 and ch == "*"
+             and text[i - 1:i] != "*" and text[i + 1:i + 2] != "*"]
+    if not stars:
+        return [" ".join(text.split())]
+    pieces = [p.strip() for p in _cut(text, stars)]
+    if any(not p for p in pieces):
+        raise FormulaSyntaxError("invalid term %r in %r" % (text, where))
+    out = []
+    for order in range(1, len(pieces) + 1):
+        out += [":".join(c) for c in combinations(pieces, order)]
+    return out
+
+
+def _cut(text: str, positions: list[int]) -> list[str]:
+    bounds = [-1] + positions + [len(text)]
+    return [text[a + 1:b] for a, b in zip(bounds, bounds[1:])]
+
+
+def r_arithmetic(formula: str) -> str:
+    """R's ``^`` (power inside ``I()``, crossing outside) as patsy's ``**``."""
+    out, quote = [], None
+    for ch in formula:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in FORMULA_QUOTES:
+            quote = ch
+        elif ch == "^":
+            ch = "**"
+        out.append(ch)
+    return "".join(out)
 
 
 def default_covariance(n_effects: int, correlated: bool) -> str:
@@ -323,7 +358,7 @@ def parse_lme4(formula: str, *, reml: bool = False, covariance: Optional[dict[st
     FormulaSyntaxError
         For malformed formulas or unsupported random-effects terms.
     """
-    response, rhs = split_response(formula)
+    response, rhs = split_response(r_arithmetic(formula))
     terms = split_terms(rhs)
     fixed_terms = [t for t in terms if not is_bar_term(t)]
     _check_no_bare_bars(fixed_terms, formula)
