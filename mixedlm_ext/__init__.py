@@ -5,12 +5,13 @@
 >>> res = mx.mixed("mixed weight week || id:", pig)
 >>> print(res.summary())  # doctest: +SKIP
 """
-from .api import lmer, mixed
+from .api import lmer, mixed, update
 from .structures.covariance import Exchangeable, Identity, Independent, Unstructured
 from .datasets import list_datasets, load_dataset
 from .model import MixedLMExt
 from .spec.residuals import (AR, MA, Banded, ExchangeableResidual, Exponential, IndependentResidual, Toeplitz,
                               UnstructuredResidual)
+from .results.estimates_table import estimates_table
 from .results.results import LRTestResult, MixedLMExtResults, lrtest
 from .spec.model import ModelSpec, REEquation, ResidualSpec
 from .core.errors import (BoundaryWarning, ConvergenceWarning, FormulaSyntaxError, ModelSpecificationError,
@@ -20,7 +21,7 @@ from .syntax.stata import parse_stata
 __version__ = "0.1.0"
 
 __all__ = [
-    "mixed", "lmer", "lrtest", "MixedLMExt", "MixedLMExtResults", "LRTestResult",
+    "mixed", "lmer", "update", "lrtest", "estimates_table", "MixedLMExt", "MixedLMExtResults", "LRTestResult",
     "ModelSpec", "REEquation", "ResidualSpec", "parse_stata",
     "Identity", "Independent", "Exchangeable", "Unstructured",
     "AR", "MA", "Toeplitz", "Banded", "Exponential", "UnstructuredResidual", "ExchangeableResidual",

@@ -88,7 +88,8 @@ class MixedLMExt(LikelihoodModel):
     ``loglike(params)`` is the (restricted) log-likelihood at those values.
     """
 
-    def __init__(self, spec: ModelSpec, data: pd.DataFrame, *, design: Optional[Design] = None, **kwargs):
+    def __init__(self, spec: ModelSpec, data: pd.DataFrame, *, design: Optional[Design] = None,
+                 formula: Optional[str] = None, **kwargs):
         check_keywords(kwargs, (), "MixedLMExt()")
         if design is None:
             with single_thread_blas():
@@ -99,6 +100,7 @@ class MixedLMExt(LikelihoodModel):
         self.design: Design = design
         self.objective = Objective(design, reml=spec.reml)
         self.frame = data  # the user's data: vce(cluster var) may name a column outside the model
+        self.formula = formula  # the model as the user wrote it (a Stata command, an lme4 formula)
         exog = pd.DataFrame(design.X, columns=design.fe_names, index=design.row_index)
         endog = pd.Series(design.y, index=design.row_index, name=spec.response)
         super().__init__(endog, exog)
@@ -119,7 +121,7 @@ class MixedLMExt(LikelihoodModel):
         """Model from a Stata ``mixed`` command string."""
         from .syntax.stata import parse_stata
 
-        return cls(parse_stata(command), data)
+        return cls(parse_stata(command), data, formula=command.strip())
 
     @classmethod
     def from_lme4(cls, formula: str, data: pd.DataFrame, *, reml: bool = True,
@@ -136,7 +138,7 @@ class MixedLMExt(LikelihoodModel):
 
         spec = parse_lme4(formula, reml=reml, covariance=covariance)
         spec, data = _with_precision_weights(spec, data, weights)
-        return cls(_with_residual(spec, residual), data)
+        return cls(_with_residual(spec, residual), data, formula=formula)
 
     @classmethod
     def from_formula(cls, formula: str, data: pd.DataFrame, subset=None, drop_cols=None, *args,
@@ -164,7 +166,7 @@ class MixedLMExt(LikelihoodModel):
         spec = _with_residual(spec, kwargs.pop("residual", None))
         if subset is not None:
             data = data.loc[subset]
-        return cls(spec, data)
+        return cls(spec, data, formula=formula)
 
     # -- data ------------------------------------------------------------------
     def data_column(self, name: str) -> pd.Series:
@@ -257,7 +259,8 @@ class MixedLMExt(LikelihoodModel):
         options = dict(log=log, emlog=emlog, em_iterations=em_iterations, emonly=emonly, maxiter=maxiter,
                        level=level, stream=stream, df_method=df_method, vce=vce)
         if reml is not None and bool(reml) != self.objective.reml:
-            other = MixedLMExt(self.spec.with_options(reml=bool(reml)), self.frame, design=self.design)
+            other = MixedLMExt(self.spec.with_options(reml=bool(reml)), self.frame, design=self.design,
+                               formula=self.formula)
             return other.fit(start_params, **options)
         if start_params is not None:
             start_params = np.asarray(start_params, dtype=float).ravel()

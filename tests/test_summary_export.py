@@ -119,3 +119,54 @@ def test_seed_pig_layout_unchanged():
     assert lines[i + 1].startswith("        week |   6.209896")
     assert lines[i + 2].startswith("       _cons |   19.35561")
     assert np.isclose(float(lines[i + 2].split()[2]), 19.35561)
+
+
+# -- estimates table ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def pig_pair():
+    pig = mx.load_dataset("pig")
+    return mx.mixed("mixed weight week || id:", pig), mx.mixed("mixed weight week || id: week", pig)
+
+
+def test_estimates_table_numbers(pig_pair):
+    a, b = pig_pair
+    t = mx.estimates_table({"randint": a, "randslope": b}, stats=["N", "ll", "aic", "bic", "k"], se=True)
+    f = t.frame
+    assert list(f.columns) == ["randint", "randslope"]
+    assert f.loc[("weight", "week", "b"), "randslope"] == b.fe_params["week"]
+    assert f.loc[("weight", "_cons", "se"), "randint"] == a.bse_fe["_cons"]
+    assert f.loc[("id", "var(week)", "b"), "randslope"] == b.variance_components.loc[("id", "var(week)"), "estimate"]
+    assert np.isnan(f.loc[("id", "var(week)", "b"), "randint"])  # not in the random-intercept model
+    assert f.loc[("_stats", "ll", "stat")].tolist() == [a.llf, b.llf]
+    assert f.loc[("_stats", "aic", "stat")].tolist() == [a.aic, b.aic]
+    assert f.loc[("_stats", "k", "stat")].tolist() == [4, 5]
+    assert list(f.index.get_level_values(0).unique()) == ["weight", "id", "Residual", "_stats"]
+
+
+def test_estimates_table_text_and_exports(pig_pair):
+    a, b = pig_pair
+    t = mx.estimates_table(a, b, names=["randint", "randslope"], stats=["N", "ll"], se=True)
+    lines = str(t).splitlines()
+    assert lines[1].split() == ["Variable", "|", "randint", "randslope"]
+    week = lines.index(next(line for line in lines if line.strip().startswith("week |")))
+    assert lines[week].split()[2:] == ["6.2098958", "6.2098958"]
+    assert lines[week + 1].split()[1] == ".03901239" and lines[week + 1].split()[2] == ".09068188"
+    assert any(line.split() == ["N", "|", "432", "432"] for line in lines)
+    assert any(line.split() == ["ll", "|", "-1014.9268", "-869.03825"] for line in lines)
+    assert lines[-1].strip() == "legend: b/se"
+    latex = t.as_latex()
+    assert latex.count("\\begin{tabular}{lcc}") == 1 and "6.2098958" in latex and "legend: b/se" in latex
+    html = t.as_html()
+    assert "<th>randslope</th>" in html and "-869.03825" in html
+
+
+def test_estimates_table_keep_drop_and_errors(pig_pair):
+    a, b = pig_pair
+    kept = mx.estimates_table(a, b, keep=["week", "id:var(_cons)"]).frame
+    assert [k[1] for k in kept.index] == ["week", "var(_cons)"]
+    dropped = mx.estimates_table(a, b, drop=["_cons"]).frame
+    assert "_cons" not in dropped.index.get_level_values(1)
+    with pytest.raises(ValueError, match="unknown statistic 'r2'"):
+        mx.estimates_table(a, stats=["r2"])
+    with pytest.raises(ValueError, match="names has 1 entries for 2 results"):
+        mx.estimates_table(a, b, names=["x"])

@@ -52,7 +52,10 @@ def _model_variables(spec: ModelSpec, data: pd.DataFrame) -> dict[str, list[str]
     check_columns(data, resid_vars, "residuals() option")
     weight_vars = [w.var for w in spec.weights]
     check_columns(data, weight_vars, "weights")
-    return dict(fixed=fixed_vars, factor=sorted(factor_vars), random=re_vars, group=group_vars,
+    offset_vars = effect_variables(spec.offset, data.columns) if spec.offset else []
+    if spec.offset and not offset_vars:
+        raise ModelSpecificationError("offset(%s): no variable of the data in it" % spec.offset)
+    return dict(fixed=fixed_vars, factor=sorted(factor_vars), random=re_vars + offset_vars, group=group_vars,
                 factor_re=factor_re, residual=resid_vars, weights=weight_vars)
 
 
@@ -209,13 +212,14 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
     row_pos = df.index.to_numpy()
     df = df.reset_index(drop=True)
 
-    y = df[spec.response].to_numpy(dtype=float)
+    offset = effect_column(spec.offset, df, "the offset") if spec.offset else None
+    y = df[spec.response].to_numpy(dtype=float) - (offset if offset is not None else 0.0)
     X, fixed = build_fixed_part(spec, df)
     for nm in fixed.omitted:
         warn_user("note: %s omitted because of collinearity" % nm)
     levels, Z = _levels(merged, paths, df, crossed, sparse)
     design = Design(spec, y, X, fixed, levels, Z, data.index[row_pos], row_pos, n_dropped, df,
-                    working_fixed_part(X, y), sparse_re=sparse, crossed_groupings=crossed)
+                    working_fixed_part(X, y), sparse_re=sparse, crossed_groupings=crossed, offset=offset)
     check_identified(design)
     if spec.residual.kind == "independent" and spec.residual.by is None:
         check_exact_fit(design)

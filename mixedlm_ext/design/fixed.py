@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import patsy
+from numpy import exp, log, sqrt  # noqa: F401 (R's names, evaluated in formulas)
 
 from ..core.errors import ModelSpecificationError
 from ..spec.model import ModelSpec
@@ -21,7 +22,7 @@ from .names import factor_variable_columns, fv, stata_name, stata_names  # noqa:
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 PATSY_WORDS = {"C", "Q", "Treatment", "Sum", "Poly", "I", "np", "log", "exp", "center", "standardize", "reference",
-               "Diff", "Helmert", "bs", "cr", "cc", "te", "fv"}
+               "Diff", "Helmert", "bs", "cr", "cc", "te", "fv", "sqrt", "abs"}
 
 
 def formula_variables(rhs: str, columns) -> tuple[list[str], set[str]]:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import patsy
 import scipy.sparse as sp
+from numpy import exp, log, sqrt  # noqa: F401 (R's names, evaluated in random-effect expressions)
 
 from ..core.errors import ModelSpecificationError
 from ..spec.model import REEquation
@@ -39,8 +40,9 @@ def effect_variables(name: str, columns) -> list[str]:
     return list(dict.fromkeys(found)) or ([name] if name in columns else [])
 
 
-def effect_column(name: str, df: pd.DataFrame) -> np.ndarray:
-    """The values of one random effect on the rows of ``df`` (see :func:`effect_variables`)."""
+def effect_column(name: str, df: pd.DataFrame, what: str = "the random effect") -> np.ndarray:
+    """The values of one random effect (or of an offset: ``what``) on the rows of ``df``
+    (see :func:`effect_variables`)."""
     if name in df.columns:  # a column (or an expression the design already evaluated)
         return df[name].to_numpy(dtype=float)
     if "#" in name:
@@ -52,10 +54,10 @@ def effect_column(name: str, df: pd.DataFrame) -> np.ndarray:
     try:
         M = np.asarray(patsy.dmatrix("0 + " + name, df, NA_action="raise"), dtype=float)
     except (patsy.PatsyError, SyntaxError, NameError, TypeError) as exc:
-        raise ModelSpecificationError("cannot evaluate the random effect %r: %s" % (name, exc)) from None
+        raise ModelSpecificationError("cannot evaluate %s %r: %s" % (what, name, exc)) from None
     if M.shape[1] != 1:
-        raise ModelSpecificationError("the random effect %r gives %d columns; a random slope must be one "
-                                      "numeric column" % (name, M.shape[1]))
+        raise ModelSpecificationError("%s %r gives %d columns; it must be one numeric column"
+                                      % (what, name, M.shape[1]))
     return M[:, 0]
 
 

@@ -10,6 +10,7 @@ import statsmodels.base.wrapper as wrap
 from scipy import stats
 from statsmodels.base.model import LikelihoodModelResults, LikelihoodResultsWrapper
 
+from ..core.keywords import check_keywords
 from ..design.names import coefficient_rows
 from ..inference.setup import InferenceMixin, InferenceSetup  # vce(), dfmethod(): t/F tests, robust SEs
 from ..fit.optimizer import near_bound
@@ -21,6 +22,10 @@ def is_singular_fit(objective, theta: np.ndarray, tol: float = 1e-4) -> bool:
     """Whether a random-effects covariance parameter is within ``tol`` of its bound."""
     k = objective.n_theta_re
     return bool(near_bound(np.asarray(theta)[:k], objective.theta_bounds()[:k], tol).any())
+
+
+SUMMARY_OPTIONS = ("noretable", "nofetable", "nolrtest", "nogroup", "noheader", "baselevels", "allbaselevels",
+                   "noomitted", "vsquish")
 
 
 class LRTestResult(NamedTuple):
@@ -211,17 +216,52 @@ class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResu
         return df
 
     # -- output ----------------------------------------------------------------------
-    def summary(self, stddeviations: Optional[bool] = None, level: Optional[float] = None, **opts):
-        """Stata-style output (print it)."""
+    def summary(self, style: str = "stata", stddeviations: Optional[bool] = None, level: Optional[float] = None,
+                **opts):
+        """The fit's output (print it; ``as_latex()``, ``as_html()``, ``tables`` export it).
+
+        ``style="stata"`` (default): Stata's ``mixed`` layout, with its display
+        options (``stddeviations``, ``level``, ``noretable``, ``nofetable``,
+        ``nolrtest``, ``nogroup``, ``noheader``, ``baselevels``,
+        ``allbaselevels``, ``noomitted``, ``vsquish``).  ``style="lme4"``:
+        lme4's ``summary()`` (REML criterion or AIC table, scaled residuals,
+        random effects with Variance/Std.Dev./Corr, fixed effects with t
+        values, correlation of fixed effects).
+        """
+        from .lme4_style import Lme4Summary
         from .summary import StataSummary
 
+        if style == "lme4":
+            check_keywords(opts, (), "summary(style='lme4')")
+            return Lme4Summary(self, self.model.formula or self.model.spec.response)
+        if style != "stata":
+            raise ValueError("style must be 'stata' or 'lme4', got %r" % (style,))
+        check_keywords(opts, SUMMARY_OPTIONS, "summary()")
         o = self.model.spec.option_dict
         if stddeviations is None:
             stddeviations = bool(o.get("stddeviations", False))
-        for key in ("noretable", "nofetable", "nolrtest", "nogroup", "noheader", "baselevels", "allbaselevels",
-                    "noomitted", "vsquish"):
+        for key in SUMMARY_OPTIONS:
             opts.setdefault(key, bool(o.get(key, False)))
         return StataSummary(self, stddeviations=stddeviations, level=level or self.level, **opts)
+
+    def ranef(self) -> dict:
+        """lme4's ``ranef()``: grouping name (``subject``, ``cask:batch``) -> BLUPs,
+        ``(Intercept)`` first (see :mod:`~mixedlm_ext.results.lme4_style`)."""
+        from .lme4_style import ranef
+
+        return ranef(self)
+
+    def fixef(self) -> pd.Series:
+        """lme4's ``fixef()``: the fixed effects with ``(Intercept)`` first."""
+        from .lme4_style import fixef
+
+        return fixef(self)
+
+    def VarCorr(self):  # noqa: N802 (lme4's name)
+        """lme4's ``VarCorr()``: covariance matrices per grouping, ``sigma``, ``frame``."""
+        from .lme4_style import varcorr
+
+        return varcorr(self)
 
     def is_singular(self, tol: float = 1e-4) -> bool:
         """lme4's ``isSingular``: some random-effects covariance matrix is singular
