@@ -17,11 +17,12 @@ from .spec.model import ModelSpec, REEquation, ResidualSpec
 from .core.errors import (BoundaryWarning, ConvergenceWarning, FormulaSyntaxError, ModelSpecificationError,
                           StataSyntaxError)
 from .syntax.stata import parse_stata
+from .statsmodels_api import MixedLM, MixedLMParams, mixedlm
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "mixed", "lmer", "update", "lrtest", "estimates_table", "MixedLMExt", "MixedLMExtResults", "LRTestResult",
+    "mixed", "lmer", "update", "lrtest", "estimates_table", "MixedLM", "MixedLMParams", "mixedlm", "MixedLMExt", "MixedLMExtResults", "LRTestResult",
     "ModelSpec", "REEquation", "ResidualSpec", "parse_stata",
     "Identity", "Independent", "Exchangeable", "Unstructured",
     "AR", "MA", "Toeplitz", "Banded", "Exponential", "UnstructuredResidual", "ExchangeableResidual",
@@ -32,6 +33,12 @@ __all__ = [
 
 
 def __getattr__(name):
+    if name == "regression":  # statsmodels.api's path: sm.regression.mixed_linear_model.MixedLMParams
+        from types import SimpleNamespace
+
+        from . import statsmodels_api
+
+        return SimpleNamespace(mixed_linear_model=statsmodels_api)
     # the scikit-learn estimator is imported on first use (scikit-learn costs ~0.1 s to import)
     if name == "MixedLMRegressor":
         from .sklearn.estimator import MixedLMRegressor

@@ -62,6 +62,12 @@ def _with_precision_weights(spec: ModelSpec, data: pd.DataFrame, weights) -> tup
     return spec.with_options(weights=(WeightSpec("precision", var),)), data
 
 
+def categorical_columns(data: pd.DataFrame) -> list[str]:
+    """Columns patsy codes as categorical without ``C()``: text, categories, booleans."""
+    return [c for c in data.columns if not pd.api.types.is_numeric_dtype(data[c])
+            or pd.api.types.is_bool_dtype(data[c])]
+
+
 def _with_residual(spec: ModelSpec, residual: Optional[ResidualSpec]) -> ModelSpec:
     if residual is None:
         return spec
@@ -162,7 +168,8 @@ class MixedLMExt(LikelihoodModel):
             data = data.copy()
             data["_groups"] = np.asarray(groups)
             groups = "_groups"
-        spec = spec_from_statsmodels(formula, groups, re_formula=re_formula, vc_formula=vc_formula, reml=reml)
+        spec = spec_from_statsmodels(formula, groups, re_formula=re_formula, vc_formula=vc_formula, reml=reml,
+                                     categorical=categorical_columns(data))
         spec = _with_residual(spec, kwargs.pop("residual", None))
         if subset is not None:
             data = data.loc[subset]

@@ -303,6 +303,16 @@ def test_sm_vc_forms(vc):
     assert spec.random[1] == eq(("g", "c"), label="vc")
 
 
+def test_sm_vc_text_column_and_slopes():
+    """statsmodels codes a text column as categorical without C(); '0 + x' on a number is a slope."""
+    c = spec_from_statsmodels("y ~ x", "g", vc_formula={"vc": "0 + c"}, categorical={"c"})
+    assert c.random[1] == eq(("g", "c"), label="vc")
+    x = spec_from_statsmodels("y ~ x", "g", vc_formula={"vc": "0 + x"}, categorical={"c"})
+    assert x.random[1] == REEquation(group=("g",), columns=("x",), constant=False, label="vc")
+    cx = spec_from_statsmodels("y ~ x", "g", vc_formula={"vc": "0 + C(c):x"})
+    assert cx.random[1] == REEquation(group=("g", "c"), columns=("x",), constant=False, label="vc")
+
+
 def test_sm_same_as_stata_nested():
     spec = spec_from_statsmodels("strength ~ 1", "batch", vc_formula={"cask": "0 + C(cask)"}, reml=True)
     assert spec == parse_stata("mixed strength || batch: || cask:, reml")
@@ -315,10 +325,10 @@ def test_sm_reml_default():
 
 @pytest.mark.parametrize(
     "vc",
-    ["C(c)", "1 + C(c)", "0 + c", "0 + C(c):x", "0 + C(c) + C(d)", "0 + C(c, Sum)", "0 + x"],
+    ["C(c)", "1 + C(c)", "0 + C(c) + C(d)", "0 + C(c, Sum)", "0 + x*z"],
 )
 def test_sm_vc_unsupported(vc):
-    with pytest.raises(NotImplementedError, match="0 \\+ C\\(var\\)"):
+    with pytest.raises(NotImplementedError, match="supported forms are '0 \\+ C\\(var\\)'"):
         spec_from_statsmodels("y ~ x", "g", vc_formula={"vc": vc})
 
 
