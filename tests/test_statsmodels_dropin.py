@@ -232,3 +232,11 @@ def test_refused_options_name_the_problem():
         md.fit(maxiterations=5)
     with pytest.raises(AttributeError, match="'groups' is a required keyword"):
         mx.MixedLM.from_formula("Weight ~ Time", DIETOX)
+
+
+def test_scale_is_the_residual_variance_on_every_fit():
+    """statsmodels' spelling on this package's own results too: scale = var(Residual)."""
+    res = mx.MixedLMExt.from_formula("Weight ~ Time", DIETOX, groups="Pig").fit()
+    assert res.scale == pytest.approx(res.params["Residual:var(Residual)"], rel=1e-12)
+    assert res.scale == pytest.approx(SPELL["lme4"]["dietox_ri_reml"]["tight"]["sigma2"], rel=1e-5)
+    assert np.allclose(np.sqrt(np.diag(res.cov_params())), res.bse)

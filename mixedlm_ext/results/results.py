@@ -53,7 +53,9 @@ class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResu
     """
 
     def __init__(self, model, params, inference: InferenceSetup, *, opt, profile, level: float = 95.0):
-        super().__init__(model, params, normalized_cov_params=inference.cov, scale=1.0)
+        # statsmodels' spelling: scale is the residual variance (cov_params() = normalized_cov_params * scale)
+        scale = profile.sigma2 if profile.sigma2 > 0 else 1.0
+        super().__init__(model, params, normalized_cov_params=inference.cov / scale, scale=scale)
         self.opt = opt
         self.profile = profile
         self.level = level
