@@ -215,6 +215,9 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
     offset = effect_column(spec.offset, df, "the offset") if spec.offset else None
     y = df[spec.response].to_numpy(dtype=float) - (offset if offset is not None else 0.0)
     X, fixed = build_fixed_part(spec, df)
+    if spec.reml and len(df) <= X.shape[1]:
+        raise ModelSpecificationError("REML needs more observations than fixed effects (%d observations, %d "
+                                      "fixed effects after collinear ones are omitted)" % (len(df), X.shape[1]))
     for nm in fixed.omitted:
         warn_user("note: %s omitted because of collinearity" % nm)
     levels, Z = _levels(merged, paths, df, crossed, sparse)

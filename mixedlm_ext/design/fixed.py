@@ -63,6 +63,7 @@ def drop_collinear(X: np.ndarray, names: list[str], tol: float = 1e-9) -> np.nda
     Xo = X[:, order]
     norms = np.linalg.norm(Xo, axis=0)
     r = np.abs(np.diag(np.linalg.qr(Xo, mode="r")))
+    r = np.concatenate([r, np.zeros(Xo.shape[1] - r.size)])  # more columns than rows: the rest are dependent
     keep_o = (norms > 0) & (r > tol * np.maximum(norms, 1e-300))
     keep = np.zeros(X.shape[1], dtype=bool)
     keep[np.asarray(order)[keep_o]] = True
