@@ -170,3 +170,14 @@ def test_estimates_table_keep_drop_and_errors(pig_pair):
         mx.estimates_table(a, stats=["r2"])
     with pytest.raises(ValueError, match="names has 1 entries for 2 results"):
         mx.estimates_table(a, b, names=["x"])
+
+
+def test_dfmethod_header_keeps_group_sizes():
+    """The header's 'Obs per group' and 'DF' rows both have avg/max; neither overwrites the other."""
+    res = mx.mixed("mixed reaction days || subject: days, cov(un) reml dfmethod(kroger)", mx.load_dataset("sleepstudy"))
+    lines = res.summary().as_text().splitlines()
+    assert lines[4].split()[-3:] == ["avg", "=", "10.0"] and lines[5].split()[-3:] == ["max", "=", "10"]
+    assert any(line.split()[-3:] == ["avg", "=", "17.00"] for line in lines)
+    header = res.summary().tables[0]
+    stubs = [str(r[0].data).strip() for r in header[1:]]
+    assert "Obs per group: avg" in stubs and "DF: avg" in stubs

@@ -118,12 +118,12 @@ class StataSummary(TabularSummary):
         if len(grp) == 1 and not self.nogroup:
             g = grp.iloc[0]
             pairs += [("Group variable", str(grp.index[0])), ("Number of groups", "{:,}".format(int(g["n_groups"]))),
-                      ("Obs per group: min", "{:,}".format(int(g["min"]))), ("avg", "%.1f" % g["avg"]),
-                      ("max", "{:,}".format(int(g["max"])))]
+                      ("Obs per group: min", "{:,}".format(int(g["min"]))), ("Obs per group: avg", "%.1f" % g["avg"]),
+                      ("Obs per group: max", "{:,}".format(int(g["max"])))]
         ss, w = r.small_sample, r.wald_chi2
         if ss is not None:
-            pairs += [("DF method", ss.label), ("DF: min", "%.2f" % ss.df.min()), ("avg", "%.2f" % ss.df.mean()),
-                      ("max", "%.2f" % ss.df.max())]
+            pairs += [("DF method", ss.label), ("DF: min", "%.2f" % ss.df.min()), ("DF: avg", "%.2f" % ss.df.mean()),
+                      ("DF: max", "%.2f" % ss.df.max())]
             f = r.ftest_model
             if f is not None:
                 pairs += [("F(%d, %.2f)" % (f.df_num, f.df_denom), "%.2f" % f.statistic),
@@ -152,8 +152,7 @@ class StataSummary(TabularSummary):
             lines += ["%-49s%s" % ("Group variable: %s" % vals["Group variable"],
                                    kv("Number of groups", vals["Number of groups"])),
                       "%-49s%s" % ("", "Obs per group:")]
-            lines += ["%-49s%16s = %10s" % ("", k, vals[key])
-                      for k, key in (("min", "Obs per group: min"), ("avg", "avg"), ("max", "max"))]
+            lines += ["%-49s%16s = %10s" % ("", k, vals["Obs per group: " + k]) for k in ("min", "avg", "max")]
         else:
             if len(grp) and not self.nogroup:
                 lines += [""] + self._group_lines(grp)
@@ -163,7 +162,7 @@ class StataSummary(TabularSummary):
             lines.append("%78s" % "(Std. err. adjusted for {:,} clusters in {})".format(r.n_clusters,
                                                                                           r.cluster_label))
         pairs = self._header_pairs()
-        tables = [simple_table([[v] for _, v in pairs], [""], [k for k, _ in pairs], title)]
+        tables = [simple_table([[v] for _, v in pairs], None, [k for k, _ in pairs], title)]
         if len(grp) > 1 and not self.nogroup:
             tables.append(simple_table([["{:,}".format(int(g["n_groups"])), "{:,}".format(int(g["min"])),
                                          "%.1f" % g["avg"], "{:,}".format(int(g["max"]))] for _, g in grp.iterrows()],

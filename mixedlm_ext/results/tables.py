@@ -45,13 +45,15 @@ def fmt_ll(x: float) -> str:
     return "%.8g" % x
 
 
-def simple_table(rows: Sequence[Sequence[str]], headers: Sequence[str], stubs: Sequence[str],
+def simple_table(rows: Sequence[Sequence[str]], headers: Optional[Sequence[str]], stubs: Sequence[str],
                  title: str = "") -> SimpleTable:
-    """A SimpleTable of formatted cells (right-aligned data, left-aligned stubs)."""
-    data = [list(r) for r in rows] if rows else [[""] * len(headers)]
-    table = SimpleTable(data, headers=list(headers), stubs=list(stubs) if rows else [""], title=title,
-                        txt_fmt={"data_aligns": "r", "stub_align": "l"})
-    return table
+    """A SimpleTable of formatted cells (right-aligned data, left-aligned stubs); ``headers``
+    None for a table of labelled values."""
+    width = len(headers) if headers is not None else max((len(r) for r in rows), default=1)
+    data = [list(r) for r in rows] if rows else [[""] * width]
+    return SimpleTable(data, headers=list(headers) if headers is not None else None,
+                       stubs=list(stubs) if rows else [""], title=title,
+                       txt_fmt={"data_aligns": "r", "stub_align": "l"})
 
 
 class TabularSummary(Summary):
