@@ -217,3 +217,13 @@ def test_lme4_views_of_a_stata_fit():
         res = mx.mixed("mixed weight week || id: week, cov(un)", pig)
     assert res.summary(style="lme4").as_text().splitlines()[1] == "Formula: mixed weight week || id: week, cov(un)"
     assert list(res.VarCorr()["id"].columns) == ["(Intercept)", "week"]
+
+
+def test_stata_factor_blocks_in_lme4_names():
+    """|| _all: R.plate || sample: is lme4's (1 | plate) + (1 | sample): the same VarCorr and ranef."""
+    pen = mx.load_dataset("penicillin")
+    a = mx.mixed("mixed diameter || _all: R.plate || sample:", pen)
+    b = mx.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", pen, REML=False)
+    assert str(a.VarCorr()) == str(b.VarCorr())
+    assert list(a.ranef()) == list(b.ranef()) == ["plate", "sample"]
+    np.testing.assert_allclose(a.ranef()["plate"].to_numpy(), b.ranef()["plate"].to_numpy(), atol=1e-6)

@@ -22,13 +22,14 @@ INTERCEPT = "(Intercept)"
 
 
 def lme4_effect(name: str) -> str:
-    """``_cons`` -> ``(Intercept)``; other effect names unchanged."""
-    return INTERCEPT if name == "_cons" else name
+    """``_cons`` (and a Stata factor block ``R.x``, an intercept per level) -> ``(Intercept)``."""
+    return INTERCEPT if name == "_cons" or name.startswith("R.") else name
 
 
 def lme4_order(names: Sequence[str]) -> list[str]:
     """The intercept first, the rest in their order."""
-    return [n for n in names if n == "_cons"] + [n for n in names if n != "_cons"]
+    first = [n for n in names if lme4_effect(n) == INTERCEPT]
+    return first + [n for n in names if n not in first]
 
 
 def _r_decimals(x: float, digits: int) -> int:
@@ -68,6 +69,8 @@ def abbreviate(name: str, minlength: int = 6) -> str:
 
 def grouping_name(key: str, path: tuple, expand_by: tuple) -> str:
     """lme4's name of a grouping: ``subject``, ``cask:batch`` for a nested level, ``a:b`` as written."""
+    if "R." in key:  # Stata's || _all: R.x is lme4's (1 | x); below a level g, (1 | g:x)
+        return ":".join(reversed(tuple(path) + tuple(expand_by)))
     if ":" in key:
         return key
     parts = tuple(expand_by or ()) or tuple(path)
