@@ -214,11 +214,11 @@ class MixedLM:
         if args:
             raise TypeError("MixedLM.from_formula() takes no further positional arguments")
         del use_sparse
-        if subset is not None:
-            data = data.loc[subset]
         group_name, column = (groups, groups) if isinstance(groups, str) else ("Group", "_groups")
         if not isinstance(groups, str):
             data = data.assign(_groups=np.asarray(groups))
+        if subset is not None:  # the groups given per row of data follow the subset
+            data = data.loc[subset]
         re_formula = "0" if re_formula is None and vc_formula else re_formula
         spec = spec_from_statsmodels(formula, column, re_formula=re_formula, vc_formula=vc_formula,
                                      categorical=categorical_columns(data))

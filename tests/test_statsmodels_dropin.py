@@ -240,3 +240,10 @@ def test_scale_is_the_residual_variance_on_every_fit():
     assert res.scale == pytest.approx(res.params["Residual:var(Residual)"], rel=1e-12)
     assert res.scale == pytest.approx(SPELL["lme4"]["dietox_ri_reml"]["tight"]["sigma2"], rel=1e-5)
     assert np.allclose(np.sqrt(np.diag(res.cov_params())), res.bse)
+
+
+def test_subset_and_groups_array():
+    """subset= selects rows of data; groups given per row of data follow it."""
+    a = mx.mixedlm("Weight ~ Time", DIETOX, groups=DIETOX["Pig"], subset=DIETOX.Time < 8).fit()
+    b = mx.mixedlm("Weight ~ Time", DIETOX[DIETOX.Time < 8], groups="Pig").fit()
+    assert a.nobs == b.nobs == int((DIETOX.Time < 8).sum()) and abs(a.llf - b.llf) < 1e-9
