@@ -117,3 +117,15 @@ def test_margins_refuse_bad_requests(prod):
         prod.contrast("region", kind="helmert")
     assert prod.margins().index.tolist() == ["_cons"]  # the average prediction
     assert prod.margins()["margin"].iloc[0] == pytest.approx(prod.predict(kind="xb").mean(), rel=1e-12)
+
+
+@pytest.mark.parametrize("entry,kwargs", [(e, k) for m, e, k in CASES if m == "sleepstudy_fast"])
+def test_margins_after_stata_factor_variables(entry, kwargs):
+    """``i.fast##c.days`` (Stata's names, ``1.fast#c.days``): the same margins."""
+    data = pd.read_csv(PEERS / "data" / "sleepstudy_fast.csv")
+    res = mx.mixed("mixed reaction i.fast##c.days || subject:", data)
+    assert "1.fast#c.days" in res.params.index
+    tab = res.margins(**kwargs)
+    rows = list(REF["sleepstudy_fast"][entry]["stata_style"]["results"].values())
+    np.testing.assert_allclose(tab[["margin", "std_err"]].to_numpy(), [[r["estimate"], r["se"]] for r in rows],
+                               rtol=RTOL)
