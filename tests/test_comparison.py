@@ -84,3 +84,16 @@ def test_bootstrap_lrtest_near_chibar2_when_null_holds():
     assert abs(boot.pvalue - chibar) < 0.1
     with pytest.raises(ValueError, match="method"):
         mx.lrtest(big, small, method="wald")
+
+
+def test_new_entry_points_name_the_keyword_meant():
+    res = mx.mixed("mixed weight week || id:", mx.load_dataset("pig"))
+    calls = {"n_boot": lambda: res.bootstrap(n_boots=3), "dydx": lambda: res.margins(dydz="week"),
+             "method": lambda: mx.lrtest(res, res, metod="bootstrap"),
+             "random_effects": lambda: res.get_prediction(random_effect=True),
+             "stddeviations": lambda: res.conf_int(method="profile", stddeviation=True),
+             "names": lambda: mx.anova(res, res, name=["a", "b"]), "conditional": lambda: res.simulate(conditionl=True),
+             "alphamax": lambda: res.profile(alpha_max=0.1)}
+    for meant, call in calls.items():
+        with pytest.raises(TypeError, match="did you mean '%s'" % meant):
+            call()

@@ -17,6 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from ..core.errors import warn_user
+from ..core.keywords import refuse_unknown_keywords
 from ..core.threads import single_thread_blas
 from ..design.types import Design
 from ..fit.objective import Objective
@@ -190,6 +191,7 @@ class BootstrapResult:
         fe = self.draws.iloc[:, : self.draws.shape[1] - k]
         return pd.concat([fe, pd.DataFrame(np.array(rows), columns=names, index=self.draws.index)], axis=1)
 
+    @refuse_unknown_keywords
     def conf_int(self, alpha: float = 0.05, method: str = "percentile") -> pd.DataFrame:
         """Bootstrap intervals: ``"percentile"`` (quantiles of the draws, numpy's
         default interpolation = R's type 7), ``"basic"`` (``2 est - quantiles``) or

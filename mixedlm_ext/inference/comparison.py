@@ -22,6 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from ..core.errors import warn_user
+from ..core.keywords import refuse_unknown_keywords
 from .bootstrap import bootstrap_lr_pvalue
 
 REFIT_NOTE = "refitting model(s) with ML (instead of REML): their fixed effects differ"
@@ -41,6 +42,7 @@ def _check_comparable(fits: Sequence) -> None:
                              "weights (pseudo-likelihood)")
 
 
+@refuse_unknown_keywords
 def anova(*models, names: Optional[Sequence[str]] = None) -> pd.DataFrame:
     """lme4-style comparison table of nested fits (see the module docstring).
 

@@ -15,6 +15,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from ..core.keywords import refuse_unknown_keywords
 from ..inference.bootstrap import BootstrapResult, SimulationSource, parametric_bootstrap
 from ..inference.margins import margins_table
 from ..inference.profile import ProfileResult, profile_fit
@@ -26,6 +27,7 @@ class InferenceMethodsMixin:
     """Profile likelihood, parametric bootstrap, simulation, margins, prediction intervals."""
 
     # -- profile likelihood ----------------------------------------------------------
+    @refuse_unknown_keywords
     def profile_result(self, stddeviations: Optional[bool] = None, ml: bool = False) -> ProfileResult:
         """The :class:`~mixedlm_ext.inference.profile.ProfileResult` of every parameter
         (computed once per metric; see :meth:`profile`)."""
@@ -36,6 +38,7 @@ class InferenceMethodsMixin:
             cache[key] = profile_fit(self, stddeviations=sd, ml=ml)
         return cache[key]
 
+    @refuse_unknown_keywords
     def profile(self, stddeviations: Optional[bool] = None, ml: bool = False, alphamax: float = 0.01,
                 n_steps: int = 8) -> dict[str, pd.DataFrame]:
         """Profile traces of every parameter, lme4's ``profile()``.
@@ -62,6 +65,7 @@ class InferenceMethodsMixin:
         """
         return self.profile_result(stddeviations, ml).traces(alphamax, n_steps)
 
+    @refuse_unknown_keywords
     def profile_conf_int(self, alpha: float = 0.05, stddeviations: Optional[bool] = None,
                          ml: bool = False) -> pd.DataFrame:
         """Profile-likelihood intervals with the estimate, a ``boundary`` label
@@ -69,6 +73,7 @@ class InferenceMethodsMixin:
         the parameter space) and the ``criterion`` profiled (ML or REML)."""
         return self.profile_result(stddeviations, ml).conf_int(100.0 * (1.0 - alpha))
 
+    @refuse_unknown_keywords
     def plot_profile(self, stddeviations: Optional[bool] = None, level: Optional[float] = None, figsize=None):
         """Draw the profile traces (:func:`mixedlm_ext.postestimation.plots.profile`)."""
         from .plots import profile
@@ -81,6 +86,7 @@ class InferenceMethodsMixin:
         return bool(stddeviations)
 
     # -- simulation and the parametric bootstrap --------------------------------------
+    @refuse_unknown_keywords
     def simulation_source(self, conditional: bool = False) -> SimulationSource:
         """What :meth:`simulate` and :meth:`bootstrap` draw from: the fitted model
         (``conditional``: with the random effects fixed at their BLUPs)."""
@@ -95,6 +101,7 @@ class InferenceMethodsMixin:
         return SimulationSource(self.model.objective, np.asarray(self.opt.theta, float), beta,
                                 float(self.fit_profile.sigma2), zb)
 
+    @refuse_unknown_keywords
     def simulate(self, n: int = 1, seed=None, conditional: bool = False) -> pd.DataFrame:
         """New responses from the fitted model (lme4's ``simulate``).
 
@@ -121,6 +128,7 @@ class InferenceMethodsMixin:
         return pd.DataFrame(Y[order], index=design.row_index[order],
                             columns=["sim_%d" % (i + 1) for i in range(int(n))])
 
+    @refuse_unknown_keywords
     def bootstrap(self, n_boot: int = 1000, seed=None, n_jobs: int = 1, progress: Optional[bool] = None,
                   conditional: bool = False) -> BootstrapResult:
         """Parametric bootstrap: simulate from the fitted model, refit, keep every parameter.
@@ -149,6 +157,7 @@ class InferenceMethodsMixin:
                                     n_boot=n_boot, seed=seed, n_jobs=n_jobs, progress=progress)
 
     # -- margins -------------------------------------------------------------------
+    @refuse_unknown_keywords
     def margins(self, variables=None, at: Optional[dict] = None, dydx: Optional[str] = None,
                 over: Optional[str] = None, level: Optional[float] = None) -> pd.DataFrame:
         """Stata's ``margins`` after ``mixed`` (the fixed portion, ``predict(xb)``).
@@ -179,6 +188,7 @@ class InferenceMethodsMixin:
         """
         return self._margins(variables, at, dydx, over, level, None)
 
+    @refuse_unknown_keywords
     def contrast(self, variables=None, at: Optional[dict] = None, dydx: Optional[str] = None,
                  over: Optional[str] = None, level: Optional[float] = None, kind: str = "pairwise") -> pd.DataFrame:
         """Differences of the :meth:`margins` (same arguments): every pair, later minus
@@ -193,6 +203,7 @@ class InferenceMethodsMixin:
                              over, self.level if level is None else level, contrast)
 
     # -- predictions with intervals ------------------------------------------------
+    @refuse_unknown_keywords
     def get_prediction(self, data: Optional[pd.DataFrame] = None, random_effects: bool = False,
                        exog: Optional[pd.DataFrame] = None) -> PredictionResults:
         """Predictions with standard errors, confidence and prediction intervals

@@ -31,6 +31,7 @@ import pandas as pd
 from scipy import stats
 
 from ..core.errors import warn_user
+from ..core.keywords import refuse_unknown_keywords
 from .blups import LevelBLUP, beta_sensitivity
 from .estimates import Estimates
 from .predict import PredictionRows
@@ -49,12 +50,14 @@ class PredictionResults:
     def var_pred_mean(self) -> np.ndarray:
         return self.se_mean ** 2
 
+    @refuse_unknown_keywords
     def conf_int(self, obs: bool = False, alpha: float = 0.05) -> np.ndarray:
         """``(n, 2)`` intervals for the mean (``obs=True``: for a new observation)."""
         z = stats.norm.ppf(1.0 - alpha / 2.0)
         se = self.se_obs if obs else self.se_mean
         return np.column_stack([self.predicted_mean - z * se, self.predicted_mean + z * se])
 
+    @refuse_unknown_keywords
     def summary_frame(self, alpha: float = 0.05) -> pd.DataFrame:
         ci, oi = self.conf_int(alpha=alpha), self.conf_int(obs=True, alpha=alpha)
         return pd.DataFrame({"mean": self.predicted_mean, "mean_se": self.se_mean, "mean_ci_lower": ci[:, 0],

@@ -10,7 +10,7 @@ import statsmodels.base.wrapper as wrap
 from scipy import stats
 from statsmodels.base.model import LikelihoodModelResults, LikelihoodResultsWrapper
 
-from ..core.keywords import check_keywords
+from ..core.keywords import check_keywords, refuse_unknown_keywords
 from ..design.names import coefficient_rows
 from ..inference.comparison import bootstrap_lrtest
 from ..inference.setup import InferenceMixin, InferenceSetup  # vce(), dfmethod(): t/F tests, robust SEs
@@ -115,6 +115,7 @@ class MixedLMExtResults(InferenceMixin, InferenceMethodsMixin, PostestimationMix
         part = self.model.design.fixed
         return coefficient_rows(part.design_info.column_names, part.frame, part.omitted)
 
+    @refuse_unknown_keywords
     def conf_int(self, alpha: float = 0.05, method: str = "wald", stddeviations: Optional[bool] = None):
         """Confidence intervals.
 
@@ -296,6 +297,7 @@ class MixedLMExtResultsWrapper(LikelihoodResultsWrapper):
                    if k not in ("fittedvalues", "resid")}
     _wrap_methods = {k: v for k, v in LikelihoodResultsWrapper._wrap_methods.items() if k != "conf_int"}
 
+    @refuse_unknown_keywords
     def conf_int(self, alpha: float = 0.05, method: str = "wald", stddeviations: Optional[bool] = None):
         out = self._results.conf_int(alpha, method=method, stddeviations=stddeviations)
         if isinstance(out, pd.DataFrame):
@@ -306,6 +308,7 @@ class MixedLMExtResultsWrapper(LikelihoodResultsWrapper):
 wrap.populate_wrapper(MixedLMExtResultsWrapper, MixedLMExtResults)
 
 
+@refuse_unknown_keywords
 def lrtest(big, small, method: str = "chi2", n_boot: int = 1000, seed=None, n_jobs: int = 1,
            progress: Optional[bool] = None) -> LRTestResult:
     """Likelihood-ratio test of nested models (Stata's ``lrtest big small``).
