@@ -160,3 +160,15 @@ def test_equivalent_parameterisations_give_the_same_profile_intervals():
     np.testing.assert_allclose(a[["lower", "upper"]].to_numpy(float), e[["lower", "upper"]].to_numpy(float),
                                rtol=1e-4, atol=1e-8)
     assert a.loc["id:sd(_cons)", "boundary"] == e.loc["id:sd(_cons)", "boundary"] == "lower"
+
+
+def test_profile_at_zero_is_the_model_without_that_effect():
+    """With independent effects, sd(_cons) = 0 is the model without the random intercept:
+    the profile there (the interval's lower end, labelled) is that model's deviance."""
+    pig = mx.load_dataset("pig")
+    full = mx.mixed("mixed weight week || id: week, residuals(ar 1, t(week))", pig)
+    without = mx.mixed("mixed weight week || id: week, noconstant residuals(ar 1, t(week))", pig)
+    ci = full.profile_conf_int(stddeviations=True)
+    assert ci.loc["id:sd(_cons)", "lower"] == 0.0 and ci.loc["id:sd(_cons)", "boundary"] == "lower"
+    prof = full.profile_result(stddeviations=True).profiles["id:sd(_cons)"]
+    assert prof.zeta(1e-8) ** 2 == pytest.approx(2 * (full.llf - without.llf), rel=1e-4, abs=1e-6)

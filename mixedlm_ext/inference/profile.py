@@ -102,30 +102,46 @@ class ParameterProfile:
         room = abs(self.estimate - lim)
         return lim - side * max(1e-7 * max(room, self.scale), 1e-12)
 
-    def bracket(self, side: int, z: float) -> tuple[Optional[float], Optional[float], bool]:
-        """``(inside, outside, at_boundary)``: values around the crossing of ``zeta = side * z``."""
+    def bracket(self, side: int, z: float) -> tuple[float, Optional[float], Optional[float]]:
+        """``(inside, outside, boundary)``: values around the crossing of ``zeta = side * z``,
+        or the edge of the parameter space (or of where the model is defined) reached
+        before any crossing."""
         inside, step = self.estimate, self._step()
         edge = self._edge(side)
+        two_sided = bool(np.all(np.isfinite(self.limits)))  # correlations: approach +-1 gradually
         for _ in range(60):
             c = self.estimate + side * step
             hit_edge = np.isfinite(edge) and side * (c - edge) >= 0
-            if hit_edge:
+            if hit_edge and two_sided and abs(edge - inside) > 1e-3 * (self.limits[1] - self.limits[0]):
+                c, hit_edge = inside + 0.5 * (edge - inside), False  # halfway: the optimum is hard at +-1
+            elif hit_edge:
                 c = edge
-            zc = self.zeta(c)
-            if side * zc >= z:
-                return inside, c, False
+            if not np.isfinite(self.point(c).deviance):  # beyond where the model is defined
+                c, hit_edge = self._feasible_edge(inside, c), True
+            if side * self.zeta(c) >= z:
+                return inside, c, None
             if hit_edge:
-                return inside, None, True
+                return inside, None, self._edge_value(side) if c == edge else c
             inside, step = c, 2.0 * step
-        return inside, None, False
+        return inside, None, None
+
+    def _feasible_edge(self, inside: float, outside: float) -> float:
+        """The last value (bisection) between ``inside`` and ``outside`` where the profile is finite."""
+        for _ in range(40):
+            mid = 0.5 * (inside + outside)
+            if np.isfinite(self.point(mid).deviance):
+                inside = mid
+            else:
+                outside = mid
+        return inside
 
     def limit(self, side: int, z: float) -> tuple[float, bool]:
         """The interval's end on ``side`` (-1 lower, +1 upper) and whether it is at the boundary."""
         if np.isfinite(self.limits[0 if side < 0 else 1]) and self.estimate == self._edge_value(side):
             return self._edge_value(side), True  # estimate on the boundary
-        inside, outside, at_edge = self.bracket(side, z)
-        if at_edge:
-            return self._edge_value(side), True
+        inside, outside, boundary = self.bracket(side, z)
+        if boundary is not None:
+            return boundary, True
         if outside is None:
             return np.nan, False
         f = lambda c: self.zeta(c) - side * z  # noqa: E731
@@ -192,24 +208,55 @@ def _metric_labels(ob: Objective, sd: bool) -> tuple[list[str], list[str]]:
     return ["%s:%s" % nm for nm in names], list(kinds)
 
 
+def block_theta_slices(ob: Objective) -> list[tuple[slice, slice]]:
+    """``(natural parameters, theta)`` positions of each random-effects block."""
+    out, i, k = [], 0, 0
+    for blk in ob.blocks:
+        n_nat, n_th = blk.structure.n_natural, blk.structure.n_theta
+        out.append((slice(i, i + n_nat), slice(k, k + n_th)))
+        i, k = i + n_nat, k + n_th
+    return out
+
+
+def feasible_starts(x0: np.ndarray, v0: float, c: float, j: int, power: Optional[float],
+                    blocks: list[tuple[slice, slice]]) -> list[np.ndarray]:
+    """Starting points that satisfy ``phi_j = c`` for a parameter that scales with
+    ``sigma2 ** power``: ``sigma2`` rescaled (every variance moves), and for a
+    random-effects block's parameter the block's ``theta`` rescaled instead (only
+    that block moves: far better when ``c`` is near 0)."""
+    if power is None or not v0 * c > 0:
+        return [x0]
+    ratio = c / v0
+    by_sigma = x0.copy()
+    by_sigma[-1] += np.log(ratio) / power
+    out = [by_sigma]
+    for nat, th in blocks:
+        if nat.start <= j < nat.stop:
+            by_block = x0.copy()
+            by_block[th] *= ratio ** (0.5 / power)  # phi ~ theta^2 sigma2
+            out.insert(0, by_block)
+    return out
+
+
 def _vc_solver(ob: Objective, values: Callable, j: int, kind: str, log_sigma2: float) -> Callable:
     # log sigma2 within e^{+-30} of the estimate: SLSQP's trial steps stay finite
     bounds = list(ob.theta_bounds()) + [(log_sigma2 - 30.0, log_sigma2 + 30.0)]
     power = _SCALE_POWER.get(kind)
     f = _safe_neg2ll(ob)
+    blocks = block_theta_slices(ob)
 
     def solve(c: float, x0: np.ndarray) -> tuple[float, np.ndarray]:
         x0 = np.array(x0, dtype=float)
-        v0 = values(x0)[j]
-        if power is not None and v0 * c > 0:  # feasible start: rescale sigma2
-            x0[-1] += np.log(c / v0) / power
         cons = {"type": "eq", "fun": lambda x: values(x)[j] - c}
         best = (np.inf, x0)
-        for start in interior_starts(x0, bounds):
-            r = so.minimize(f, start, method="SLSQP", bounds=bounds, constraints=[cons],
-                            options=dict(ftol=1e-12, maxiter=500))
-            if abs(values(r.x)[j] - c) <= 1e-6 * max(1.0, abs(c)) and r.fun < best[0]:
-                best = (float(r.fun), r.x)
+        for feasible in feasible_starts(x0, values(x0)[j], c, j, power, blocks):
+            for start in interior_starts(feasible, bounds):
+                r = so.minimize(f, start, method="SLSQP", bounds=bounds, constraints=[cons],
+                                options=dict(ftol=1e-12, maxiter=500))
+                if abs(values(r.x)[j] - c) <= 1e-6 * max(1.0, abs(c)) and r.fun < best[0]:
+                    best = (float(r.fun), r.x)
+            if np.isfinite(best[0]) and r.success:
+                break  # the first kind of start that converges (the others are fallbacks)
         return best
     return solve
 
