@@ -38,7 +38,7 @@ import argparse
 import datetime as _dt
 import json
 import os
-import platform
+import re
 import select
 import subprocess
 import sys
@@ -331,7 +331,10 @@ def main(argv=None) -> int:
         store["machine"] = report.machine_facts()
         store["versions"] = report.versions(REPO)
         save_results(store)
-        README.write_text(report.render(store))
+        # the bootstrap section is written by bootstrap_bench.py: keep it
+        old = README.read_text() if README.exists() else ""
+        kept = re.search(r"<!-- bootstrap-bench -->.*?<!-- /bootstrap-bench -->\n?", old, re.S)
+        README.write_text(report.render(store) + ("\n" + kept.group(0) if kept else ""))
         log("wrote %s" % README)
     return 0
 

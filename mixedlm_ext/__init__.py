@@ -21,9 +21,10 @@ __version__ = "0.1.0"
 
 # public name -> module (relative to the package) that defines it
 _LAZY = {
-    "mixed": ".api", "lmer": ".api",
+    "mixed": ".api", "lmer": ".api", "update": ".api",
     "MixedLMExt": ".model",
     "MixedLMExtResults": ".results.results", "LRTestResult": ".results.results", "lrtest": ".results.results",
+    "estimates_table": ".results.estimates_table", "anova": ".inference.comparison",
     "ModelSpec": ".spec.model", "REEquation": ".spec.model", "ResidualSpec": ".spec.model",
     "parse_stata": ".syntax.stata",
     "Identity": ".structures.covariance", "Independent": ".structures.covariance",
@@ -32,11 +33,13 @@ _LAZY = {
     "Exponential": ".spec.residuals", "UnstructuredResidual": ".spec.residuals",
     "ExchangeableResidual": ".spec.residuals", "IndependentResidual": ".spec.residuals",
     "load_dataset": ".datasets", "list_datasets": ".datasets",
+    "MixedLM": ".statsmodels_api", "MixedLMParams": ".statsmodels_api", "mixedlm": ".statsmodels_api",
     "MixedLMRegressor": ".sklearn.estimator",
 }
 
 __all__ = [
-    "mixed", "lmer", "lrtest", "MixedLMExt", "MixedLMExtResults", "LRTestResult",
+    "mixed", "lmer", "update", "lrtest", "anova", "estimates_table", "MixedLM", "MixedLMParams", "mixedlm",
+    "MixedLMExt", "MixedLMExtResults", "LRTestResult",
     "ModelSpec", "REEquation", "ResidualSpec", "parse_stata",
     "Identity", "Independent", "Exchangeable", "Unstructured",
     "AR", "MA", "Toeplitz", "Banded", "Exponential", "UnstructuredResidual", "ExchangeableResidual",
@@ -47,6 +50,12 @@ __all__ = [
 
 
 def __getattr__(name: str):
+    if name == "regression":  # statsmodels.api's path: sm.regression.mixed_linear_model.MixedLMParams
+        from types import SimpleNamespace
+
+        from . import statsmodels_api
+
+        return SimpleNamespace(mixed_linear_model=statsmodels_api)
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError("module 'mixedlm_ext' has no attribute %r" % name)

@@ -7,13 +7,14 @@ new results object without touching the model.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import Optional
 
 import numpy as np
 import pandas as pd
 from statsmodels.base.model import LikelihoodModel
 
-from .core.errors import BoundaryWarning, warn_user
+from .core.errors import BoundaryWarning, ConvergenceWarning, warn_user
 from .core.keywords import check_keywords, unknown_keyword_error
 from .core.threads import single_thread_blas
 from .design.build import build_design
@@ -23,6 +24,22 @@ from .fit.objective import Objective
 from .fit.optimizer import optimize
 from .inference.vc import vc_covariance
 from .spec.model import ModelSpec, ResidualSpec, WeightSpec
+
+
+def _check_residual_variance(objective: Objective, opt, sigma2: float):
+    """A residual variance estimated as zero means the likelihood grew without
+    bound (the random effects fit the data exactly): warn, and the fit has not
+    converged.  Small designs are refused before fitting (design/validate.py)."""
+    d = objective.design
+    if not objective.residual.is_plain or d.n == 0:
+        return opt
+    typical = float(d.XYtXY[-1, -1] if d.XYtXY is not None else d.yw @ d.yw) / d.n  # OLS residual variance
+    if typical > 0 and sigma2 <= 1e-10 * typical:
+        warn_user("the residual variance is estimated as zero (%.3g): the random effects fit '%s' exactly and "
+                  "the likelihood has no maximum; the estimates are not meaningful" % (sigma2, d.spec.response),
+                  ConvergenceWarning)
+        return replace(opt, converged=False, message="residual variance estimated as zero")
+    return opt
 
 
 FIT_KEYWORDS = ("start_params", "reml", "method", "log", "emlog", "em_iterations", "emonly", "maxiter", "level",
@@ -43,6 +60,12 @@ def _with_precision_weights(spec: ModelSpec, data: pd.DataFrame, weights) -> tup
         data = data.assign(_weights=w)
         var = "_weights"
     return spec.with_options(weights=(WeightSpec("precision", var),)), data
+
+
+def categorical_columns(data: pd.DataFrame) -> list[str]:
+    """Columns patsy codes as categorical without ``C()``: text, categories, booleans."""
+    return [c for c in data.columns if not pd.api.types.is_numeric_dtype(data[c])
+            or pd.api.types.is_bool_dtype(data[c])]
 
 
 def _with_residual(spec: ModelSpec, residual: Optional[ResidualSpec]) -> ModelSpec:
@@ -71,7 +94,8 @@ class MixedLMExt(LikelihoodModel):
     ``loglike(params)`` is the (restricted) log-likelihood at those values.
     """
 
-    def __init__(self, spec: ModelSpec, data: pd.DataFrame, *, design: Optional[Design] = None, **kwargs):
+    def __init__(self, spec: ModelSpec, data: pd.DataFrame, *, design: Optional[Design] = None,
+                 formula: Optional[str] = None, **kwargs):
         check_keywords(kwargs, (), "MixedLMExt()")
         if design is None:
             with single_thread_blas():
@@ -82,6 +106,7 @@ class MixedLMExt(LikelihoodModel):
         self.design: Design = design
         self.objective = Objective(design, reml=spec.reml)
         self.frame = data  # the user's data: vce(cluster var) may name a column outside the model
+        self.formula = formula  # the model as the user wrote it (a Stata command, an lme4 formula)
         exog = pd.DataFrame(design.X, columns=design.fe_names, index=design.row_index)
         endog = pd.Series(design.y, index=design.row_index, name=spec.response)
         super().__init__(endog, exog)
@@ -102,7 +127,7 @@ class MixedLMExt(LikelihoodModel):
         """Model from a Stata ``mixed`` command string."""
         from .syntax.stata import parse_stata
 
-        return cls(parse_stata(command), data)
+        return cls(parse_stata(command), data, formula=command.strip())
 
     @classmethod
     def from_lme4(cls, formula: str, data: pd.DataFrame, *, reml: bool = True,
@@ -119,7 +144,7 @@ class MixedLMExt(LikelihoodModel):
 
         spec = parse_lme4(formula, reml=reml, covariance=covariance)
         spec, data = _with_precision_weights(spec, data, weights)
-        return cls(_with_residual(spec, residual), data)
+        return cls(_with_residual(spec, residual), data, formula=formula)
 
     @classmethod
     def from_formula(cls, formula: str, data: pd.DataFrame, subset=None, drop_cols=None, *args,
@@ -143,11 +168,12 @@ class MixedLMExt(LikelihoodModel):
             data = data.copy()
             data["_groups"] = np.asarray(groups)
             groups = "_groups"
-        spec = spec_from_statsmodels(formula, groups, re_formula=re_formula, vc_formula=vc_formula, reml=reml)
+        spec = spec_from_statsmodels(formula, groups, re_formula=re_formula, vc_formula=vc_formula, reml=reml,
+                                     categorical=categorical_columns(data))
         spec = _with_residual(spec, kwargs.pop("residual", None))
         if subset is not None:
             data = data.loc[subset]
-        return cls(spec, data)
+        return cls(spec, data, formula=formula)
 
     # -- data ------------------------------------------------------------------
     def data_column(self, name: str) -> pd.Series:
@@ -240,7 +266,8 @@ class MixedLMExt(LikelihoodModel):
         options = dict(log=log, emlog=emlog, em_iterations=em_iterations, emonly=emonly, maxiter=maxiter,
                        level=level, stream=stream, df_method=df_method, vce=vce)
         if reml is not None and bool(reml) != self.objective.reml:
-            other = MixedLMExt(self.spec.with_options(reml=bool(reml)), self.frame, design=self.design)
+            other = MixedLMExt(self.spec.with_options(reml=bool(reml)), self.frame, design=self.design,
+                               formula=self.formula)
             return other.fit(start_params, **options)
         if start_params is not None:
             start_params = np.asarray(start_params, dtype=float).ravel()
@@ -273,6 +300,7 @@ class MixedLMExt(LikelihoodModel):
         if log:
             stream.write("\nComputing standard errors ...\n")
         prof = ob.profile_from(opt.evaluation) if opt.evaluation is not None else ob.profile(opt.theta)
+        opt = _check_residual_variance(ob, opt, prof.sigma2)
         phi = ob.natural_from_theta(opt.theta, prof.sigma2)
         kinds = ob.natural_kinds()
         cov_vc = vc_covariance(ob, opt.theta, prof.sigma2, phi, kinds, opt.at_bound,

@@ -30,7 +30,8 @@ from ..structures.covariance import make_structure
 from .fixed import (build_fixed_part, drop_collinear, formula_variables, plain_fixed_part, plain_variables,
                     unknown_formula_names)
 from .groups import combined_codes, group_codes, group_key_values, level_paths, merge_equations
-from .random import base_matrix, dense_expand, finish_Z, hstack_columns, sparse_expand, uses_sparse_design
+from .random import (base_matrix, dense_expand, effect_column, effect_variables, finish_Z, hstack_columns,
+                     sparse_expand, uses_sparse_design)
 from .types import Block, Design, Level
 from .table import ColumnTable, take
 from .validate import (as_plain_numbers, check_columns, check_exact_fit, check_finite, check_group_types,
@@ -50,9 +51,10 @@ def _model_variables(spec: ModelSpec, data: pd.DataFrame) -> dict[str, list[str]
     check_columns(data, fixed_vars, "fixed part")
     re_vars, group_vars, factor_re = [], [], []
     for eq in spec.random:
-        check_columns(data, eq.columns, "random effects at level %s" % eq.level_name)
+        eq_vars = [v for c in eq.columns for v in (effect_variables(c, data.columns) or [c])]
+        check_columns(data, eq_vars, "random effects at level %s" % eq.level_name)
         check_columns(data, eq.group, "grouping variable")
-        re_vars += list(eq.columns)
+        re_vars += eq_vars
         group_vars += list(eq.group)
         if eq.factor is not None:
             check_columns(data, [eq.factor], "R. factor at level %s" % eq.level_name)
@@ -62,7 +64,10 @@ def _model_variables(spec: ModelSpec, data: pd.DataFrame) -> dict[str, list[str]
     check_columns(data, resid_vars, "residuals() option")
     weight_vars = [w.var for w in spec.weights]
     check_columns(data, weight_vars, "weights")
-    return dict(fixed=fixed_vars, factor=sorted(factor_vars), random=re_vars, group=group_vars,
+    offset_vars = effect_variables(spec.offset, data.columns) if spec.offset else []
+    if spec.offset and not offset_vars:
+        raise ModelSpecificationError("offset(%s): no variable of the data in it" % spec.offset)
+    return dict(fixed=fixed_vars, factor=sorted(factor_vars), random=re_vars + offset_vars, group=group_vars,
                 factor_re=factor_re, residual=resid_vars, weights=weight_vars)
 
 
@@ -71,12 +76,16 @@ def _estimation_rows(spec: ModelSpec, data: pd.DataFrame, used: list[str]) -> tu
     value in a used column, those rows' positions in ``data``, and how many were dropped."""
     table = ColumnTable.from_frame(data, used)
     selected = None
+    if spec.in_range is not None:
+        selected = np.zeros(table.n, dtype=bool)
+        selected[in_range_rows(spec.in_range, table.n)] = True
     if spec.subset:
         try:
             mask = data.set_axis(pd.RangeIndex(len(data))).eval(spec.subset)
         except Exception as exc:
             raise ModelSpecificationError("cannot evaluate the if condition %r: %s" % (spec.subset, exc)) from None
-        selected = np.asarray(mask, dtype=bool)
+        mask = np.asarray(mask, dtype=bool)
+        selected = mask if selected is None else selected & mask
     missing = table.missing()
     if selected is not None:
         missing &= selected
@@ -93,6 +102,17 @@ def _estimation_rows(spec: ModelSpec, data: pd.DataFrame, used: list[str]) -> tu
             raise ModelSpecificationError("no observations: the if condition %r selects no rows" % spec.subset)
         raise ModelSpecificationError("no observations: every row has a missing value in a used variable")
     return (table.take(rows) if rows.size < table.n else table), rows, n_dropped
+
+
+def in_range_rows(in_range: tuple[int, int], n: int) -> slice:
+    """Stata's ``in f/l`` as positions of ``n`` rows (1-based, negative from the end)."""
+    first, last = (k if k > 0 else n + 1 + k for k in in_range)
+    if not (1 <= first <= n and 1 <= last <= n):
+        raise ModelSpecificationError("in %d/%d: observation numbers out of range (the data has %d rows)"
+                                      % (in_range[0], in_range[1], n))
+    if last < first:
+        raise ModelSpecificationError("in %d/%d: the range selects no rows" % in_range)
+    return slice(first - 1, last)
 
 
 def _check_types(spec: ModelSpec, df: ColumnTable, v: dict) -> None:
@@ -278,20 +298,27 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
     table = as_plain_numbers(table, [spec.response] + v["fixed"] + v["random"] + v["weights"]
                              + ([spec.residual.time] if spec.residual.time else []))
 
+    derived = {c for eq in spec.random for c in eq.columns if c not in table}
+    if derived:  # random slopes on expressions (c.x#c.x, I(x^2)) become columns of the design's data
+        table = table.with_columns(**{c: effect_column(c, table) for c in sorted(derived)})
     merged, paths, crossed = level_paths(merge_equations(spec.random), table)
     sparse = crossed or uses_sparse_design(merged)
     check_group_types(table, v["group"] + v["factor_re"])
     table, order, fine = _sorted_by_finest(table, paths)
     row_pos = rows if order is None else rows[order]
 
-    y = table.floats(spec.response)
+    offset = effect_column(spec.offset, table, "the offset") if spec.offset else None
+    y = table.floats(spec.response) - (offset if offset is not None else 0.0)
     X, fixed, gw, cc = _fixed_part(spec, table, y)
+    if spec.reml and len(table) <= X.shape[1]:
+        raise ModelSpecificationError("REML needs more observations than fixed effects (%d observations, %d "
+                                      "fixed effects after collinear ones are omitted)" % (len(table), X.shape[1]))
     for nm in fixed.omitted:
         warn_user("note: %s omitted because of collinearity" % nm)
     levels, Z = _levels(merged, paths, table, crossed, sparse, fine)
     working = gw.part(X, y) if gw is not None else working_fixed_part(X, y)
     design = Design(spec, y, X, fixed, levels, Z, data.index[row_pos], row_pos, n_dropped, table,
-                    working, sparse_re=sparse, crossed_groupings=crossed)
+                    working, sparse_re=sparse, crossed_groupings=crossed, offset=offset)
     check_identified(design)
     design = _with_crossproducts(design, gw, cc)
     if spec.residual.kind == "independent" and spec.residual.by is None:

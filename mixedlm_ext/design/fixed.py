@@ -15,14 +15,15 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 import patsy
+from numpy import exp, log, sqrt  # noqa: F401 (R's names, evaluated in formulas)
 
 from ..core.errors import ModelSpecificationError
 from ..spec.model import ModelSpec
+from .names import factor_variable_columns, fv, stata_name, stata_names  # noqa: F401 (fv, stata_name: formulas, callers)
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_FACTOR_NAME = re.compile(r"^C\((?P<var>[A-Za-z_][A-Za-z0-9_]*)(?:,[^\]]*)?\)\[T\.(?P<lev>.*)\]$")
 PATSY_WORDS = {"C", "Q", "Treatment", "Sum", "Poly", "I", "np", "log", "exp", "center", "standardize", "reference",
-               "Diff", "Helmert", "bs", "cr", "cc", "te"}
+               "Diff", "Helmert", "bs", "cr", "cc", "te", "fv", "sqrt", "abs"}
 
 
 def formula_variables(rhs: str, columns) -> tuple[list[str], set[str]]:
@@ -31,29 +32,19 @@ def formula_variables(rhs: str, columns) -> tuple[list[str], set[str]]:
     for m in re.finditer(r"\bQ\(\s*(['\"])(.*?)\1\s*\)", rhs):  # patsy's Q('name with spaces')
         if m.group(2) in columns and m.group(2) not in used:
             used.append(m.group(2))
-    for m in IDENTIFIER.finditer(rhs):
+    for m in IDENTIFIER.finditer(re.sub(r"(['\"]).*?\1", " ", rhs)):  # names inside strings are not columns
         name = m.group(0)
         if name in columns and name not in used:
             used.append(name)
     for m in re.finditer(r"C\(\s*([A-Za-z_][A-Za-z0-9_]*)", rhs):
         in_factor.add(m.group(1))
-    return used, in_factor
+    return used, in_factor | factor_variable_columns(rhs)
 
 
 def unknown_formula_names(rhs: str, columns) -> list[str]:
     """Identifiers of a patsy RHS that are neither columns nor patsy's own words."""
     without_strings = re.sub(r"(['\"]).*?\1", " ", rhs)
     return [t for t in IDENTIFIER.findall(without_strings) if t not in columns and t not in PATSY_WORDS]
-
-
-def stata_name(patsy_name: str) -> str:
-    """patsy column name -> Stata's name (``C(region)[T.2]`` -> ``2.region``)."""
-    if patsy_name == "Intercept":
-        return "_cons"
-    m = _FACTOR_NAME.match(patsy_name)
-    if m:
-        return "%s.%s" % (m.group("lev"), m.group("var"))
-    return patsy_name
 
 
 def patsy_rhs(spec: ModelSpec) -> str:
@@ -73,6 +64,7 @@ def drop_collinear(X: np.ndarray, names: list[str], tol: float = 1e-9) -> np.nda
     Xo = X[:, order]
     norms = np.linalg.norm(Xo, axis=0)
     r = np.abs(np.diag(np.linalg.qr(Xo, mode="r")))
+    r = np.concatenate([r, np.zeros(Xo.shape[1] - r.size)])  # more columns than rows: the rest are dependent
     keep_o = (norms > 0) & (r > tol * np.maximum(norms, 1e-300))
     keep = np.zeros(X.shape[1], dtype=bool)
     keep[np.asarray(order)[keep_o]] = True
@@ -94,7 +86,7 @@ class FixedPart:
     None and ``plain`` lists the candidate columns.
     """
 
-    design_info: Optional[patsy.DesignInfo]  # None: plain numeric variables (no patsy)
+    design_info: patsy.DesignInfo
     columns: tuple[int, ...]
     names: tuple[str, ...]
     omitted: tuple[str, ...]
@@ -109,9 +101,10 @@ class FixedPart:
         return state
 
     def __setstate__(self, state: dict) -> None:
-        info = None
         if state.get("plain") is None:
             info = patsy.dmatrix(state["rhs"], state["frame"], NA_action="raise").design_info
+        else:
+            info = _plain_design_info(state["variables"], "_cons" in state["plain"])
         self.__dict__.update(state, design_info=info)
 
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
@@ -128,7 +121,7 @@ class FixedPart:
         X = np.full((len(frame), len(self.columns)), np.nan)
         ok = frame[list(self.variables)].notna().all(axis=1).to_numpy() if self.variables \
             else np.ones(len(frame), bool)
-        if ok.any() and self.design_info is None:
+        if ok.any() and self.plain is not None:
             rows = frame.loc[ok]
             cols = [np.ones(int(ok.sum())) if nm == "_cons" else rows[nm].to_numpy(dtype=float)
                     for nm in self.names]
@@ -160,11 +153,19 @@ def plain_variables(spec: ModelSpec, df) -> Optional[list[str]]:
     return out
 
 
+def _plain_design_info(variables, constant: bool) -> patsy.DesignInfo:
+    """patsy's description of ``1 + x1 + x2 ...`` (column names only, no data needed)."""
+    return patsy.DesignInfo((["Intercept"] if constant else []) + list(variables))
+
+
 def plain_fixed_part(spec: ModelSpec, df, variables: list[str], keep: np.ndarray) -> FixedPart:
     """The :class:`FixedPart` of plain ``variables`` (constant last) keeping the
-    candidate columns ``keep`` (collinearity decided by the caller)."""
+    candidate columns ``keep`` (collinearity decided by the caller); ``columns`` are
+    positions in patsy's column order (the intercept first), as for any other part."""
     names = list(variables) + (["_cons"] if spec.constant else [])
-    return FixedPart(None, tuple(int(i) for i in np.flatnonzero(keep)), tuple(n for n, k in zip(names, keep) if k),
+    patsy_pos = [i + int(spec.constant) for i in range(len(variables))] + ([0] if spec.constant else [])
+    return FixedPart(_plain_design_info(variables, spec.constant),
+                     tuple(pos for pos, k in zip(patsy_pos, keep) if k), tuple(n for n, k in zip(names, keep) if k),
                      tuple(n for n, k in zip(names, keep) if not k), tuple(variables), patsy_rhs(spec), df,
                      tuple(names))
 
@@ -177,7 +178,7 @@ def build_fixed_part(spec: ModelSpec, df: pd.DataFrame) -> tuple[np.ndarray, Fix
     except (patsy.PatsyError, SyntaxError) as exc:
         raise ModelSpecificationError("cannot build the fixed part %r: %s" % (spec.fixed, exc)) from None
     info = M.design_info
-    names = [stata_name(c) for c in info.column_names]
+    names = stata_names(info.column_names, df)
     order = list(range(len(names)))
     if "_cons" in names:  # Stata lists the constant last
         k = names.index("_cons")

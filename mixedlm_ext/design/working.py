@@ -20,9 +20,11 @@ forming ``Xw`` or ``yw``:
    cross-product of the working part is ``T`` applied to those of ``A``.
 
 The Gram matrix squares the condition number of the centred fixed part; when
-that is large (a relative residual norm below :data:`GRAM_MIN_RATIO`) or a
-collinearity is too close to call from it, the caller falls back to the
-row-wise QR (:func:`row_working_part`) and row-wise cross-products.
+that is large (a relative residual norm below :data:`GRAM_MIN_RATIO`), a
+collinearity is too close to call from it, or ``y`` is nearly in the span of
+``X`` (the OLS residual would be cancellation noise: :data:`OLS_MIN_RSS`), the
+caller falls back to the row-wise QR (:func:`row_working_part`) and row-wise
+cross-products.
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ from ..core.linalg import grouped_crossprod, orthonormalize
 COLLINEAR_TOL = 1e-9  # |residual of a column on the earlier ones| / |column| below this: omitted
 AMBIGUOUS_TOL = 1e-6  # ... below this (and above the former): decided by the row-wise QR
 GRAM_MIN_RATIO = 1e-4  # relative residual norm of the centred columns below which the Gram is not used
+OLS_MIN_RSS = 1e-8  # OLS residual sum of squares over that of (centred) y below which the Gram is not used
 _PAIRWISE_MAX = 64  # columns of Z times columns of [Z A] up to which panel sums go pair by pair
 
 
@@ -269,6 +272,9 @@ def gram_working(cc: CenteredColumns, n: int, raw_norms: Optional[np.ndarray] = 
     T[:k, :k] = Rc_inv
     T[:k, k] = -b_c
     T[k, k] = 1.0
+    if (T[:, k] @ G @ T[:, k]) < OLS_MIN_RSS * G[k, k]:
+        return None  # y (nearly) in the span of X: its residual would be cancellation noise
+
     # back to the raw columns: x_j = xc_j + mean_j * 1, so X = Xc S with S = I + e_const mean'
     S_inv = np.eye(k)
     b_ols = b_c.copy()

@@ -34,7 +34,7 @@ from .blups import LevelBLUP
 from .estat import WCorrelation
 from .estimates import Estimates
 from .predict import (PredictionRows, check_kind, fitted_prediction, fixed_prediction, in_data_order,
-                      reffects_prediction, relevel_index, unseen_table)
+                      only_blocks, re_form_blocks, reffects_prediction, relevel_index, unseen_table)
 from .terms import TermLayout
 
 
@@ -52,7 +52,7 @@ class PostestimationMixin:
         design = self.model.design
         return Estimates(design, self.model.objective, TermLayout.of(design),
                          np.asarray(self.opt.theta, dtype=float), np.asarray(self.params, dtype=float)[:k],
-                         np.asarray(self.cov_params())[:k, :k], self.profile.sigma2)
+                         np.asarray(self.cov_params())[:k, :k], self.fit_profile.sigma2)
 
     @cached_property
     def _pe_blups(self) -> dict[int, LevelBLUP]:
@@ -144,7 +144,8 @@ class PostestimationMixin:
 
     # -- predict --------------------------------------------------------------------
     def predict(self, data: Optional[pd.DataFrame] = None, kind: str = "fitted",
-                relevel: Optional[str] = None, exog=None, **kwargs):
+                relevel: Optional[str] = None, exog=None, *, newdata: Optional[pd.DataFrame] = None,
+                re_form=None, **kwargs):
         """Stata's ``predict`` after ``mixed``.
 
         Parameters
@@ -171,8 +172,14 @@ class PostestimationMixin:
               comparative (prediction-error) variance, as Stata's ``reses``.
         relevel : str, optional
             A level name (``"region"``); see ``kind``.
-        exog : pandas.DataFrame, optional
-            Alias of ``data`` (statsmodels' name).
+        exog, newdata : pandas.DataFrame, optional
+            Aliases of ``data`` (statsmodels' and lme4's names).
+        re_form : optional
+            lme4's ``re.form``: ``None`` (default) uses every random effect;
+            an NA-like value (``np.nan``, ``pd.NA``, ``"NA"``, ``"~0"``, ``0``)
+            none, as ``kind="xb"``; a formula of random-effects terms of the
+            model (``"~(1 | subject)"``) only those terms.  For ``fitted``
+            and ``residuals``.
 
         Returns
         -------
@@ -193,14 +200,17 @@ class PostestimationMixin:
             of row labels whose group was not seen (an empty tuple when all
             were); :meth:`unseen_groups` gives the same as a boolean table.
         """
-        if exog is not None and data is None:
-            data = exog
+        data = next((d for d in (data, exog, newdata) if d is not None), None)
         check_kind(kind, kwargs)
         est = self._pe_estimates
         rows = PredictionRows.of(est.design, data)
         upto = relevel_index(est.design, relevel)
-        if kind in ("xb", "stdp"):
-            return fixed_prediction(est, rows, kind)
+        blocks = re_form_blocks(est.layout, re_form)
+        if kind in ("xb", "stdp") or (blocks == () and kind == "fitted"):
+            return fixed_prediction(est, rows, kind).rename("fitted" if kind == "fitted" else kind)
+        if blocks is not None and kind in ("fitted", "residuals"):
+            b = only_blocks(est.layout, est.layout.tables(self._pe_blups, "b"), blocks)
+            return fitted_prediction(est, b, rows, kind, upto)
         if kind in ("reffects", "reses"):
             values = est.layout.tables(self._pe_blups, "b" if kind == "reffects" else "comp")
             return reffects_prediction(est.layout, values, rows, kind, upto if relevel is not None else None)

@@ -10,9 +10,24 @@ import statsmodels.base.wrapper as wrap
 from scipy import stats
 from statsmodels.base.model import LikelihoodModelResults, LikelihoodResultsWrapper
 
+from ..core.keywords import check_keywords, refuse_unknown_keywords
+from ..design.names import coefficient_rows
+from ..inference.comparison import bootstrap_lrtest
 from ..inference.setup import InferenceMixin, InferenceSetup  # vce(), dfmethod(): t/F tests, robust SEs
+from ..fit.optimizer import near_bound
 from ..inference.vc import to_sd_metric, vc_confint
+from ..postestimation.inference_methods import InferenceMethodsMixin
 from ..postestimation.mixin import PostestimationMixin
+
+
+def is_singular_fit(objective, theta: np.ndarray, tol: float = 1e-4) -> bool:
+    """Whether a random-effects covariance parameter is within ``tol`` of its bound."""
+    k = objective.n_theta_re
+    return bool(near_bound(np.asarray(theta)[:k], objective.theta_bounds()[:k], tol).any())
+
+
+SUMMARY_OPTIONS = ("noretable", "nofetable", "nolrtest", "nogroup", "noheader", "baselevels", "allbaselevels",
+                   "noomitted", "vsquish")
 
 
 class LRTestResult(NamedTuple):
@@ -31,7 +46,7 @@ class WaldResult(NamedTuple):
     pvalue: float
 
 
-class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResults):
+class MixedLMExtResults(InferenceMixin, InferenceMethodsMixin, PostestimationMixin, LikelihoodModelResults):
     """Results of :meth:`MixedLMExt.fit`.
 
     ``params`` are the fixed effects then the variance components (reported
@@ -40,11 +55,14 @@ class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResu
     """
 
     def __init__(self, model, params, inference: InferenceSetup, *, opt, profile, level: float = 95.0):
-        super().__init__(model, params, normalized_cov_params=inference.cov, scale=1.0)
+        # statsmodels' spelling: scale is the residual variance (cov_params() = normalized_cov_params * scale)
+        scale = profile.sigma2 if profile.sigma2 > 0 else 1.0
+        super().__init__(model, params, normalized_cov_params=inference.cov / scale, scale=scale)
         self.opt = opt
-        self.profile = profile
+        self.fit_profile = profile  # the objective's profile at the estimate
         self.level = level
         self.converged = bool(opt.converged)
+        self.singular = is_singular_fit(model.objective, opt.theta)
         self.n_iterations = opt.n_iter
         self.reml = model.objective.reml
         self.method = "REML" if self.reml else "ML"
@@ -89,9 +107,30 @@ class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResu
         names = self.model.design.fe_names
         return pd.DataFrame(c, index=names, columns=names)
 
-    def conf_int(self, alpha: float = 0.05):
-        """Confidence intervals: normal for fixed effects, Stata's transformed
-        intervals (log scale for variances, ...) for variance components."""
+    def coefficient_rows(self) -> list:
+        """Every row Stata's coefficient table can show, in order: the estimated
+        coefficients, the base cells of factor variables (``1b.region``, shown
+        with ``baselevels``) and the columns omitted for collinearity, each a
+        :class:`~mixedlm_ext.design.names.CoefficientRow`."""
+        part = self.model.design.fixed
+        return coefficient_rows(part.design_info.column_names, part.frame, part.omitted)
+
+    @refuse_unknown_keywords
+    def conf_int(self, alpha: float = 0.05, method: str = "wald", stddeviations: Optional[bool] = None):
+        """Confidence intervals.
+
+        ``method="wald"`` (default): normal for fixed effects, Stata's
+        transformed intervals (log scale for variances, ...) for variance
+        components.  ``method="profile"``: profile-likelihood intervals, a
+        DataFrame with columns ``0``, ``1`` and ``boundary`` (variance
+        components as SDs/correlations with ``stddeviations``; see
+        :meth:`profile_conf_int`).
+        """
+        if method == "profile":
+            return self.profile_conf_int(alpha, stddeviations)[["lower", "upper", "boundary"]].set_axis(
+                [0, 1, "boundary"], axis=1)
+        if method != "wald":
+            raise ValueError("method must be 'wald' or 'profile', got %r" % (method,))
         ci = np.array(super().conf_int(alpha=alpha), dtype=float)
         est = np.asarray(self.params)[self.k_fe:]
         se = np.asarray(self.bse)[self.k_fe:]
@@ -173,28 +212,79 @@ class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResu
 
     # -- groups ----------------------------------------------------------------------
     def estat_group(self) -> pd.DataFrame:
-        """Per level: number of groups and min/avg/max observations per group."""
+        """Per level: number of groups and min/avg/max observations per group.
+
+        A level ``_all`` (crossed effects) is one group holding every row,
+        followed by one row per crossed factor (its levels and the
+        observations per level)."""
         rows = {}
+        data = self.model.design.data
         for lvl in self.model.design.levels:
+            sizes = {lvl.label if lvl.path else "_all": lvl.sizes()}
             if not lvl.path:
-                continue
-            s = lvl.sizes()
-            rows[lvl.label] = {"n_groups": lvl.n_groups, "min": int(s.min()), "avg": float(s.mean()), "max": int(s.max())}
+                for blk in lvl.blocks:
+                    if blk.expand_by:
+                        counts = data.groupby(list(blk.expand_by), sort=True, observed=True).size()
+                        sizes.setdefault(":".join(blk.expand_by), counts.to_numpy())
+            for label, s in sizes.items():
+                rows[label] = {"n_groups": len(s), "min": int(s.min()), "avg": float(s.mean()), "max": int(s.max())}
         df = pd.DataFrame.from_dict(rows, orient="index", columns=["n_groups", "min", "avg", "max"])
         df.index.name = "level"
         return df
 
     # -- output ----------------------------------------------------------------------
-    def summary(self, stddeviations: Optional[bool] = None, level: Optional[float] = None, **opts):
-        """Stata-style output (print it)."""
+    def summary(self, style: str = "stata", stddeviations: Optional[bool] = None, level: Optional[float] = None,
+                **opts):
+        """The fit's output (print it; ``as_latex()``, ``as_html()``, ``tables`` export it).
+
+        ``style="stata"`` (default): Stata's ``mixed`` layout, with its display
+        options (``stddeviations``, ``level``, ``noretable``, ``nofetable``,
+        ``nolrtest``, ``nogroup``, ``noheader``, ``baselevels``,
+        ``allbaselevels``, ``noomitted``, ``vsquish``).  ``style="lme4"``:
+        lme4's ``summary()`` (REML criterion or AIC table, scaled residuals,
+        random effects with Variance/Std.Dev./Corr, fixed effects with t
+        values, correlation of fixed effects).
+        """
+        from .lme4_style import Lme4Summary
         from .summary import StataSummary
 
+        if style == "lme4":
+            check_keywords(opts, (), "summary(style='lme4')")
+            return Lme4Summary(self, self.model.formula or self.model.spec.response)
+        if style != "stata":
+            raise ValueError("style must be 'stata' or 'lme4', got %r" % (style,))
+        check_keywords(opts, SUMMARY_OPTIONS, "summary()")
         o = self.model.spec.option_dict
         if stddeviations is None:
             stddeviations = bool(o.get("stddeviations", False))
-        for key in ("noretable", "nofetable", "nolrtest", "nogroup", "noheader"):
+        for key in SUMMARY_OPTIONS:
             opts.setdefault(key, bool(o.get(key, False)))
         return StataSummary(self, stddeviations=stddeviations, level=level or self.level, **opts)
+
+    def ranef(self) -> dict:
+        """lme4's ``ranef()``: grouping name (``subject``, ``cask:batch``) -> BLUPs,
+        ``(Intercept)`` first (see :mod:`~mixedlm_ext.results.lme4_style`)."""
+        from .lme4_style import ranef
+
+        return ranef(self)
+
+    def fixef(self) -> pd.Series:
+        """lme4's ``fixef()``: the fixed effects with ``(Intercept)`` first."""
+        from .lme4_style import fixef
+
+        return fixef(self)
+
+    def VarCorr(self):  # noqa: N802 (lme4's name)
+        """lme4's ``VarCorr()``: covariance matrices per grouping, ``sigma``, ``frame``."""
+        from .lme4_style import varcorr
+
+        return varcorr(self)
+
+    def is_singular(self, tol: float = 1e-4) -> bool:
+        """lme4's ``isSingular``: some random-effects covariance matrix is singular
+        (a variance at zero, a correlation at +-1), i.e. a covariance parameter
+        within ``tol`` of its bound.  ``singular`` holds the default."""
+        return is_singular_fit(self.model.objective, self.opt.theta, tol)
 
     def __repr__(self) -> str:
         return "<MixedLMExtResults: %s, llf=%.6g, %d obs>" % (self.method, self.llf, self.nobs)
@@ -205,20 +295,33 @@ class MixedLMExtResultsWrapper(LikelihoodResultsWrapper):
     _attrs = {k: v for k, v in LikelihoodResultsWrapper._attrs.items() if k not in ("fittedvalues", "resid")}
     _wrap_attrs = {k: v for k, v in wrap.union_dicts(LikelihoodResultsWrapper._wrap_attrs, _attrs).items()
                    if k not in ("fittedvalues", "resid")}
-    _methods = dict(LikelihoodResultsWrapper._wrap_methods)
-    _wrap_methods = wrap.union_dicts(LikelihoodResultsWrapper._wrap_methods, _methods)
+    _wrap_methods = {k: v for k, v in LikelihoodResultsWrapper._wrap_methods.items() if k != "conf_int"}
+
+    @refuse_unknown_keywords
+    def conf_int(self, alpha: float = 0.05, method: str = "wald", stddeviations: Optional[bool] = None):
+        out = self._results.conf_int(alpha, method=method, stddeviations=stddeviations)
+        if isinstance(out, pd.DataFrame):
+            return out
+        return pd.DataFrame(out, index=self._results.model.data.param_names)
 
 
 wrap.populate_wrapper(MixedLMExtResultsWrapper, MixedLMExtResults)
 
 
-def lrtest(big, small) -> LRTestResult:
+@refuse_unknown_keywords
+def lrtest(big, small, method: str = "chi2", n_boot: int = 1000, seed=None, n_jobs: int = 1,
+           progress: Optional[bool] = None) -> LRTestResult:
     """Likelihood-ratio test of nested models (Stata's ``lrtest big small``).
 
     The degrees of freedom are the difference in the number of parameters;
     the note warns that a null hypothesis on the boundary of the parameter
     space (a variance of zero) makes the test conservative.
+    ``method="bootstrap"``: the p-value from ``n_boot`` parametric-bootstrap
+    replicates under the smaller model instead (see
+    :func:`mixedlm_ext.inference.comparison.bootstrap_lrtest`).
     """
+    if method not in ("chi2", "bootstrap"):
+        raise ValueError("method must be 'chi2' or 'bootstrap', got %r" % (method,))
     b = getattr(big, "_results", big)
     s = getattr(small, "_results", small)
     if b.reml != s.reml:
@@ -239,4 +342,8 @@ def lrtest(big, small) -> LRTestResult:
     p = float(stats.chi2.sf(stat, df)) if df > 0 else np.nan
     note = ("The reported degrees of freedom assumes the null hypothesis is not on the boundary of the "
             "parameter space. If this is not true, then the reported test is conservative.")
+    if method == "bootstrap":
+        p, lr = bootstrap_lrtest(b, s, stat, n_boot=n_boot, seed=seed, n_jobs=n_jobs, progress=progress)
+        return LRTestResult(stat, df, p, "bootstrap", "Parametric bootstrap under the smaller model: %d of %d "
+                            "replicates refitted." % (lr.size, n_boot))
     return LRTestResult(stat, df, p, "chi2(%d)" % df, note)
