@@ -84,7 +84,8 @@ class MixedLMExt(LikelihoodModel):
         self.frame = data  # the user's data: vce(cluster var) may name a column outside the model
         exog = pd.DataFrame(design.X, columns=design.fe_names, index=design.row_index)
         endog = pd.Series(design.y, index=design.row_index, name=spec.response)
-        super().__init__(endog, exog)
+        # a design from sufficient statistics has no rows: nothing for statsmodels to inspect
+        super().__init__(endog, exog, **({} if design.holds_rows else {"hasconst": False}))
         self.k_fe = design.p
         self.vc_labels = self.objective.natural_names()
         self.vc_names = ["%s:%s" % lp for lp in self.vc_labels]

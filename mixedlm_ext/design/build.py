@@ -28,7 +28,7 @@ from .validate import (as_plain_numbers, check_columns, check_exact_fit, check_f
 from .weights import bind_weights
 
 
-def _model_variables(spec: ModelSpec, data: pd.DataFrame) -> dict[str, list[str]]:
+def model_variables(spec: ModelSpec, data: pd.DataFrame) -> dict[str, list[str]]:
     """The data columns each part of the model reads (checked to exist)."""
     check_columns(data, [spec.response], "dependent variable")
     fixed_vars, factor_vars = formula_variables(spec.fixed, data.columns)
@@ -54,8 +54,9 @@ def _model_variables(spec: ModelSpec, data: pd.DataFrame) -> dict[str, list[str]
                 factor_re=factor_re, residual=resid_vars, weights=weight_vars)
 
 
-def _estimation_rows(spec: ModelSpec, data: pd.DataFrame, used: list[str]) -> tuple[pd.DataFrame, int]:
-    """Rows selected by the ``if`` condition with no missing value in a used column."""
+def select_estimation_rows(spec: ModelSpec, data: pd.DataFrame, used: list[str]) -> tuple[pd.DataFrame, int]:
+    """Rows selected by the ``if`` condition with no missing value in a used column
+    (index: positions in ``data``), and the number dropped for missing values."""
     df = data.set_axis(pd.RangeIndex(len(data)))  # positions; labels restored by the caller
     if spec.subset:
         try:
@@ -65,21 +66,35 @@ def _estimation_rows(spec: ModelSpec, data: pd.DataFrame, used: list[str]) -> tu
         df = df.loc[np.asarray(mask, dtype=bool)]
     df = df[used]
     complete = df.notna().all(axis=1).to_numpy()
-    n_dropped = int((~complete).sum())
-    df = df.loc[complete]
+    return df.loc[complete], int((~complete).sum())
+
+
+def check_estimation_rows(spec: ModelSpec, n_rows: int, n_used: int, n_dropped: int) -> None:
+    """Warn about rows dropped for missing values; refuse an empty estimation sample."""
     if n_dropped:
         warn_user("%d observation%s with missing values in the model's variables dropped"
                   % (n_dropped, "s" if n_dropped > 1 else ""))
-    if len(df) == 0:
-        if len(data) == 0:
+    if n_used == 0:
+        if n_rows == 0:
             raise ModelSpecificationError("no observations: the data has no rows")
         if n_dropped == 0:
             raise ModelSpecificationError("no observations: the if condition %r selects no rows" % spec.subset)
         raise ModelSpecificationError("no observations: every row has a missing value in a used variable")
-    return df, n_dropped
 
 
-def _check_types(spec: ModelSpec, df: pd.DataFrame, v: dict) -> None:
+def used_columns(spec: ModelSpec, v: dict) -> list[str]:
+    """Every column the model reads, once, response first."""
+    return list(dict.fromkeys([spec.response] + v["fixed"] + v["random"] + v["group"] + v["factor_re"]
+                              + v["residual"] + v["weights"]))
+
+
+def numeric_columns(spec: ModelSpec, v: dict) -> list[str]:
+    """The columns used as numbers (made plain float64 by :func:`as_plain_numbers`)."""
+    return [spec.response] + v["fixed"] + v["random"] + v["weights"] + \
+        ([spec.residual.time] if spec.residual.time else [])
+
+
+def check_types(spec: ModelSpec, df: pd.DataFrame, v: dict) -> None:
     check_finite(df, [spec.response] + v["fixed"] + v["random"] + v["residual"])
     y = df[spec.response]
     if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
@@ -175,13 +190,11 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
     """Validate ``data`` against ``spec`` and build the :class:`Design`."""
     if not isinstance(data, pd.DataFrame):
         raise TypeError("data must be a pandas DataFrame, got %s" % type(data).__name__)
-    v = _model_variables(spec, data)
-    used = list(dict.fromkeys([spec.response] + v["fixed"] + v["random"] + v["group"] + v["factor_re"]
-                              + v["residual"] + v["weights"]))
-    df, n_dropped = _estimation_rows(spec, data, used)
-    _check_types(spec, df, v)
-    df = as_plain_numbers(df, [spec.response] + v["fixed"] + v["random"] + v["weights"]
-                          + ([spec.residual.time] if spec.residual.time else []))
+    v = model_variables(spec, data)
+    df, n_dropped = select_estimation_rows(spec, data, used_columns(spec, v))
+    check_estimation_rows(spec, len(data), len(df), n_dropped)
+    check_types(spec, df, v)
+    df = as_plain_numbers(df, numeric_columns(spec, v))
 
     merged, paths, crossed = level_paths(merge_equations(spec.random), df)
     sparse = crossed or uses_sparse_design(merged)

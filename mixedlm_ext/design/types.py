@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..spec.model import ModelSpec, REEquation
 from ..structures.covariance import CovStruct
+from ..structures.residual.structure import ResidualStructure, make_residual
 from .fixed import FixedPart
 
 
@@ -117,6 +118,17 @@ class Design:
     sparse_re: bool = False  # random effects through the crossed engine (crossed groupings, R.x at _all)
     crossed_groupings: bool = False  # groupings that do not nest
     weights: Optional[object] = field(repr=False, default=None)  # weights.WeightInfo
+
+    holds_rows = True  # the rows are here (a design from sufficient statistics has none)
+
+    def residual_structure(self) -> ResidualStructure:
+        """The (unbound) residual structure of the model, for this kind of design."""
+        return make_residual(self.spec.residual)
+
+    def layout_crossproducts(self) -> Optional[tuple]:
+        """``(Z'Z, Z'[Xw yw])`` in the nested engine's level layout when the design
+        holds them instead of rows (crossed designs from sufficient statistics); else None."""
+        return None
 
     # -- sizes -------------------------------------------------------------
     @property

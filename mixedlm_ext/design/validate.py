@@ -70,6 +70,20 @@ def check_level_effects(label: str, blocks: list, df: pd.DataFrame, codes: np.nd
     """Each random effect appears once per level, is not identically zero, and a
     random slope is not constant within every group when the level has a random
     intercept (it would be collinear with it)."""
+    lows, highs = {}, {}
+    for blk in blocks:
+        for c in blk.equation.columns:
+            v = df[c].to_numpy(dtype=float)
+            lo, hi = np.full(n_groups, np.inf), np.full(n_groups, -np.inf)
+            np.minimum.at(lo, codes, v)
+            np.maximum.at(hi, codes, v)
+            lows[c], highs[c] = lo, hi
+    check_effect_extremes(label, blocks, lows, highs)
+
+
+def check_effect_extremes(label: str, blocks: list, lows: dict, highs: dict) -> None:
+    """:func:`check_level_effects` from each random-effects variable's minimum and
+    maximum within every group of the level (``lows``/``highs``: column -> ``(G,)``)."""
     seen = set()
     for blk in blocks:
         for e in blk.effects:
@@ -79,17 +93,13 @@ def check_level_effects(label: str, blocks: list, df: pd.DataFrame, codes: np.nd
                     "distinct terms (use noconstant in the later equations)" % (label, e))
             seen.add((blk.expand_by, e))
         for c in blk.equation.columns:
-            v = df[c].to_numpy(dtype=float)
-            if not np.any(v != 0):
+            if not (np.any(lows[c] != 0) or np.any(highs[c] != 0)):
                 raise ModelSpecificationError(
                     "level %s: random-effects variable '%s' is zero in every observation" % (label, c))
     has_intercept = any(b.equation.constant and b.expand_by is None for b in blocks)
     for blk in blocks:
         for c in blk.equation.columns if has_intercept and blk.expand_by is None else ():
-            v = df[c].to_numpy(dtype=float)
-            lo, hi = np.full(n_groups, np.inf), np.full(n_groups, -np.inf)
-            np.minimum.at(lo, codes, v)
-            np.maximum.at(hi, codes, v)
+            lo, hi = lows[c], highs[c]
             if np.all(hi - lo <= 1e-12 * np.maximum(np.abs(hi), 1.0)):
                 raise ModelSpecificationError(
                     "level %s: random-effects variable '%s' is constant within every group, so its random "

@@ -17,7 +17,7 @@ from ..core.linalg import LOG2PI, block_diag, cho_solve_small
 from ..design.types import Design
 from ..engines.nested import Elimination
 from ..engines.select import make_engine
-from ..structures.residual.structure import ResidualStructure, make_residual
+from ..structures.residual.structure import ResidualStructure
 
 
 @dataclass
@@ -42,7 +42,7 @@ class Objective:
     def __init__(self, design: Design, reml: bool = False, residual: Optional[ResidualStructure] = None):
         self.design = design
         self.reml = bool(reml)
-        self.residual = (residual or make_residual(design.spec.residual)).bind(design)
+        self.residual = (residual or design.residual_structure()).bind(design)
         self._crossed = design.sparse_re and self.residual.is_plain  # per-block factors, no dense Lambda
         self.engine, self._panel_starts = make_engine(design, self.residual.is_plain)
         self.blocks = design.blocks  # coarsest first
