@@ -5,7 +5,8 @@
 >>> res = mx.mixed("mixed weight week || id:", pig)
 >>> print(res.summary())  # doctest: +SKIP
 """
-from .api import lmer, mixed
+from .api import fit_statistics, lmer, mixed, sufficient_statistics
+from .design.statistics import SufficientStatistics
 from .structures.covariance import Exchangeable, Identity, Independent, Unstructured
 from .datasets import list_datasets, load_dataset
 from .model import MixedLMExt
@@ -20,7 +21,7 @@ from .syntax.stata import parse_stata
 __version__ = "0.1.0"
 
 __all__ = [
-    "mixed", "lmer", "lrtest", "MixedLMExt", "MixedLMExtResults", "LRTestResult",
+    "mixed", "lmer", "lrtest", "sufficient_statistics", "fit_statistics", "SufficientStatistics", "MixedLMExt", "MixedLMExtResults", "LRTestResult",
     "ModelSpec", "REEquation", "ResidualSpec", "parse_stata",
     "Identity", "Independent", "Exchangeable", "Unstructured",
     "AR", "MA", "Toeplitz", "Banded", "Exponential", "UnstructuredResidual", "ExchangeableResidual",

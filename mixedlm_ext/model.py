@@ -17,16 +17,33 @@ from .core.errors import BoundaryWarning, warn_user
 from .core.keywords import check_keywords, unknown_keyword_error
 from .core.threads import single_thread_blas
 from .design.build import build_design
+from .design.statistics_design import design_from_statistics
 from .design.types import Design
 from .fit.derivatives import central_gradient, numerical_hessian
 from .fit.objective import Objective
 from .fit.optimizer import optimize
 from .inference.vc import vc_covariance
+from .scale.frames import is_dask_frame
 from .spec.model import ModelSpec, ResidualSpec, WeightSpec
 
 
 FIT_KEYWORDS = ("start_params", "reml", "method", "log", "emlog", "em_iterations", "emonly", "maxiter", "level",
                 "stream", "df_method", "vce")
+
+
+def design_of(spec: ModelSpec, data) -> Design:
+    """The design of ``spec`` on ``data``: built from the rows of a pandas DataFrame,
+    from the sufficient statistics of a Dask DataFrame (partition by partition)."""
+    if is_dask_frame(data):
+        from .scale.statistics import dask_statistics
+
+        return design_from_statistics(dask_statistics(spec, data))
+    return build_design(spec, data)
+
+
+def _refuse_dask(data, what: str) -> None:
+    if is_dask_frame(data):
+        raise TypeError("%s with a Dask DataFrame: give a column name of the frame instead" % what)
 
 
 def _with_precision_weights(spec: ModelSpec, data: pd.DataFrame, weights) -> tuple[ModelSpec, pd.DataFrame]:
@@ -36,6 +53,7 @@ def _with_precision_weights(spec: ModelSpec, data: pd.DataFrame, weights) -> tup
     if isinstance(weights, str):
         var = weights
     else:
+        _refuse_dask(data, "weights= as values")
         w = np.asarray(weights, dtype=float)
         if w.shape != (len(data),):
             raise ValueError("weights must be a column name or one value per row of data (%d), got shape %s"
@@ -75,7 +93,7 @@ class MixedLMExt(LikelihoodModel):
         check_keywords(kwargs, (), "MixedLMExt()")
         if design is None:
             with single_thread_blas():
-                design = build_design(spec, data)
+                design = design_of(spec, data)
         elif design.spec.with_options(reml=spec.reml) != spec:
             raise ValueError("design= must be a design of the same model (it may differ in reml only)")
         self.spec = spec
@@ -141,12 +159,14 @@ class MixedLMExt(LikelihoodModel):
         from .syntax.statsmodels import spec_from_statsmodels
 
         if not isinstance(groups, str):
+            _refuse_dask(data, "groups= as values")
             data = data.copy()
             data["_groups"] = np.asarray(groups)
             groups = "_groups"
         spec = spec_from_statsmodels(formula, groups, re_formula=re_formula, vc_formula=vc_formula, reml=reml)
         spec = _with_residual(spec, kwargs.pop("residual", None))
         if subset is not None:
+            _refuse_dask(data, "subset=")
             data = data.loc[subset]
         return cls(spec, data)
 
@@ -158,6 +178,10 @@ class MixedLMExt(LikelihoodModel):
         Raises ``KeyError`` when the data have no such column.
         """
         d = self.design
+        if not d.holds_rows:
+            raise NotImplementedError("the rows of column '%s' are not available: the model was fitted from "
+                                      "sufficient statistics (out of core); vce(cluster var) is available in "
+                                      "memory, vce(robust) clusters at the top level out of core" % name)
         if name in d.data.columns:
             return d.data[name]
         if name not in self.frame.columns:

@@ -26,7 +26,6 @@ import scipy.sparse as sp
 from ..core.errors import ModelSpecificationError
 from ..core.linalg import group_starts
 from .groups import group_codes
-from .statistics_layout import StatisticsLayout
 
 # How each array's trailing axes change with the metric of [X y]: "W" an axis over
 # [X y], "V" an axis over [Z X y], None an axis that does not change.
@@ -115,7 +114,7 @@ class SufficientStatistics:
 
     Attributes
     ----------
-    layout : StatisticsLayout
+    layout : ~.statistics_layout.StatisticsLayout
         The coding shared with every other chunk of the model.
     n_rows, n, n_dropped : int
         Rows read, estimation rows, rows dropped for missing values.
@@ -138,7 +137,7 @@ class SufficientStatistics:
         (crossed designs).
     """
 
-    layout: StatisticsLayout
+    layout: object  # statistics_layout.StatisticsLayout
     n_rows: int
     n: int
     n_dropped: int
@@ -206,7 +205,7 @@ def shift_matrix(b_old: np.ndarray, b_new: np.ndarray) -> np.ndarray:
     return M
 
 
-def coding_difference(a: StatisticsLayout, b: StatisticsLayout) -> str:
+def coding_difference(a, b) -> str:
     """Why two layouts cannot be added (for the error message)."""
     if a.spec != b.spec:
         return "the statistics belong to different models"

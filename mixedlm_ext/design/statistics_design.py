@@ -75,6 +75,9 @@ class StatisticsDesign(Design):
     def n(self) -> int:
         return self.n_obs
 
+    def cluster_crossproducts(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.cluster_XYtXY, self.cluster_weight
+
     def layout_crossproducts(self) -> Optional[tuple]:
         if self.layout_ZtZ is None:
             return None

@@ -28,6 +28,7 @@ from .build import model_variables, select_estimation_rows, used_columns
 from .fixed import FixedPart, build_fixed_part
 from .groups import group_codes, level_paths, merge_equations
 from .random import base_matrix, uses_sparse_design
+from .statistics_residual import check_residual_supported
 from .types import Block
 from .weights import weight_kind
 
@@ -246,6 +247,7 @@ def statistics_layout(spec: ModelSpec, meta: pd.DataFrame, scan: Optional[Scan] 
     v = model_variables(spec, meta)
     used = used_columns(spec, v)
     _check_transforms(spec)
+    check_residual_supported(spec)
     if spec.pwscale is not None:
         raise ModelSpecificationError("pwscale() is not supported out of core (from sufficient statistics): "
                                       "it rescales each group's weights by sums over the group")

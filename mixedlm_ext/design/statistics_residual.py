@@ -14,10 +14,12 @@ have sufficient statistics whose size does not grow with the panel:
   the lag-``a``/lag-``b`` sums ``sum_t w_{t-a} w_{t-b}'`` suffice (the
   lagged cross-products; a panel's rows must then be in one chunk).
 
-The other structures (MA, Toeplitz, banded, unstructured, exponential, and
-AR with gaps in ``t``) have no such statistics: their inverse correlation
-is dense, so every evaluation needs the rows themselves; they are refused
-out of core with an error that names them.
+MA, Toeplitz, banded and unstructured residuals have no such statistics:
+their inverse correlation is dense within a panel, so every evaluation
+needs the rows themselves (products of every pair of a panel's rows are as
+large as the rows); they, exponential residuals (per-gap sums, not
+implemented here) and AR with gaps in ``t`` are refused out of core with an
+error that names them.
 
 :func:`residual_table` computes a chunk's statistics;
 :class:`StatisticsResidual` is the residual structure of a design made from
@@ -45,17 +47,20 @@ SUPPORTED = ("independent", "exchangeable", "ar")
 
 
 def check_residual_supported(spec) -> None:
-    """Refuse the residual structures that have no per-panel sufficient statistics."""
+    """Refuse the residual structures that have no per-panel sufficient statistics here."""
     res = spec.residual
     if res.kind in SUPPORTED:
         return
     text = res.kind + (" %d" % res.order if res.order is not None else "")
+    why = ("its inverse residual correlation is dense within a panel, so each evaluation of the likelihood "
+           "needs the panel's rows, not a fixed set of per-panel statistics")
+    if res.kind == "exponential":
+        why = ("its statistics are sums per panel and per distinct gap between successive times, which are "
+               "not implemented out of core")
     raise ModelSpecificationError(
-        "residuals(%s) is not available out of core (Dask, sufficient statistics): its inverse residual "
-        "correlation is dense within a panel, so each evaluation of the likelihood needs the panel's rows, "
-        "not a fixed set of per-panel statistics. Out of core: residuals(independent[, by()]), "
-        "residuals(exchangeable) and residuals(ar #) with integer t() without gaps; otherwise fit the "
-        "data in memory (a pandas DataFrame)" % text)
+        "residuals(%s) is not available out of core (Dask, sufficient statistics): %s. Out of core: "
+        "residuals(independent[, by()]), residuals(exchangeable) and residuals(ar #) with integer t() "
+        "without gaps; otherwise fit the data in memory (a pandas DataFrame)" % (text, why))
 
 
 def _panel_name(keys: pd.DataFrame, g: int) -> str:

@@ -1,0 +1,92 @@
+"""The sufficient statistics of a Dask DataFrame, partition by partition.
+
+:func:`dask_statistics` projects the frame on the columns the model reads,
+scans it when the model needs levels first (factor variables, ``R.x``
+factors, crossed groupings), puts each panel's rows in one partition when a
+residual structure needs them in time order (a shuffle, only if some panel
+spans partitions), and reduces every partition to its statistics, adding
+them in a tree on the workers.  The client gets the merged statistics.
+"""
+from __future__ import annotations
+
+import operator
+import re
+
+import pandas as pd
+
+from ..design.build import model_variables, used_columns
+from ..design.statistics import SufficientStatistics
+from ..design.statistics_chunk import chunk_statistics
+from ..design.statistics_layout import Scan, factor_variables, needs_group_scan, scan_frame, statistics_layout
+from ..spec.model import ModelSpec
+from .frames import frame_meta, import_dask
+
+SPLIT_EVERY = 8  # partitions' statistics added together per task of the tree
+
+
+def tree_reduce(dask, items: list, combine, split_every: int = SPLIT_EVERY):
+    """One delayed object combining ``items`` (delayed) in a tree of fan-in ``split_every``."""
+    while len(items) > 1:
+        groups = [items[i:i + split_every] for i in range(0, len(items), split_every)]
+        items = [dask.delayed(_combine_all, pure=True)(combine, *g) if len(g) > 1 else g[0] for g in groups]
+    return items[0]
+
+
+def _combine_all(combine, *parts):
+    out = parts[0]
+    for p in parts[1:]:
+        out = combine(out, p)
+    return out
+
+
+def _subset_columns(spec: ModelSpec, columns) -> list[str]:
+    """Columns named in the ``if`` condition."""
+    if not spec.subset:
+        return []
+    return [c for c in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", spec.subset) if c in columns]
+
+
+def model_frame(spec: ModelSpec, ddf):
+    """The Dask frame projected on the columns the model reads (and the ``if`` condition)."""
+    meta = frame_meta(ddf)
+    v = model_variables(spec, meta)
+    cols = list(dict.fromkeys(used_columns(spec, v) + _subset_columns(spec, meta.columns)))
+    return ddf[cols]
+
+
+def _panel_keys(path: list, part: pd.DataFrame) -> pd.DataFrame:
+    return part[path].drop_duplicates()
+
+
+def _whole_panels(dask, spec: ModelSpec, layout, frame):
+    """``frame`` with every panel in one partition (shuffled only when some panel spans partitions)."""
+    path = list(layout.panel_path)
+    if not path or frame.npartitions == 1:
+        return frame
+    parts = frame[path].to_delayed()
+    keys = dask.compute(*[dask.delayed(_panel_keys, pure=True)(path, p) for p in parts])
+    if not pd.concat(keys, ignore_index=True).duplicated().any():
+        return frame
+    return frame.shuffle(on=path)
+
+
+def dask_scan(spec: ModelSpec, frame) -> Scan:
+    """The levels and groupings the layout needs (an empty scan when it needs none)."""
+    dask, _ = import_dask()
+    meta = frame_meta(frame)
+    if not factor_variables(spec, meta) and not needs_group_scan(spec):
+        return Scan({})
+    scans = [dask.delayed(scan_frame, pure=True)(spec, p) for p in frame.to_delayed()]
+    return tree_reduce(dask, scans, operator.add).compute()
+
+
+def dask_statistics(spec: ModelSpec, ddf) -> SufficientStatistics:
+    """The :class:`SufficientStatistics` of the rows of the Dask DataFrame ``ddf``."""
+    dask, _ = import_dask()
+    frame = model_frame(spec, ddf)
+    layout = statistics_layout(spec, frame_meta(frame), dask_scan(spec, frame))
+    if spec.residual.kind == "ar":  # lagged cross-products: a panel's rows together
+        frame = _whole_panels(dask, spec, layout, frame)
+    lay = dask.delayed(layout, pure=True)
+    parts = [dask.delayed(chunk_statistics, pure=True)(lay, p) for p in frame.to_delayed()]
+    return tree_reduce(dask, parts, operator.add).compute()
