@@ -169,6 +169,9 @@ def _residual_covariance(est: Estimates, rows: np.ndarray) -> np.ndarray:
 
 def wcorrelation(est: Estimates, group=None) -> WCorrelation:
     """``estat wcorrelation``: ``V = Z G Z' + R`` within one top-level cluster."""
+    if not est.design.holds_rows:
+        raise NotImplementedError("estat wcorrelation needs the rows of the cluster; the model was fitted from "
+                                  "sufficient statistics (out of core)")
     rows, group = _cluster_rows(est.design, group)
     V = _random_covariance(est, rows) + _residual_covariance(est, rows)
     labels = est.design.row_index[rows]
