@@ -55,6 +55,7 @@ from cases import CASES, SCENARIOS, TARGETS, cases_for  # noqa: E402
 
 RESULTS = HERE / "data" / "results.json"
 README = HERE / "README.md"
+SCALE_OUT = HERE / "scale_out.md"  # the scale-out section (benchmarks/scale_out.py)
 ALL_PEERS = ["mixedlm_ext", "mixedlm", "lme4", "nlme", "statsmodels"]
 PY_PEERS = {"mixedlm_ext", "mixedlm", "statsmodels"}
 LL_TOL = 0.01  # |logLik difference| above which a peer's fit is flagged
@@ -527,6 +528,9 @@ def render_readme(store, facts, vers):
             if peer in e["peers"]:
                 cells = _peer_cells(e, peer)
                 L.append("| %s | %s |" % (peer, " | ".join(cells[:7])))
+        L.append("")
+    if SCALE_OUT.exists():  # written by benchmarks/scale_out.py
+        L.append(SCALE_OUT.read_text().rstrip())
         L.append("")
     return "\n".join(L) + "\n"
 
