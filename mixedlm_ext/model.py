@@ -7,13 +7,14 @@ new results object without touching the model.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import Optional
 
 import numpy as np
 import pandas as pd
 from statsmodels.base.model import LikelihoodModel
 
-from .core.errors import BoundaryWarning, warn_user
+from .core.errors import BoundaryWarning, ConvergenceWarning, warn_user
 from .core.keywords import check_keywords, unknown_keyword_error
 from .core.threads import single_thread_blas
 from .design.build import build_design
@@ -25,6 +26,22 @@ from .fit.optimizer import optimize
 from .inference.vc import vc_covariance
 from .scale.frames import is_dask_frame
 from .spec.model import ModelSpec, ResidualSpec, WeightSpec
+
+
+def _check_residual_variance(objective: Objective, opt, sigma2: float):
+    """A residual variance estimated as zero means the likelihood grew without
+    bound (the random effects fit the data exactly): warn, and the fit has not
+    converged.  Small designs are refused before fitting (design/validate.py)."""
+    d = objective.design
+    if not objective.residual.is_plain or d.n == 0:
+        return opt
+    typical = float(d.yw @ d.yw) / d.n
+    if typical > 0 and sigma2 <= 1e-10 * typical:
+        warn_user("the residual variance is estimated as zero (%.3g): the random effects fit '%s' exactly and "
+                  "the likelihood has no maximum; the estimates are not meaningful" % (sigma2, d.spec.response),
+                  ConvergenceWarning)
+        return replace(opt, converged=False, message="residual variance estimated as zero")
+    return opt
 
 
 FIT_KEYWORDS = ("start_params", "reml", "method", "log", "emlog", "em_iterations", "emonly", "maxiter", "level",
@@ -298,6 +315,7 @@ class MixedLMExt(LikelihoodModel):
         if log:
             stream.write("\nComputing standard errors ...\n")
         prof = ob.profile(opt.theta, keep=True)
+        opt = _check_residual_variance(ob, opt, prof.sigma2)
         phi = ob.natural_from_theta(opt.theta, prof.sigma2)
         kinds = ob.natural_kinds()
         cov_vc = vc_covariance(ob, opt.theta, prof.sigma2, phi, kinds, opt.at_bound,

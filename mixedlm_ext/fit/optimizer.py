@@ -79,6 +79,11 @@ def _project(x: np.ndarray, bounds) -> np.ndarray:
     return x
 
 
+def near_bound(x, bounds, tol=1e-7) -> np.ndarray:
+    """Which parameters are within ``tol`` (relative, at least absolute) of a bound."""
+    return _at_bound(x, bounds, tol)
+
+
 def _at_bound(x, bounds, tol=1e-7) -> np.ndarray:
     out = np.zeros(x.size, dtype=bool)
     for i, (lo, hi) in enumerate(bounds):

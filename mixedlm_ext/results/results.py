@@ -11,8 +11,15 @@ from scipy import stats
 from statsmodels.base.model import LikelihoodModelResults, LikelihoodResultsWrapper
 
 from ..inference.setup import InferenceMixin, InferenceSetup  # vce(), dfmethod(): t/F tests, robust SEs
+from ..fit.optimizer import near_bound
 from ..inference.vc import to_sd_metric, vc_confint
 from ..postestimation.mixin import PostestimationMixin
+
+
+def is_singular_fit(objective, theta: np.ndarray, tol: float = 1e-4) -> bool:
+    """Whether a random-effects covariance parameter is within ``tol`` of its bound."""
+    k = objective.n_theta_re
+    return bool(near_bound(np.asarray(theta)[:k], objective.theta_bounds()[:k], tol).any())
 
 
 class LRTestResult(NamedTuple):
@@ -45,6 +52,7 @@ class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResu
         self.profile = profile
         self.level = level
         self.converged = bool(opt.converged)
+        self.singular = is_singular_fit(model.objective, opt.theta)
         self.n_iterations = opt.n_iter
         self.reml = model.objective.reml
         self.method = "REML" if self.reml else "ML"
@@ -195,6 +203,12 @@ class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResu
         for key in ("noretable", "nofetable", "nolrtest", "nogroup", "noheader"):
             opts.setdefault(key, bool(o.get(key, False)))
         return StataSummary(self, stddeviations=stddeviations, level=level or self.level, **opts)
+
+    def is_singular(self, tol: float = 1e-4) -> bool:
+        """lme4's ``isSingular``: some random-effects covariance matrix is singular
+        (a variance at zero, a correlation at +-1), i.e. a covariance parameter
+        within ``tol`` of its bound.  ``singular`` holds the default."""
+        return is_singular_fit(self.model.objective, self.opt.theta, tol)
 
     def __repr__(self) -> str:
         return "<MixedLMExtResults: %s, llf=%.6g, %d obs>" % (self.method, self.llf, self.nobs)

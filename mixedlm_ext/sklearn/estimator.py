@@ -21,6 +21,7 @@ Two ways to say the model:
 """
 from __future__ import annotations
 
+import inspect
 import warnings
 from dataclasses import replace
 
@@ -31,6 +32,7 @@ from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..core.errors import NoGroupsWarning
+from ..core.keywords import unknown_keyword_error
 from ..model import MixedLMExt
 from ..spec.model import COVARIANCE_TYPES, ModelSpec, REEquation, ResidualSpec
 from ..syntax.lme4 import normalize_covariance, parse_lme4
@@ -146,6 +148,15 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
     __metadata_request__fit = {"groups": True}
     __metadata_request__predict = {"groups": True}
     __metadata_request__score = {"groups": True}
+
+    def __new__(cls, *args, **kwargs):
+        # refuse a misspelled parameter with the nearest valid one (scikit-learn
+        # reads the parameters from __init__'s signature, so they stay explicit there)
+        valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        for name in kwargs:
+            if name not in valid:
+                raise unknown_keyword_error(name, valid, "%s()" % cls.__name__)
+        return super().__new__(cls)
 
     def __init__(self, formula=None, re_columns=None, covariance="unstructured", residual=None,
                  reml=True, fit_options=None):
@@ -377,3 +388,9 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
     def score(self, X, y, sample_weight=None, groups=None):
         """R^2 of :meth:`predict` (``groups`` as in :meth:`predict`)."""
         return r2_score(y, self.predict(X, groups=groups), sample_weight=sample_weight)
+
+
+# the constructor's signature, for inspect.signature(MixedLMRegressor) (the
+# keyword check in __new__ would otherwise hide it)
+MixedLMRegressor.__signature__ = inspect.signature(MixedLMRegressor.__init__).replace(
+    parameters=list(inspect.signature(MixedLMRegressor.__init__).parameters.values())[1:])

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 
 from ...core.linalg import grouped_crossprod
-from .kernel import Kernel
+from .kernel import Kernel, SingleVariance
 from .whitening import Chunk, PanelRows
 
 
-class IndependentKernel(Kernel):
+class IndependentKernel(SingleVariance, Kernel):
     """Independent homoskedastic errors (the building block of ``by()``)."""
 
     kind = "independent"
@@ -26,15 +26,6 @@ class IndependentKernel(Kernel):
 
     def names(self) -> list[str]:
         return ["var(e)"]
-
-    def kinds(self) -> list[str]:
-        return ["var"]
-
-    def natural(self, rho: np.ndarray, sigma2: float) -> np.ndarray:
-        return np.array([sigma2])
-
-    def from_natural(self, nat: np.ndarray) -> tuple[np.ndarray, float]:
-        return np.zeros(0), float(nat[0])
 
     def full(self, rho: np.ndarray) -> tuple[np.ndarray, float]:
         return self._F.copy(), 0.0

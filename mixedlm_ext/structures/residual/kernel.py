@@ -43,6 +43,20 @@ def time_lags(t: np.ndarray) -> np.ndarray:
 INVALID = float("nan")
 
 
+class SingleVariance:
+    """The reported metric of a residual with one variance and no correlation
+    parameters (the plain residual, the independent kernel)."""
+
+    def kinds(self) -> list[str]:
+        return ["var"]
+
+    def natural(self, rho: np.ndarray, sigma2: float) -> np.ndarray:
+        return np.array([sigma2])
+
+    def from_natural(self, nat: np.ndarray) -> tuple[np.ndarray, float]:
+        return np.zeros(0), float(nat[0])
+
+
 class Kernel:
     """One residual correlation structure bound to a set of panels.
 

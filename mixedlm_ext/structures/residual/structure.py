@@ -32,12 +32,12 @@ import scipy.sparse as sp
 
 from ...core.errors import ModelSpecificationError, ResidualDataError
 from ...spec.model import ResidualSpec
-from .kernel import Kernel, format_time
+from .kernel import Kernel, SingleVariance, format_time
 from .registry import KERNELS
 from .whitening import PanelRows
 
 
-class ResidualStructure:
+class ResidualStructure(SingleVariance):
     """Base class; also the plain independent homoskedastic residual.
 
     Parameters
@@ -76,15 +76,6 @@ class ResidualStructure:
 
     def names(self) -> list[str]:
         return ["var(Residual)"]
-
-    def kinds(self) -> list[str]:
-        return ["var"]
-
-    def natural(self, rho: np.ndarray, sigma2: float) -> np.ndarray:
-        return np.array([sigma2])
-
-    def from_natural(self, nat: np.ndarray) -> tuple[np.ndarray, float]:
-        return np.zeros(0), float(nat[0])
 
     def correlation(self, rho: np.ndarray, panel: int) -> np.ndarray:
         """Dense ``C`` for one panel (tests, ``estat wcorrelation``)."""
