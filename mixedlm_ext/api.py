@@ -27,8 +27,12 @@ def mixed(command: str, data: pd.DataFrame, **options):
     command : str
         e.g. ``"mixed weight week || id: week, covariance(unstructured) reml"``
         (the leading word ``mixed`` is optional).
-    data : pandas.DataFrame
+    data : pandas.DataFrame or dask.dataframe.DataFrame
+        A Dask DataFrame is fitted from its sufficient statistics, partition by
+        partition, under the active scheduler (see ``docs/scale.md``).
     **options
+        ``statistics_on`` (Dask only): ``"auto"``, ``"client"`` or ``"workers"``,
+        where the per-group statistics are kept.
         Fit options of :meth:`MixedLMExt.fit` (``log=True`` prints the
         iteration log, ``emlog``, ``em_iterations``, ``emonly``, ``maxiter``,
         ``level``, ``df_method``, ``vce``, ``start_params``), or ``reml=True``
@@ -39,15 +43,16 @@ def mixed(command: str, data: pd.DataFrame, **options):
     -------
     MixedLMExtResultsWrapper
     """
-    check_keywords(options, _COMMAND_OPTIONS + tuple(k for k in FIT_KEYWORDS if k not in ("reml", "method")),
-                   "mixed()")
+    check_keywords(options, _COMMAND_OPTIONS + ("statistics_on",)
+                   + tuple(k for k in FIT_KEYWORDS if k not in ("reml", "method")), "mixed()")
+    statistics_on = options.pop("statistics_on", "auto")
     spec = parse_stata(command)
     if "reml" in options:
         spec = spec.with_options(reml=bool(options.pop("reml")))
     extra = {key: options.pop(key) for key in _COMMAND_OPTIONS[1:] if key in options}
     if extra:
         spec = spec.with_options(options=tuple({**spec.option_dict, **extra}.items()))
-    return MixedLMExt(spec, data).fit(**options)
+    return MixedLMExt(spec, data, statistics_on=statistics_on).fit(**options)
 
 
 def lmer(formula: str, data: pd.DataFrame, REML: Optional[bool] = None, *, reml: Optional[bool] = None,
@@ -70,12 +75,13 @@ def lmer(formula: str, data: pd.DataFrame, REML: Optional[bool] = None, *, reml:
     **options
         Fit options of :meth:`MixedLMExt.fit`.  Unknown keywords raise ``TypeError``.
     """
-    check_keywords(options, ("REML", "weights", "covariance", "residual") + FIT_KEYWORDS, "lmer()")
+    check_keywords(options, ("REML", "weights", "covariance", "residual", "statistics_on") + FIT_KEYWORDS, "lmer()")
+    statistics_on = options.pop("statistics_on", "auto")
     if REML is not None and reml is not None and bool(REML) != bool(reml):
         raise ValueError("REML=%r and reml=%r disagree" % (REML, reml))
     method = REML if REML is not None else (reml if reml is not None else True)
     model = MixedLMExt.from_lme4(formula, data, reml=bool(method), covariance=covariance, residual=residual,
-                                 weights=weights)
+                                 weights=weights, statistics_on=statistics_on)
     return model.fit(**options)
 
 

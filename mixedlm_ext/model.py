@@ -25,6 +25,7 @@ from .fit.objective import Objective
 from .fit.optimizer import optimize
 from .inference.vc import vc_covariance
 from .scale.frames import is_dask_frame
+from .scale.shards import ShardedDesign, ShardedObjective
 from .spec.model import ModelSpec, ResidualSpec, WeightSpec
 
 
@@ -48,14 +49,25 @@ FIT_KEYWORDS = ("start_params", "reml", "method", "log", "emlog", "em_iterations
                 "stream", "df_method", "vce")
 
 
-def design_of(spec: ModelSpec, data) -> Design:
+def design_of(spec: ModelSpec, data, statistics_on: str = "auto") -> Design:
     """The design of ``spec`` on ``data``: built from the rows of a pandas DataFrame,
-    from the sufficient statistics of a Dask DataFrame (partition by partition)."""
+    from the sufficient statistics of a Dask DataFrame (partition by partition;
+    ``statistics_on``: where the per-group statistics are kept, see
+    :func:`mixedlm_ext.scale.statistics.dask_design`)."""
     if is_dask_frame(data):
-        from .scale.statistics import dask_statistics
+        from .scale.statistics import dask_design
 
-        return design_from_statistics(dask_statistics(spec, data))
+        return dask_design(spec, data, statistics_on)
+    if statistics_on != "auto":
+        raise TypeError("statistics_on= is for Dask DataFrames")
     return build_design(spec, data)
+
+
+def objective_of(design: Design, reml: bool) -> Objective:
+    """The objective of a design (a sharded design's evaluations map over its shards)."""
+    if isinstance(design, ShardedDesign):
+        return ShardedObjective(design, reml=reml)
+    return Objective(design, reml=reml)
 
 
 def _refuse_dask(data, what: str) -> None:
@@ -96,7 +108,12 @@ class MixedLMExt(LikelihoodModel):
     spec : ModelSpec
         What to fit (built by a front-end: :meth:`from_stata`,
         :meth:`from_lme4`, :meth:`from_formula`).
-    data : pandas.DataFrame
+    data : pandas.DataFrame or dask.dataframe.DataFrame
+        A Dask DataFrame is reduced partition by partition to the model's
+        sufficient statistics (``docs/scale.md``).
+    statistics_on : {"auto", "client", "workers"}
+        Dask only: where the per-group statistics are kept (``"workers"``: in
+        shards of whole top-level clusters, every evaluation a map over them).
 
     Notes
     -----
@@ -106,16 +123,17 @@ class MixedLMExt(LikelihoodModel):
     ``loglike(params)`` is the (restricted) log-likelihood at those values.
     """
 
-    def __init__(self, spec: ModelSpec, data: pd.DataFrame, *, design: Optional[Design] = None, **kwargs):
-        check_keywords(kwargs, (), "MixedLMExt()")
+    def __init__(self, spec: ModelSpec, data: pd.DataFrame, *, design: Optional[Design] = None,
+                 statistics_on: str = "auto", **kwargs):
+        check_keywords(kwargs, ("statistics_on",), "MixedLMExt()")
         if design is None:
             with single_thread_blas():
-                design = design_of(spec, data)
+                design = design_of(spec, data, statistics_on)
         elif design.spec.with_options(reml=spec.reml) != spec:
             raise ValueError("design= must be a design of the same model (it may differ in reml only)")
         self.spec = spec
         self.design: Design = design
-        self.objective = Objective(design, reml=spec.reml)
+        self.objective = objective_of(design, spec.reml)
         self.frame = data  # the user's data: vce(cluster var) may name a column outside the model
         exog = pd.DataFrame(design.X, columns=design.fe_names, index=design.row_index)
         endog = pd.Series(design.y, index=design.row_index, name=spec.response)
@@ -143,7 +161,7 @@ class MixedLMExt(LikelihoodModel):
     @classmethod
     def from_lme4(cls, formula: str, data: pd.DataFrame, *, reml: bool = True,
                   covariance: Optional[dict] = None, residual: Optional[ResidualSpec] = None,
-                  weights=None) -> "MixedLMExt":
+                  weights=None, statistics_on: str = "auto") -> "MixedLMExt":
         """Model from an lme4-style formula (``"y ~ x + (x | g)"``).
 
         ``residual`` is a residual structure such as ``AR(2, time="time")``
@@ -155,7 +173,7 @@ class MixedLMExt(LikelihoodModel):
 
         spec = parse_lme4(formula, reml=reml, covariance=covariance)
         spec, data = _with_precision_weights(spec, data, weights)
-        return cls(_with_residual(spec, residual), data)
+        return cls(_with_residual(spec, residual), data, statistics_on=statistics_on)
 
     @classmethod
     def from_formula(cls, formula: str, data: pd.DataFrame, subset=None, drop_cols=None, *args,

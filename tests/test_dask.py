@@ -324,3 +324,52 @@ def test_row_level_options_refused_after_a_dask_fit():
         sat = _quiet(mx.mixed, "mixed weight week || id:, reml dfmethod(satterthwaite)", ddf)
         sat0 = _quiet(mx.mixed, "mixed weight week || id:, reml dfmethod(satterthwaite)", pig)
         np.testing.assert_allclose(sat.fe_df, sat0.fe_df, rtol=1e-4)
+
+
+@pytest.mark.parametrize("data,cmd", [
+    ("productivity", "mixed gsp private emp hwy water other unemp || region: || state: unemp"),
+    ("pig", "mixed weight week || id: week, covariance(unstructured) reml"),
+    ("sleepstudy", "mixed reaction days || subject: days, covariance(unstructured)"),
+])
+def test_statistics_kept_on_the_workers(data, cmd, scheduler):
+    """Shards of whole clusters on the workers, every evaluation a map over them: the same fit."""
+    df = mx.load_dataset(data)
+    r = _quiet(mx.mixed, cmd, dd.from_pandas(df, npartitions=4), statistics_on="workers")
+    assert r.model.design.ZtZ is None and len(r.model.design.shards) >= 2
+    r0 = _quiet(mx.mixed, cmd, df)
+    _assert_same_fit(r, r0)
+    for name, table in r0.random_effects.items():
+        np.testing.assert_allclose(r.random_effects[name].to_numpy(), table.to_numpy(), rtol=1e-4,
+                                   atol=1e-5 * np.abs(table.to_numpy()).max())
+        np.testing.assert_allclose(r.random_effects_se[name].to_numpy(), r0.random_effects_se[name].to_numpy(),
+                                   rtol=1e-4)
+    np.testing.assert_allclose(r.predict(dd.from_pandas(df, npartitions=2)).compute().to_numpy(),
+                               r0.predict(df).to_numpy(), rtol=1e-5)
+
+
+def test_frequency_weights_kept_on_the_workers(scheduler):
+    d = _weighted_productivity()
+    cmd = "mixed gsp private emp hwy unemp [fw=f1] || region: || state:"
+    r = _quiet(mx.mixed, cmd, dd.from_pandas(d, npartitions=4), statistics_on="workers")
+    _assert_same_fit(r, _quiet(mx.mixed, cmd, d))
+
+
+def test_auto_keeps_large_statistics_on_the_workers(monkeypatch):
+    from mixedlm_ext.scale import shards
+
+    pig = mx.load_dataset("pig")
+    monkeypatch.setattr("mixedlm_ext.scale.statistics.MAX_CLIENT_ELEMENTS", 100)
+    with dask.config.set(scheduler="synchronous"):
+        r = _quiet(mx.mixed, "mixed weight week || id:", dd.from_pandas(pig, npartitions=3))
+    assert isinstance(r.model.design, shards.ShardedDesign)
+    assert _rel(r.llf, _quiet(mx.mixed, "mixed weight week || id:", pig).llf) < 1e-8
+
+
+@pytest.mark.parametrize("data,cmd,match", [
+    ("penicillin", "mixed diameter || _all: R.plate || _all: R.sample", "crossed"),
+    ("ovary", "mixed follicles sin1 cos1 || mare:, residuals(ar 1, t(time))", "residuals"),
+])
+def test_statistics_on_workers_refused_by_name(data, cmd, match):
+    with dask.config.set(scheduler="synchronous"):
+        with pytest.raises(ModelSpecificationError, match="statistics_on='workers'.*%s" % match):
+            mx.mixed(cmd, dd.from_pandas(mx.load_dataset(data), npartitions=2), statistics_on="workers")

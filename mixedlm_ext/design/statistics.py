@@ -67,6 +67,12 @@ class KeyedTable:
     def __len__(self) -> int:
         return len(self.keys)
 
+    def take(self, rows: np.ndarray) -> "KeyedTable":
+        """The table of the groups ``rows`` (positions)."""
+        pick = lambda d: {k: v[rows] for k, v in d.items()}  # noqa: E731
+        return replace(self, keys=self.keys.iloc[rows].reset_index(drop=True), sums=pick(self.sums),
+                       lows=pick(self.lows), highs=pick(self.highs), items=pick(self.items))
+
     def transformed(self, M: np.ndarray, Q: int) -> "KeyedTable":
         sums = {k: transform_trailing(v, TRAILING_AXES[k], M, Q) if k in TRAILING_AXES else v
                 for k, v in self.sums.items()}

@@ -68,6 +68,7 @@ class StatisticsDesign(Design):
     residual_table: Optional[KeyedTable] = field(repr=False, default=None)  # working metric
     layout_ZtZ: Optional[sp.csr_matrix] = field(repr=False, default=None)  # crossed: level layout
     layout_ZtXY: Optional[np.ndarray] = field(repr=False, default=None)
+    metric: Optional[tuple] = field(repr=False, default=None)  # statistics_metric of the whole data
 
     holds_rows = False
 
@@ -142,8 +143,13 @@ def _working_metric(WtW: np.ndarray, b_ref: np.ndarray, keep: np.ndarray):
     return M, Rx, b_full[kidx]
 
 
-def _fixed(stats: SufficientStatistics, WtW: np.ndarray):
+def statistics_metric(stats: SufficientStatistics):
+    """``(fixed part, working fixed part, M, b)`` of the whole data the statistics
+    summarise: the columns kept after the collinearity check (decided from
+    ``X'X``, notes warned), ``Rx``/``b_ols``, and ``M`` with
+    ``[Xw yw] = [X, y - X b] M`` for the statistics' reference ``b``."""
     layout = stats.layout
+    WtW = stats.clusters.sums["WtW"].sum(axis=0)
     names = list(layout.fixed.names)
     keep = collinear_columns(WtW[:-1, :-1], names)
     for nm, k in zip(names, keep):
@@ -157,7 +163,7 @@ def _fixed(stats: SufficientStatistics, WtW: np.ndarray):
     Rx_inv = np.linalg.inv(Rx) if p else Rx
     logdet = 2.0 * float(np.log(np.abs(np.diag(Rx))).sum()) if p else 0.0
     working = WorkingFixedPart(np.zeros((0, p)), np.zeros(0), Rx, Rx_inv, logdet, b_ols)
-    return fixed, working, M
+    return fixed, working, M, stats.metric
 
 
 def _level_groups(stats: SufficientStatistics) -> list[tuple[np.ndarray, pd.DataFrame]]:
@@ -178,7 +184,7 @@ def _level_groups(stats: SufficientStatistics) -> list[tuple[np.ndarray, pd.Data
     return out
 
 
-def _design_levels(stats: SufficientStatistics, groups) -> tuple[Level, ...]:
+def _design_levels(stats: SufficientStatistics, groups, checks: bool = True) -> tuple[Level, ...]:
     layout, panels = stats.layout, stats.panels
     count = panels.sums["count"]
     re_cols = list(dict.fromkeys(layout.variables["random"]))
@@ -191,7 +197,7 @@ def _design_levels(stats: SufficientStatistics, groups) -> tuple[Level, ...]:
             parent[codes] = prev
         lows = {c: _group_extreme(panels.lows["re"][:, j], codes, G, np.minimum) for j, c in enumerate(re_cols)}
         highs = {c: _group_extreme(panels.highs["re"][:, j], codes, G, np.maximum) for j, c in enumerate(re_cols)}
-        if lvl.blocks:
+        if lvl.blocks and checks:
             check_effect_extremes(lvl.blocks[0].label, list(lvl.blocks), lows, highs)
         sizes = np.bincount(codes, weights=count, minlength=G).round().astype(np.intp)
         levels.append(StatisticsLevel(lvl.label, lvl.path, lvl.blocks, np.zeros(0, dtype=np.intp), G, parent,
@@ -239,15 +245,22 @@ def _weights(stats: SufficientStatistics, levels, groups) -> Optional[Statistics
                                 tuple("_obs" if w.level is None else w.level for w in specs))
 
 
-def design_from_statistics(stats: SufficientStatistics) -> StatisticsDesign:
-    """The :class:`StatisticsDesign` of the rows the statistics summarise."""
+def design_from_statistics(stats: SufficientStatistics, metric: Optional[tuple] = None) -> StatisticsDesign:
+    """The :class:`StatisticsDesign` of the rows the statistics summarise.
+
+    ``metric`` (:func:`statistics_metric` of the whole data) makes the design of
+    a part of the data in the whole data's coding and metric (a shard of whole
+    top-level clusters); the checks of the whole data are then not repeated.
+    """
     layout, spec = stats.layout, stats.spec
-    check_estimation_rows(spec, stats.n_rows, stats.n, stats.n_dropped)
-    WtW = stats.clusters.sums["WtW"].sum(axis=0)
-    fixed, working, M = _fixed(stats, WtW)
-    s = stats.transformed(M, working.b_ols)
+    whole = metric is None
+    if whole:
+        check_estimation_rows(spec, stats.n_rows, stats.n, stats.n_dropped)
+        metric = statistics_metric(stats)
+    fixed, working, M, reference = metric
+    s = stats.in_metric(reference).transformed(M, working.b_ols)
     groups = _level_groups(s)
-    levels = _design_levels(s, groups)
+    levels = _design_levels(s, groups, checks=whole)
     p, Q = len(fixed.names), layout.Q
     cl = s.clusters.sums
     design = StatisticsDesign(
@@ -256,6 +269,7 @@ def design_from_statistics(stats: SufficientStatistics) -> StatisticsDesign:
         s.panels.sums.get("ZtZ"), s.panels.sums.get("ZtW"), cl["WtW"].sum(axis=0),
         sparse_re=layout.sparse, crossed_groupings=layout.crossed, weights=_weights(s, levels, groups),
         n_obs=stats.n, cluster_XYtXY=cl["WtW"], cluster_weight=cl["weight"], residual_table=s.residual,
-        layout_ZtZ=s.layout_ZtZ, layout_ZtXY=s.layout_ZtW)
-    check_identified(design)
+        layout_ZtZ=s.layout_ZtZ, layout_ZtXY=s.layout_ZtW, metric=metric)
+    if whole:
+        check_identified(design)
     return design

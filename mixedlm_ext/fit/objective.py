@@ -39,6 +39,8 @@ class Profile:
 class Objective:
     """Profiled (restricted) deviance of a bound design."""
 
+    keeps_factors = True  # profile(keep=True) holds the per-group factors (EM, BLUPs from them)
+
     def __init__(self, design: Design, reml: bool = False, residual: Optional[ResidualStructure] = None):
         self.design = design
         self.reml = bool(reml)
@@ -133,9 +135,14 @@ class Objective:
             ZtXY = np.add.reduceat(ZtXY, self._panel_starts, axis=0)
         return ZtZ, ZtXY, XYtXY, logdet_R
 
-    def _profile(self, Lam: np.ndarray, rho: np.ndarray, keep: bool = False) -> Profile:
+    def eliminate(self, Lam, rho: np.ndarray, keep: bool = False) -> tuple[Elimination, float]:
+        """The engine's elimination at ``Lambda`` and residual parameters ``rho``
+        (``keep``: with the per-group factors), and ``log|C|`` of the residual structure."""
         ZtZ, ZtXY, XYtXY, logdet_R = self.crossproducts(rho)
-        elim = self.engine.eliminate(ZtZ, ZtXY, XYtXY, Lam, keep=keep)
+        return self.engine.eliminate(ZtZ, ZtXY, XYtXY, Lam, keep=keep), logdet_R
+
+    def _profile(self, Lam: np.ndarray, rho: np.ndarray, keep: bool = False) -> Profile:
+        elim, logdet_R = self.eliminate(Lam, rho, keep)
         B = elim.B
         d = self.design
         p = d.p

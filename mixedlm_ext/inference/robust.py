@@ -88,6 +88,9 @@ def check_nested(objective, what: str) -> None:
     res = objective.residual
     if not res.is_plain:
         raise NotImplementedError("%s with a residuals() structure is not implemented" % what)
+    if not objective.keeps_factors:
+        raise NotImplementedError("%s with the per-group statistics kept on the workers is not implemented; "
+                                  "fit with statistics_on='client'" % what)
 
 
 class ClusterLikelihood:

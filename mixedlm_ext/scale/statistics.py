@@ -15,11 +15,14 @@ import re
 import pandas as pd
 
 from ..design.build import model_variables, used_columns
+from ..core.errors import ModelSpecificationError
 from ..design.statistics import SufficientStatistics
 from ..design.statistics_chunk import chunk_statistics
+from ..design.statistics_design import design_from_statistics
 from ..design.statistics_layout import Scan, factor_variables, needs_group_scan, scan_frame, statistics_layout
 from ..spec.model import ModelSpec
 from .frames import frame_meta, import_dask
+from .shards import MAX_CLIENT_ELEMENTS, can_shard, light_statistics, sharded_design
 
 SPLIT_EVERY = 8  # partitions' statistics added together per task of the tree
 
@@ -80,13 +83,45 @@ def dask_scan(spec: ModelSpec, frame) -> Scan:
     return tree_reduce(dask, scans, operator.add).compute()
 
 
-def dask_statistics(spec: ModelSpec, ddf) -> SufficientStatistics:
-    """The :class:`SufficientStatistics` of the rows of the Dask DataFrame ``ddf``."""
-    dask, _ = import_dask()
+def partition_statistics(dask, spec: ModelSpec, ddf) -> tuple[object, list]:
+    """The layout and one delayed :class:`SufficientStatistics` per partition."""
     frame = model_frame(spec, ddf)
     layout = statistics_layout(spec, frame_meta(frame), dask_scan(spec, frame))
     if spec.residual.kind == "ar":  # lagged cross-products: a panel's rows together
         frame = _whole_panels(dask, spec, layout, frame)
     lay = dask.delayed(layout, pure=True)
-    parts = [dask.delayed(chunk_statistics, pure=True)(lay, p) for p in frame.to_delayed()]
+    return layout, [dask.delayed(chunk_statistics, pure=True)(lay, p) for p in frame.to_delayed()]
+
+
+def dask_statistics(spec: ModelSpec, ddf) -> SufficientStatistics:
+    """The :class:`SufficientStatistics` of the rows of the Dask DataFrame ``ddf``."""
+    dask, _ = import_dask()
+    _, parts = partition_statistics(dask, spec, ddf)
     return tree_reduce(dask, parts, operator.add).compute()
+
+
+STATISTICS_ON = ("auto", "client", "workers")
+
+
+def dask_design(spec: ModelSpec, ddf, statistics_on: str = "auto"):
+    """The design of the rows of ``ddf``: from the merged statistics on the client
+    (``"client"``), or with the per-panel cross-products left on the workers in
+    shards of whole clusters (``"workers"``, :mod:`.shards`); ``"auto"`` keeps
+    them on the workers when they exceed ``MAX_CLIENT_ELEMENTS`` numbers and the
+    model allows it."""
+    if statistics_on not in STATISTICS_ON:
+        raise ValueError("statistics_on must be one of %s, got %r" % (", ".join(STATISTICS_ON), statistics_on))
+    dask, _ = import_dask()
+    layout, parts = partition_statistics(dask, spec, ddf)
+    if statistics_on == "client":
+        return design_from_statistics(tree_reduce(dask, parts, operator.add).compute())
+    why = can_shard(layout)
+    if why is not None and statistics_on == "workers":
+        raise ModelSpecificationError("statistics_on='workers' is not available with %s; use "
+                                      "statistics_on='client'" % why)
+    parts = list(dask.persist(*parts))  # the per-partition statistics stay where they were computed
+    light = tree_reduce(dask, [dask.delayed(light_statistics, pure=True)(p) for p in parts], operator.add).compute()
+    size = len(light.panels) * layout.Q * (layout.Q + layout.k)
+    if statistics_on == "auto" and (why is not None or size <= MAX_CLIENT_ELEMENTS):
+        return design_from_statistics(tree_reduce(dask, parts, operator.add).compute())
+    return sharded_design(dask, light, parts, n_shards=max(2, min(len(parts), 16)))
