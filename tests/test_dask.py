@@ -311,8 +311,6 @@ def test_row_level_options_refused_after_a_dask_fit():
     ddf = dd.from_pandas(pig, npartitions=2)
     with dask.config.set(scheduler="synchronous"):
         r = _quiet(mx.mixed, "mixed weight week || id:, reml", ddf)
-        with pytest.raises(NotImplementedError, match="rows"):
-            r.estat_wcorrelation()
         with pytest.raises(NotImplementedError, match=r"dfmethod\(kroger\)"):
             mx.mixed("mixed weight week || id:, reml dfmethod(kroger)", ddf)
         with pytest.raises(NotImplementedError, match="CR2"):
@@ -373,3 +371,19 @@ def test_statistics_on_workers_refused_by_name(data, cmd, match):
     with dask.config.set(scheduler="synchronous"):
         with pytest.raises(ModelSpecificationError, match="statistics_on='workers'.*%s" % match):
             mx.mixed(cmd, dd.from_pandas(mx.load_dataset(data), npartitions=2), statistics_on="workers")
+
+
+@pytest.mark.parametrize("data,cmd,group", [
+    ("productivity", "mixed gsp private emp hwy || region: || state:", 3),
+    ("productivity", "mixed gsp private emp hwy || state:, residuals(independent, by(region))", 5),
+    ("ovary", "mixed follicles sin1 cos1 || mare:, residuals(ar 2, t(time))", 2),
+    ("ovary", "mixed follicles sin1 cos1 || mare:, noconstant residuals(exchangeable)", None),
+    ("pastes", "mixed strength || batch: R.cask", None),
+])
+def test_wcorrelation_from_the_cluster_rows(data, cmd, group, scheduler):
+    df = mx.load_dataset(data)
+    a = _quiet(mx.mixed, cmd, dd.from_pandas(df, npartitions=3)).estat_wcorrelation(group)
+    b = _quiet(mx.mixed, cmd, df).estat_wcorrelation(group)
+    assert list(a.covariance.index) == list(b.covariance.index) and a.group == b.group
+    np.testing.assert_allclose(a.covariance.to_numpy(), b.covariance.to_numpy(), rtol=1e-4,
+                               atol=1e-6 * np.abs(b.covariance.to_numpy()).max())

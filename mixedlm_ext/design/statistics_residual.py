@@ -242,7 +242,30 @@ class StatisticsResidual(PanelResidual):
 
     def correlation(self, rho: np.ndarray, panel: int) -> np.ndarray:
         raise NotImplementedError("the residual correlation of one panel needs its rows; the design was made "
-                                  "from sufficient statistics")
+                                  "from sufficient statistics (rows_correlation takes them)")
+
+    def rows_correlation(self, rho: np.ndarray, panel: np.ndarray, by: Optional[np.ndarray],
+                         t: Optional[np.ndarray]) -> np.ndarray:
+        """Relative covariance ``C`` of given rows (sorted by ``panel``; their by() values
+        and times), block diagonal over the panels, as the fitted structure implies."""
+        parts, ratios = self._split(rho)
+        n = panel.size
+        g = np.zeros(n, dtype=np.intp) if by is None else np.searchsorted(np.asarray(self.by_values), by)
+        if self.spec.kind == "independent":
+            return np.diag(ratios[g])
+        C = np.zeros((n, n))
+        starts = group_starts(panel)
+        for a, b in zip(starts, np.append(starts[1:], n)):
+            k = int(g[a])
+            if self.spec.kind == "ar":
+                lag = np.abs(t[a:b, None] - t[None, a:b]).astype(np.intp)
+                block = ar_acf(np.tanh(parts[k]), int(lag.max()))[0][lag]
+            else:  # exchangeable: the correlation is cov(e) / var(e)
+                r = self.kernels[k].natural(parts[k], 1.0)[1]
+                block = np.full((b - a, b - a), r)
+                np.fill_diagonal(block, 1.0)
+            C[a:b, a:b] = block * ratios[k]
+        return C
 
     def whiten_rows(self, rho: np.ndarray, M: np.ndarray) -> np.ndarray:
         raise NotImplementedError("whitening rows needs the rows; the design was made from sufficient statistics")

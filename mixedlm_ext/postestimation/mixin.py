@@ -325,7 +325,13 @@ class PostestimationMixin:
             fit (rows in estimation order: sorted by group, and by time
             within a panel as in the data), and ``group``.
         """
-        return estat.wcorrelation(self._pe_estimates, group)
+        est = self._pe_estimates
+        if not est.design.holds_rows:  # fitted from statistics: the cluster's rows from the fitted frame
+            if self.model.frame is None:
+                raise NotImplementedError("estat wcorrelation needs the rows of the cluster; the model was fitted "
+                                          "from sufficient statistics alone")
+            return estat.frame_wcorrelation(est, self.model.frame, group)
+        return estat.wcorrelation(est, group)
 
     def estat_sd(self, level: Optional[float] = None) -> pd.DataFrame:
         """Variance components as standard deviations and correlations (``estat sd``).
