@@ -387,3 +387,16 @@ def test_wcorrelation_from_the_cluster_rows(data, cmd, group, scheduler):
     assert list(a.covariance.index) == list(b.covariance.index) and a.group == b.group
     np.testing.assert_allclose(a.covariance.to_numpy(), b.covariance.to_numpy(), rtol=1e-4,
                                atol=1e-6 * np.abs(b.covariance.to_numpy()).max())
+
+
+@pytest.mark.parametrize("unknown", [False, True])
+def test_category_columns_as_factor_variables(unknown):
+    prod = mx.load_dataset("productivity")
+    prod["rc"] = pd.Categorical(prod.region.map(lambda r: "r%d" % r))
+    cmd = "mixed gsp private emp i.rc || state:"
+    ddf = dd.from_pandas(prod.sort_values("region"), npartitions=4, sort=False)
+    if unknown:  # partitions with their own categories, unknown to the meta
+        ddf = ddf.assign(rc=ddf.rc.cat.as_unknown())
+    with dask.config.set(scheduler="synchronous"):
+        r = _quiet(mx.mixed, cmd, ddf)
+    _assert_same_fit(r, _quiet(mx.mixed, cmd, prod))

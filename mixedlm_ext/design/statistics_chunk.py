@@ -22,7 +22,7 @@ from .build import check_types, numeric_columns, select_estimation_rows
 from .groups import group_codes
 from .random import base_matrix, dense_expand
 from .statistics import KeyedTable, SufficientStatistics
-from .statistics_layout import Scan, StatisticsLayout, scan_frame, statistics_layout
+from .statistics_layout import Scan, StatisticsLayout, fixed_factors, scan_frame, statistics_layout
 from .statistics_residual import residual_table
 from .validate import as_plain_numbers, check_columns, check_group_types
 
@@ -47,10 +47,7 @@ def _unknown_level(what: str, cols, values: pd.DataFrame, idx: np.ndarray) -> Mo
 def _check_factor_levels(layout: StatisticsLayout, df: pd.DataFrame) -> None:
     """Every value of a fixed-part factor is a level the layout's coding knows."""
     proto = layout.fixed.frame
-    for c in layout.fixed.variables:
-        if c not in proto.columns or pd.api.types.is_numeric_dtype(proto[c]) and not \
-                pd.api.types.is_bool_dtype(proto[c]) and c not in layout.variables["factor"]:
-            continue
+    for c in fixed_factors(layout.spec, layout.meta):
         known = pd.Index(pd.unique(proto[c]))
         idx = known.get_indexer(df[c].to_numpy())
         if np.any(idx < 0):
@@ -185,6 +182,9 @@ def _estimation_frame(layout: StatisticsLayout, data: pd.DataFrame) -> tuple[pd.
     check_group_types(df, v["group"] + v["factor_re"])
     df = as_plain_numbers(df, numeric_columns(spec, v))
     _check_factor_levels(layout, df)
+    proto = layout.fixed.frame
+    df = df.assign(**{c: df[c].astype(proto[c].dtype) for c in fixed_factors(spec, layout.meta)
+                      if isinstance(proto[c].dtype, pd.CategoricalDtype)})  # the layout's categories
     res = spec.residual
     order = list(layout.panel_path) + [c for c in (res.by, res.time) if c is not None and res.kind != "independent"]
     if res.kind == "independent" and res.by is not None:

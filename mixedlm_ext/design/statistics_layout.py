@@ -62,13 +62,23 @@ def _is_factor(col: pd.Series, in_factor: bool) -> bool:
     return in_factor or pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col)
 
 
+def known_categories(dtype) -> bool:
+    """A pandas category type whose categories are known (Dask's may be unknown)."""
+    return isinstance(dtype, pd.CategoricalDtype) and "__UNKNOWN_CATEGORIES__" not in list(dtype.categories)
+
+
+def fixed_factors(spec: ModelSpec, meta: pd.DataFrame) -> list[str]:
+    """The fixed part's variables that patsy codes as categorical."""
+    v = model_variables(spec, meta)
+    return [c for c in v["fixed"] if _is_factor(meta[c], c in v["factor"])]
+
+
 def factor_variables(spec: ModelSpec, meta: pd.DataFrame) -> list[str]:
     """The variables whose levels must be found in the data: categorical
-    variables of the fixed part (unless of pandas' category type, whose
-    categories are known) and the ``R.x`` factors."""
+    variables of the fixed part (unless of a category type whose categories
+    are known) and the ``R.x`` factors."""
     v = model_variables(spec, meta)
-    out = [c for c in v["fixed"] if _is_factor(meta[c], c in v["factor"])
-           and not isinstance(meta[c].dtype, pd.CategoricalDtype)]
+    out = [c for c in fixed_factors(spec, meta) if not known_categories(meta[c].dtype)]
     return list(dict.fromkeys(out + v["factor_re"]))
 
 
@@ -90,11 +100,13 @@ def grouping_columns(spec: ModelSpec) -> list[str]:
     return list(dict.fromkeys(cols))
 
 
-def scan_frame(spec: ModelSpec, data: pd.DataFrame) -> Scan:
-    """The :class:`Scan` of one chunk (its estimation rows)."""
+def scan_frame(spec: ModelSpec, data: pd.DataFrame, factors: Optional[list] = None) -> Scan:
+    """The :class:`Scan` of one chunk (its estimation rows); ``factors``: the variables
+    whose levels to find (default :func:`factor_variables` of the chunk's types)."""
     v = model_variables(spec, data)
     df, _ = select_estimation_rows(spec, data, used_columns(spec, v))
-    values = {c: pd.Series(pd.unique(df[c]), name=c) for c in factor_variables(spec, data)}
+    factors = factor_variables(spec, data) if factors is None else factors
+    values = {c: pd.Series(pd.unique(df[c].to_numpy()), name=c) for c in factors}
     groups = df[grouping_columns(spec)].drop_duplicates(ignore_index=True) if needs_group_scan(spec) else None
     return Scan(values, groups)
 
@@ -110,6 +122,8 @@ def _prototype(meta: pd.DataFrame, values: dict) -> pd.DataFrame:
         dt = meta[c].dtype
         if c in values:
             vals = np.sort(np.asarray(values[c].dropna().to_numpy()))
+            if isinstance(dt, pd.CategoricalDtype):  # categories unknown until scanned
+                dt = pd.CategoricalDtype(vals, ordered=dt.ordered)
             cols[c] = pd.Series(np.resize(vals, n) if len(vals) else np.full(n, np.nan)).astype(dt, errors="ignore")
         elif isinstance(dt, pd.CategoricalDtype):
             cols[c] = pd.Categorical(np.resize(np.asarray(dt.categories), n), categories=dt.categories,

@@ -77,9 +77,10 @@ def dask_scan(spec: ModelSpec, frame) -> Scan:
     """The levels and groupings the layout needs (an empty scan when it needs none)."""
     dask, _ = import_dask()
     meta = frame_meta(frame)
-    if not factor_variables(spec, meta) and not needs_group_scan(spec):
+    factors = factor_variables(spec, meta)
+    if not factors and not needs_group_scan(spec):
         return Scan({})
-    scans = [dask.delayed(scan_frame, pure=True)(spec, p) for p in frame.to_delayed()]
+    scans = [dask.delayed(scan_frame, pure=True)(spec, p, factors) for p in frame.to_delayed()]
     return tree_reduce(dask, scans, operator.add).compute()
 
 
