@@ -26,7 +26,7 @@ dask = pytest.importorskip("dask")
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
-OUT_OF_CORE_RESIDUALS = ("independent", "exchangeable", "ar")
+OUT_OF_CORE_RESIDUALS = ("independent", "exchangeable", "ar", "exponential")
 
 
 def _quiet(fn, *a, **kw):
@@ -289,7 +289,7 @@ def test_statistics_do_not_grow_with_rows():
 
 @pytest.mark.parametrize("cmd,match", [
     ("mixed follicles sin1 cos1 || mare:, residuals(ma 2, t(time))", r"residuals\(ma 2\).*out of core"),
-    ("mixed follicles sin1 cos1 || mare:, residuals(exponential, t(time))", r"residuals\(exponential\).*out of core"),
+    ("mixed follicles sin1 cos1 || mare:, residuals(toeplitz 2, t(time))", r"residuals\(toeplitz 2\).*out of core"),
     ("follicles ~ center(sin1) + (1 | mare)", r"center\(\).*out of core"),
 ])
 def test_unsupported_out_of_core_raises_naming_the_option(cmd, match):
@@ -299,11 +299,15 @@ def test_unsupported_out_of_core_raises_naming_the_option(cmd, match):
         fit(cmd, dd.from_pandas(ovary, npartitions=2))
 
 
-def test_ar_with_gaps_raises_naming_the_option():
+def test_ar_with_gaps(scheduler):
+    """AR(1) and exponential residuals with gaps in t(): per-gap sums; AR(2) with gaps: refused."""
     ovary = mx.load_dataset("ovary")
-    gappy = ovary[ovary.time != ovary.time.unique()[3]]
-    with pytest.raises(ModelSpecificationError, match=r"ar 1.*without gaps"):
-        mx.mixed("mixed follicles sin1 cos1 || mare:, residuals(ar 1, t(time))", dd.from_pandas(gappy, 2))
+    gappy = ovary[ovary.time != ovary.time.unique()[3]].reset_index(drop=True)
+    for cmd in ("mixed follicles sin1 cos1 || mare:, residuals(ar 1, t(time))",
+                "mixed follicles sin1 cos1 || mare:, residuals(exponential, t(time))"):
+        _assert_same_fit(_quiet(mx.mixed, cmd, dd.from_pandas(gappy, 3)), _quiet(mx.mixed, cmd, gappy))
+    with pytest.raises(ModelSpecificationError, match=r"ar 2.*without gaps"):
+        mx.mixed("mixed follicles sin1 cos1 || mare:, residuals(ar 2, t(time))", dd.from_pandas(gappy, 2))
 
 
 def test_row_level_options_refused_after_a_dask_fit():

@@ -31,7 +31,8 @@ from .groups import group_codes
 # [X y], "V" an axis over [Z X y], None an axis that does not change.
 TRAILING_AXES = {
     "ZtW": (None, "W"), "WtW": ("W", "W"), "F": ("V", "V"), "s": ("V",),
-    "H": (None, None, "V", "V"), "S": (None, None, "V", "V"), "P": (None, None, "V", "V"),
+    "H": (None, None, "V", "V"), "S": (None, None, "V", "V"),
+    "S0": ("V", "V"), "S1": ("V", "V"), "S2": ("V", "V"),
 }
 
 

@@ -12,14 +12,15 @@ have sufficient statistics whose size does not grow with the panel:
   rows of a panel are whitened by the stationary ``p x p`` correlation and
   the rest by the AR filter, so the products of the first ``p`` rows and
   the lag-``a``/lag-``b`` sums ``sum_t w_{t-a} w_{t-b}'`` suffice (the
-  lagged cross-products; a panel's rows must then be in one chunk).
+  lagged cross-products; a panel's rows must then be in one chunk);
+* ``ar 1`` and ``exponential``, gaps allowed: per-gap sums
+  (:mod:`.statistics_markov`).
 
 MA, Toeplitz, banded and unstructured residuals have no such statistics:
 their inverse correlation is dense within a panel, so every evaluation
 needs the rows themselves (products of every pair of a panel's rows are as
-large as the rows); they, exponential residuals (per-gap sums, not
-implemented here) and AR with gaps in ``t`` are refused out of core with an
-error that names them.
+large as the rows); they and AR(p > 1) with gaps in ``t`` are refused out of
+core with an error that names them.
 
 :func:`residual_table` computes a chunk's statistics;
 :class:`StatisticsResidual` is the residual structure of a design made from
@@ -42,8 +43,9 @@ from ..structures.residual.structure import PanelResidual
 from ..structures.residual.whitening import ARBandWhitener, PanelRows
 from .groups import group_codes
 from .statistics import KeyedTable
+from .statistics_markov import GAP, MarkovStatistics, empty_markov, is_markov, markov_table, median_gap
 
-SUPPORTED = ("independent", "exchangeable", "ar")
+SUPPORTED = ("independent", "exchangeable", "ar", "exponential")
 
 
 def check_residual_supported(spec) -> None:
@@ -54,13 +56,11 @@ def check_residual_supported(spec) -> None:
     text = res.kind + (" %d" % res.order if res.order is not None else "")
     why = ("its inverse residual correlation is dense within a panel, so each evaluation of the likelihood "
            "needs the panel's rows, not a fixed set of per-panel statistics")
-    if res.kind == "exponential":
-        why = ("its statistics are sums per panel and per distinct gap between successive times, which are "
-               "not implemented out of core")
     raise ModelSpecificationError(
         "residuals(%s) is not available out of core (Dask, sufficient statistics): %s. Out of core: "
-        "residuals(independent[, by()]), residuals(exchangeable) and residuals(ar #) with integer t() "
-        "without gaps; otherwise fit the data in memory (a pandas DataFrame)" % (text, why))
+        "residuals(independent[, by()]), residuals(exchangeable), residuals(exponential), residuals(ar 1) and "
+        "residuals(ar #) with integer t() without gaps; otherwise fit the data in memory (a pandas "
+        "DataFrame)" % (text, why))
 
 
 def _panel_name(keys: pd.DataFrame, g: int) -> str:
@@ -77,6 +77,8 @@ def _empty(layout, cols: list) -> KeyedTable:
     res = layout.spec.residual
     K = layout.Q + layout.k
     keys = layout.meta[cols].iloc[:0].reset_index(drop=True)
+    if is_markov(res):
+        return empty_markov(keys, K)
     sums = {"count": np.zeros(0), "F": np.zeros((0, K, K))}
     if res.kind == "exchangeable":
         sums["s"] = np.zeros((0, K))
@@ -130,6 +132,13 @@ def residual_table(layout, df: Optional[pd.DataFrame], V: Optional[np.ndarray]) 
     if df is None:
         return _empty(layout, cols)
     codes, keys = group_codes(df, tuple(cols))
+    if is_markov(res):
+        t = df[res.time].to_numpy(dtype=float)
+        if res.kind == "ar" and np.any(t != np.round(t)):
+            bad = t[np.flatnonzero(t != np.round(t))[0]]
+            raise ModelSpecificationError("residuals(ar 1): t(%s) must hold integers; found %s=%g"
+                                          % (res.time, res.time, bad))
+        return markov_table(res, keys, codes, t, V, _panel_name)
     if res.kind == "ar":
         return KeyedTable(keys, _ar_statistics(spec, keys, codes, df[res.time].to_numpy(dtype=float), V),
                           complete=True)
@@ -141,12 +150,13 @@ def residual_table(layout, df: Optional[pd.DataFrame], V: Optional[np.ndarray]) 
     return KeyedTable(keys, sums)
 
 
-def _parameter_kernel(kind: str, order: Optional[int], time_name: Optional[str]):
-    """A kernel made on one small panel: its parameters (names, bounds, metrics)
-    do not depend on the data for the kinds with statistics."""
+def _parameter_kernel(kind: str, order: Optional[int], time_name: Optional[str], gap: float = 1.0):
+    """A kernel made on one small panel with successive times ``gap`` apart: its
+    parameters (names, bounds, metrics) do not depend on the data for the kinds
+    with statistics, but for the exponential start (the median gap)."""
     cls = KERNELS[kind]
     m = (order or 1) + 1
-    rows = PanelRows(np.arange(m), np.zeros(m, dtype=np.intp), np.arange(m, dtype=float), np.zeros((m, 1)))
+    rows = PanelRows(np.arange(m), np.zeros(m, dtype=np.intp), gap * np.arange(m, dtype=float), np.zeros((m, 1)))
     return cls(rows, order, time_name)
 
 
@@ -190,8 +200,9 @@ class StatisticsResidual(PanelResidual):
         else:
             panel_of = np.zeros(len(table), dtype=np.intp)
         by_vals = table.keys[spec.by].to_numpy() if spec.by is not None else np.zeros(len(table))
-        if spec.by is not None and not self.kernel_cls.by_may_vary and np.unique(panel_of).size < panel_of.size:
-            dup = panel_of[np.flatnonzero(np.diff(panel_of) == 0)[0]]
+        sub = pd.DataFrame({"p": panel_of, "b": by_vals}).drop_duplicates()["p"].to_numpy()
+        if spec.by is not None and not self.kernel_cls.by_may_vary and np.unique(sub).size < sub.size:
+            dup = np.sort(sub)[np.flatnonzero(np.diff(np.sort(sub)) == 0)[0]]
             lvl = design.levels[-1].label if design.levels else "_all"
             raise self._error("by(%s) varies within panels of level %s (panel %s); by() must be constant within "
                               "panels except with residuals(independent)" % (spec.by, lvl, _panel_name(panel_keys, dup)))
@@ -216,6 +227,13 @@ class StatisticsResidual(PanelResidual):
             except ValueError as exc:
                 raise ModelSpecificationError(str(exc) + where) from None
             return kern, kern
+        if is_markov(spec):
+            gaps, count = table.keys[GAP].to_numpy(dtype=float)[sel], table.sums["count"][sel]
+            if not np.any(gaps > 0):
+                raise self._error("every panel has a single observation%s" % where)
+            kern = _parameter_kernel(kind, 1 if kind == "ar" else None, spec.time, median_gap(gaps, count))
+            return kern, MarkovStatistics(kern, gaps, table.sums["S0"][sel], table.sums["S1"][sel],
+                                          table.sums["S2"][sel], count)
         if kind == "ar":
             p = _ar_order(spec)
             if p >= sizes.max():
@@ -257,7 +275,9 @@ class StatisticsResidual(PanelResidual):
         starts = group_starts(panel)
         for a, b in zip(starts, np.append(starts[1:], n)):
             k = int(g[a])
-            if self.spec.kind == "ar":
+            if is_markov(self.spec):
+                block = self._groups[k][2].correlation(parts[k], t[a:b])
+            elif self.spec.kind == "ar":
                 lag = np.abs(t[a:b, None] - t[None, a:b]).astype(np.intp)
                 block = ar_acf(np.tanh(parts[k]), int(lag.max()))[0][lag]
             else:  # exchangeable: the correlation is cov(e) / var(e)

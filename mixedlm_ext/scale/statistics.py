@@ -88,7 +88,7 @@ def partition_statistics(dask, spec: ModelSpec, ddf) -> tuple[object, list]:
     """The layout and one delayed :class:`SufficientStatistics` per partition."""
     frame = model_frame(spec, ddf)
     layout = statistics_layout(spec, frame_meta(frame), dask_scan(spec, frame))
-    if spec.residual.kind == "ar":  # lagged cross-products: a panel's rows together
+    if spec.residual.kind in ("ar", "exponential"):  # lagged cross-products: a panel's rows together
         frame = _whole_panels(dask, spec, layout, frame)
     lay = dask.delayed(layout, pure=True)
     return layout, [dask.delayed(chunk_statistics, pure=True)(lay, p) for p in frame.to_delayed()]
