@@ -13,7 +13,7 @@ from .design.statistics_design import design_from_statistics
 from .model import FIT_KEYWORDS, MixedLMExt
 from .scale.frames import is_dask_frame
 from .spec.model import ModelSpec
-from .syntax.lme4 import parse_lme4
+from .syntax.lme4 import parse_lme4, updated_formula
 from .syntax.stata import parse_stata
 
 _COMMAND_OPTIONS = ("reml", "stddeviations", "nolrtest", "nogroup", "noretable", "nofetable")
@@ -52,7 +52,7 @@ def mixed(command: str, data: pd.DataFrame, **options):
     extra = {key: options.pop(key) for key in _COMMAND_OPTIONS[1:] if key in options}
     if extra:
         spec = spec.with_options(options=tuple({**spec.option_dict, **extra}.items()))
-    return MixedLMExt(spec, data, statistics_on=statistics_on).fit(**options)
+    return MixedLMExt(spec, data, formula=command.strip(), statistics_on=statistics_on).fit(**options)
 
 
 def lmer(formula: str, data: pd.DataFrame, REML: Optional[bool] = None, *, reml: Optional[bool] = None,
@@ -152,3 +152,41 @@ def fit_statistics(statistics: SufficientStatistics, **options):
     check_keywords(options, FIT_KEYWORDS, "fit_statistics()")
     spec = statistics.spec
     return MixedLMExt(spec, None, design=design_from_statistics(statistics)).fit(**options)
+
+
+def update(result, formula: Optional[str] = None, data: Optional[pd.DataFrame] = None, **options):
+    """Refit a model with a changed formula (lme4's ``update``).
+
+    Parameters
+    ----------
+    result
+        A fit of :func:`lmer` or :func:`mixed` (or ``MixedLMExt.from_lme4``/``from_stata``).
+    formula : str, optional
+        For an lme4-style fit, the new formula, where ``.`` stands for the
+        old side (``". ~ . + x"``, ``". ~ . - (1 | g) + (x | g)"``); for a
+        Stata-syntax fit, the new command.  Default: the same formula.
+    data : pandas.DataFrame, optional
+        New data (default: the fit's).
+    **options
+        Fit options (as :func:`lmer` / :func:`mixed`), e.g. ``REML=False``.
+
+    Returns
+    -------
+    The new fit.  REML/ML, precision weights and the residual structure are
+    kept unless given again.
+    """
+    model = result.model
+    old = model.formula
+    if old is None:
+        raise ValueError("update() needs a fit made from a formula or command (lmer(), mixed())")
+    frame = model.frame if data is None else data
+    if "~" not in old:  # a Stata command
+        return mixed(formula or old, frame, **options)
+    new = old if formula is None else updated_formula(old, formula)
+    from .syntax.lme4 import parse_lme4
+
+    reml = options.pop("REML", options.pop("reml", model.spec.reml))
+    spec = parse_lme4(new, reml=bool(reml)).with_options(weights=model.spec.weights,
+                                                          residual=model.spec.residual)
+    check_keywords(options, FIT_KEYWORDS, "update()")
+    return MixedLMExt(spec, frame, formula=new).fit(**options)

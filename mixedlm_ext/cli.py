@@ -12,6 +12,7 @@ import sys
 import pandas as pd
 
 from .api import lmer, mixed
+from .syntax.stata import parse_stata
 from .datasets import list_datasets, load_dataset
 
 _VERSION = "0.1.0"
@@ -61,8 +62,8 @@ def main(argv=None) -> int:
         df = load_dataset(a.dataset) if a.dataset else _read_csv(a.data)
         if a.lme4 is not None:
             res = lmer(a.lme4, df, REML=not a.ml, log=not a.nolog)
-        else:
-            res = mixed(a.command, df, log=not a.nolog)
+        else:  # the command's own nolog (or log) option counts as Stata's does
+            res = mixed(a.command, df, log=not a.nolog and parse_stata(a.command).option_dict.get("log", True))
     except (ValueError, NotImplementedError, KeyError, TypeError) as exc:
         print("error: %s" % (exc.args[0] if isinstance(exc, KeyError) and exc.args else exc), file=sys.stderr)
         return 2

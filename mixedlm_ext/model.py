@@ -92,6 +92,12 @@ def _with_precision_weights(spec: ModelSpec, data: pd.DataFrame, weights) -> tup
     return spec.with_options(weights=(WeightSpec("precision", var),)), data
 
 
+def categorical_columns(data: pd.DataFrame) -> list[str]:
+    """Columns patsy codes as categorical without ``C()``: text, categories, booleans."""
+    return [c for c in data.columns if not pd.api.types.is_numeric_dtype(data[c])
+            or pd.api.types.is_bool_dtype(data[c])]
+
+
 def _with_residual(spec: ModelSpec, residual: Optional[ResidualSpec]) -> ModelSpec:
     if residual is None:
         return spec
@@ -124,8 +130,8 @@ class MixedLMExt(LikelihoodModel):
     """
 
     def __init__(self, spec: ModelSpec, data: pd.DataFrame, *, design: Optional[Design] = None,
-                 statistics_on: str = "auto", **kwargs):
-        check_keywords(kwargs, ("statistics_on",), "MixedLMExt()")
+                 formula: Optional[str] = None, statistics_on: str = "auto", **kwargs):
+        check_keywords(kwargs, ("formula", "statistics_on"), "MixedLMExt()")
         if design is None:
             with single_thread_blas():
                 design = design_of(spec, data, statistics_on)
@@ -135,6 +141,7 @@ class MixedLMExt(LikelihoodModel):
         self.design: Design = design
         self.objective = objective_of(design, spec.reml)
         self.frame = data  # the user's data: vce(cluster var) may name a column outside the model
+        self.formula = formula  # the model as the user wrote it (a Stata command, an lme4 formula)
         exog = pd.DataFrame(design.X, columns=design.fe_names, index=design.row_index)
         endog = pd.Series(design.y, index=design.row_index, name=spec.response)
         # a design from sufficient statistics has no rows: nothing for statsmodels to inspect
@@ -156,7 +163,7 @@ class MixedLMExt(LikelihoodModel):
         """Model from a Stata ``mixed`` command string."""
         from .syntax.stata import parse_stata
 
-        return cls(parse_stata(command), data)
+        return cls(parse_stata(command), data, formula=command.strip())
 
     @classmethod
     def from_lme4(cls, formula: str, data: pd.DataFrame, *, reml: bool = True,
@@ -173,7 +180,7 @@ class MixedLMExt(LikelihoodModel):
 
         spec = parse_lme4(formula, reml=reml, covariance=covariance)
         spec, data = _with_precision_weights(spec, data, weights)
-        return cls(_with_residual(spec, residual), data, statistics_on=statistics_on)
+        return cls(_with_residual(spec, residual), data, formula=formula, statistics_on=statistics_on)
 
     @classmethod
     def from_formula(cls, formula: str, data: pd.DataFrame, subset=None, drop_cols=None, *args,
@@ -198,12 +205,13 @@ class MixedLMExt(LikelihoodModel):
             data = data.copy()
             data["_groups"] = np.asarray(groups)
             groups = "_groups"
-        spec = spec_from_statsmodels(formula, groups, re_formula=re_formula, vc_formula=vc_formula, reml=reml)
+        spec = spec_from_statsmodels(formula, groups, re_formula=re_formula, vc_formula=vc_formula, reml=reml,
+                                     categorical=categorical_columns(data))
         spec = _with_residual(spec, kwargs.pop("residual", None))
         if subset is not None:
             _refuse_dask(data, "subset=")
             data = data.loc[subset]
-        return cls(spec, data)
+        return cls(spec, data, formula=formula)
 
     # -- data ------------------------------------------------------------------
     def data_column(self, name: str) -> pd.Series:
@@ -300,7 +308,8 @@ class MixedLMExt(LikelihoodModel):
         options = dict(log=log, emlog=emlog, em_iterations=em_iterations, emonly=emonly, maxiter=maxiter,
                        level=level, stream=stream, df_method=df_method, vce=vce)
         if reml is not None and bool(reml) != self.objective.reml:
-            other = MixedLMExt(self.spec.with_options(reml=bool(reml)), self.frame, design=self.design)
+            other = MixedLMExt(self.spec.with_options(reml=bool(reml)), self.frame, design=self.design,
+                               formula=self.formula)
             return other.fit(start_params, **options)
         if start_params is not None:
             start_params = np.asarray(start_params, dtype=float).ravel()

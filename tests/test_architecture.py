@@ -29,7 +29,7 @@ LAYERS = [
     ("results",),
     ("model",),
     ("api",),
-    ("sklearn", "cli"),
+    ("sklearn", "cli", "statsmodels_api"),
     ("__init__", "__main__"),
 ]
 MAX_MODULE_LINES = 500

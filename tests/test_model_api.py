@@ -156,3 +156,15 @@ def test_codes_need_not_be_unique_across_parents():
     assert r.estat_group().loc["b", "n_groups"] == 60
     df2 = df.assign(b=a * 3 + b)  # unique codes: same model
     assert abs(mx.mixed("y || a: || b:", df2).llf - r.llf) < 1e-8
+
+
+def test_cli_honours_the_commands_nolog(tmp_path):
+    """Stata's `mixed ..., nolog` prints no iteration log on the command line either."""
+    run = [sys.executable, "-m", "mixedlm_ext", "--dataset", "pig"]
+    quiet = subprocess.run(run + ["mixed weight i.week in 1/200 || id:, nolog"], capture_output=True, text=True,
+                           check=True).stdout
+    loud = subprocess.run(run + ["mixed weight i.week in 1/200 || id:"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "Iteration 0" not in quiet and "Iteration 0" in loud
+    assert "Number of obs    =        200" in quiet
+    assert "\n        week |\n          2  |" in quiet  # factor variables laid out as Stata

@@ -14,17 +14,21 @@ from sklearn.metrics import r2_score
 from sklearn.model_selection import GridSearchCV, GroupKFold, KFold, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.exceptions import SkipTestWarning
 from sklearn.utils.estimator_checks import check_estimator
 
 import mixedlm_ext as mx
 from mixedlm_ext import MixedLMRegressor
 from mixedlm_ext.core.errors import NoGroupsWarning
 
-# check_estimator calls fit(X, y) without groups: the estimator then fits the
-# linear regression (no random effects) and warns; with that fallback every
-# check passes, so nothing is expected to fail.
-EXPECTED_FAILED_CHECKS: dict[str, str] = {}
+# check_estimator calls fit(X, y) without groups: with no_groups="linear" the
+# estimator fits the linear regression (no random effects) silently.  One check
+# cannot pass: its data have 30 columns for 15 rows, so the repeated rows fit
+# exactly (zero residual variance: warned) and the weighted REML fit has no
+# residual degrees of freedom (refused with a clear error).
+EXPECTED_FAILED_CHECKS: dict[str, str] = {
+    "check_sample_weight_equivalence_on_dense_data":
+        "30 columns for 15 rows: an exact fit (warned) and REML without residual degrees of freedom (refused)",
+}
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +49,25 @@ def _pipe(re_columns, pandas_output=False, **kw):
 
 
 # ---------------------------------------------------------------------------
-def test_check_estimator():
+def test_check_estimator_without_warnings():
+    """Every check passes and none warns (warnings are errors here); the array-API check is
+    skipped by scikit-learn itself unless SCIPY_ARRAY_API=1 (reported, not warned)."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NoGroupsWarning)
-        warnings.simplefilter("ignore", SkipTestWarning)  # array-API check needs SCIPY_ARRAY_API
-        check_estimator(MixedLMRegressor(), expected_failed_checks=EXPECTED_FAILED_CHECKS)
+        warnings.simplefilter("error")
+        results = check_estimator(MixedLMRegressor(no_groups="linear"), expected_failed_checks=EXPECTED_FAILED_CHECKS,
+                                  on_skip=None)
+    status = {r["check_name"]: r["status"] for r in results}
+    assert [k for k, v in status.items() if v == "failed"] == []
+    assert [k for k, v in status.items() if v == "xfail"] == list(EXPECTED_FAILED_CHECKS)
+    assert {k for k, v in status.items() if v == "skipped"} <= {"check_array_api_input"}
+    assert sum(v == "passed" for v in status.values()) >= 50
+
+
+def test_check_estimator_default_only_warns_about_groups():
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        check_estimator(MixedLMRegressor(), expected_failed_checks=EXPECTED_FAILED_CHECKS, on_skip=None)
+    assert {w.category for w in seen} <= {NoGroupsWarning, mx.ConvergenceWarning}
 
 
 def test_init_only_stores_parameters():
@@ -253,3 +271,73 @@ def test_array_mode_residual_structure_matches_mixed(sleep, residual):
     est.fit(sleep[["days"]], sleep["reaction"], groups=sleep["subject"])
     np.testing.assert_allclose(est.results_.params.to_numpy(), ref.params.to_numpy(), rtol=1e-8)
     assert est.results_.model.spec.residual.time == "days"
+
+
+# -- sample weights and nested groups --------------------------------------------------------
+def test_sample_weight_is_lme4_precision_weights():
+    """fit(..., sample_weight=w) is lmer(..., weights=w): lme4's weighted REML fit of sleepstudy."""
+    import json
+    from pathlib import Path
+    peers = Path(__file__).parent / "reference" / "peers"
+    ref = json.loads((peers / "trust_lme4.json").read_text())["weights"]["sleepstudy_w_un_reml"]
+    d = pd.read_csv(peers / "data" / "sleepstudy_w.csv")
+    est = MixedLMRegressor(re_columns=["days"]).fit(d[["days"]], d.reaction, groups=d.subject, sample_weight=d.w)
+    tight = ref.get("tight", ref)
+    assert abs(est.results_.llf - tight["llf"]) < 1e-6
+    direct = mx.lmer("reaction ~ days + (days | subject)", d, weights="w")
+    np.testing.assert_allclose(est.predict(d[["days"]], groups=d.subject), direct.predict(d), rtol=1e-7)
+    form = MixedLMRegressor(formula="reaction ~ days + (days | subject)").fit(d, sample_weight=d.w)
+    assert abs(form.results_.llf - direct.llf) < 1e-9
+
+
+def test_sample_weight_zero_drops_the_row(sleep):
+    w = np.ones(len(sleep))
+    w[:10] = 0.0
+    a = MixedLMRegressor(re_columns=["days"]).fit(sleep[["days"]], sleep.reaction, groups=sleep.subject,
+                                                  sample_weight=w)
+    b = MixedLMRegressor(re_columns=["days"]).fit(sleep[["days"]].iloc[10:], sleep.reaction.iloc[10:],
+                                                  groups=sleep.subject.iloc[10:])
+    assert abs(a.results_.llf - b.results_.llf) < 1e-9
+    with pytest.raises(ValueError, match="non-negative"):
+        MixedLMRegressor().fit(sleep[["days"]], sleep.reaction, groups=sleep.subject, sample_weight=-w)
+
+
+def test_sample_weight_routed(sleep, routing):
+    w = 1.0 / (1.0 + sleep.days.to_numpy() / 3.0)
+    cv = cross_validate(MixedLMRegressor(re_columns=["days"]), sleep[["days"]], sleep.reaction, cv=GroupKFold(3),
+                        params={"groups": sleep.subject, "sample_weight": w}, return_estimator=True,
+                        return_indices=True)
+    train = cv["indices"]["train"][0]
+    by_hand = MixedLMRegressor(re_columns=["days"]).fit(sleep[["days"]].iloc[train], sleep.reaction.iloc[train],
+                                                        groups=sleep.subject.iloc[train], sample_weight=w[train])
+    assert abs(cv["estimator"][0].results_.llf - by_hand.results_.llf) < 1e-9
+
+
+def test_nested_groups_in_array_mode():
+    """groups with two columns (coarsest first) are Stata's || region: || state:."""
+    d = mx.load_dataset("productivity")
+    X = d[["private", "emp"]]
+    est = MixedLMRegressor().fit(X, d.gsp, groups=d[["region", "state"]])
+    ref = mx.mixed("mixed gsp private emp || region: || state:, reml", d)
+    assert abs(est.results_.llf - ref.llf) < 1e-8
+    np.testing.assert_allclose(est.results_.params.to_numpy(), ref.params.to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(est.predict(X, groups=d[["region", "state"]].to_numpy()), ref.predict(d),
+                               rtol=1e-8)
+    slopes = MixedLMRegressor(re_columns=["emp"]).fit(X, d.gsp, groups=d[["region", "state"]])
+    ref2 = mx.mixed("mixed gsp private emp || region: || state: emp, cov(un) reml", d)
+    assert abs(slopes.results_.llf - ref2.llf) < 1e-6
+    with pytest.raises(ValueError, match="grouping level"):
+        est.predict(X, groups=d.region)
+
+
+def test_no_groups_options(sleep):
+    X, y = sleep[["days"]], sleep.reaction
+    with pytest.warns(NoGroupsWarning):
+        MixedLMRegressor().fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        MixedLMRegressor(no_groups="linear").fit(X, y)
+    with pytest.raises(ValueError, match="got no groups"):
+        MixedLMRegressor(no_groups="raise").fit(X, y)
+    with pytest.raises(ValueError, match="no_groups must be"):
+        MixedLMRegressor(no_groups="maybe").fit(X, y)

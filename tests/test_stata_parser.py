@@ -1,6 +1,8 @@
 """Tests for the Stata ``mixed`` command parser (``mixedlm_ext.syntax.stata``)."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import patsy
@@ -10,6 +12,8 @@ from mixedlm_ext.syntax.lme4 import parse_lme4
 from mixedlm_ext.spec.model import ModelSpec, REEquation, ResidualSpec
 from mixedlm_ext import StataSyntaxError
 from mixedlm_ext.syntax.stata import parse_stata, translate_if
+from mixedlm_ext.syntax.stata.factor_variables import parse_fv_token
+import mixedlm_ext as mx
 
 # Every ``stata`` string of the shared reference cases (hard-coded on purpose:
 # tests must not read files outside the repository).
@@ -203,30 +207,67 @@ def test_residual_by_region():
 
 
 def test_factor_variables_in_fixed_part():
+    """Each factor term is one patsy factor fv(term, base sets, columns); c.x alone stays x."""
     spec = parse_stata("y i.region ib3.state ib(2).g c.x z || id:")
-    assert spec.fixed == (
-        "C(region) + C(state, Treatment(reference=3)) + C(g, Treatment(reference=2)) + x + z"
-    )
+    assert spec.fixed == ('fv("i.region", "region", region) + fv("ib3.state", "state", state) + '
+                          'fv("ib2.g", "g", g) + x + z')
 
 
-def test_ib_string_base_is_quoted():
-    spec = parse_stata("y ib(abc).g || id:")
-    assert spec.fixed == "C(g, Treatment(reference='abc'))"
+@pytest.mark.parametrize("token,terms", [
+    ("i.a##c.x", ["i.a", "c.x", "i.a#c.x"]),
+    ("a##b", ["i.a", "i.b", "i.a#i.b"]),
+    ("i.a##i.b##c.x", ["i.a", "i.b", "c.x", "i.a#i.b", "i.a#c.x", "i.b#c.x", "i.a#i.b#c.x"]),
+    ("a#c.x", ["i.a#c.x"]),
+    ("c.x#c.x", ["c.x#c.x"]),
+    ("ibn.a", ["ibn.a"]),
+    ("ib(last).a", ["ib(last).a"]), ("ib(freq).a", ["ib(freq).a"]), ("ib(#2).a", ["ib(#2).a"]),
+    ("i(1 3).a", ["i(1 3).a"]), ("i(1/3).a", ["i(1 2 3).a"]), ("2.a", ["2.a"]), ("i2.a", ["2.a"]),
+])
+def test_factor_variable_tokens(token, terms):
+    assert [t.text for t in parse_fv_token(token)] == terms
 
 
-def test_factor_translation_is_valid_patsy():
-    df = pd.DataFrame({"y": np.arange(6.0), "region": [1, 2, 3, 1, 2, 3], "x": np.linspace(0, 1, 6)})
-    spec = parse_stata("y i.region c.x || region:")
-    X = patsy.dmatrix(spec.fixed, df, return_type="dataframe")
-    assert "C(region)[T.2]" in X.columns
-    spec = parse_stata("y ib3.region x || region:")
-    X = patsy.dmatrix(spec.fixed, df, return_type="dataframe")
-    assert list(X.columns) == [
-        "Intercept",
-        "C(region, Treatment(reference=3))[T.1]",
-        "C(region, Treatment(reference=3))[T.2]",
-        "x",
-    ]
+@pytest.mark.parametrize("command,base", [
+    ("y i.a || g:", {"i.a": [("a",)]}),
+    ("y i.a##c.x || g:", {"i.a": [("a",)], "i.a#c.x": [("a",)]}),
+    ("y i.a#c.x || g:", {"i.a#c.x": []}),  # no c.x: every level gets its slope
+    ("y i.a#i.b || g:", {"i.a#i.b": [("a", "b")]}),  # cell means around the base cell
+    ("y i.a##i.b || g:", {"i.a#i.b": [("a",), ("b",), ("a", "b")]}),
+    ("y i.a i.a#i.b || g:", {"i.a#i.b": [("b",), ("a", "b")]}),
+    ("y ibn.a, noconstant || g:", {"ibn.a": []}),
+])
+def test_base_cells_depend_on_the_other_terms(command, base):
+    """A cell is a base cell when dropping its base-level factors leaves a term of the model."""
+    spec = parse_stata(command)
+    for call in re.findall(r'fv\("([^"]*)", "([^"]*)"', spec.fixed):
+        if call[0] in base:
+            expected = "|".join("*".join(s) for s in base[call[0]])
+            assert call[1] == expected, (call, expected)
+
+
+@pytest.mark.parametrize("command,expected", [
+    ("y x in 1/10 || g:", (1, 10)), ("y x in 5 || g:", (5, 5)), ("y x in f/l || g:", (1, -1)),
+    ("y x in -10/L || g:", (-10, -1)), ("y x if x > 2 in 1/10 || g:", (1, 10)),
+    ("y x in 1/10 if x > 2 || g:", (1, 10)),
+])
+def test_in_range(command, expected):
+    spec = parse_stata(command)
+    assert spec.in_range == expected
+    assert spec.fixed == "x"
+    if "if" in command:
+        assert spec.subset == "x > 2"
+
+
+def test_in_range_selects_rows():
+    pig = mx.load_dataset("pig")
+    a = mx.mixed("mixed weight week in 1/90 || id:", pig)
+    b = mx.mixed("mixed weight week || id:", pig.iloc[:90])
+    assert a.nobs == 90 and abs(a.llf - b.llf) < 1e-10
+    c = mx.mixed("mixed weight week if week > 2 in 10/-10 || id:", pig)
+    d = mx.mixed("mixed weight week if week > 2 || id:", pig.iloc[9:-9])
+    assert c.nobs == d.nobs and abs(c.llf - d.llf) < 1e-10
+    with pytest.raises(mx.ModelSpecificationError, match="out of range"):
+        mx.mixed("mixed weight week in 1/1000 || id:", pig)
 
 
 def test_no_covariates_gives_empty_fixed():
@@ -610,13 +651,17 @@ def test_same_spec_as_lme4_random_intercept_reml():
         ("mixed weight week || id:, reml, nolog", ["invalid option ','"]),
         ("mixed weight 2week || id:", ["invalid variable name or term '2week'", "'weight 2week'"]),
         ("mixed weight week-1 || id:", ["'week-1'"]),
-        ("mixed weight i.a#c.b || id:", ["interactions are not supported", "'i.a#c.b'"]),
+        ("mixed weight i.a##c.b#c.z || id:", ["cannot mix '#' and '##'"]),
+        ("mixed weight i.a#i.a || id:", ["repeated in the interaction"]),
+        ("mixed weight i(a b).g || id:", ["invalid level 'a'"]),
+        ("mixed weight i.a# || id:", ["invalid interaction"]),
         ("mixed weight x* || id:", ["'x*'"]),
-        ("mixed weight ib(first).g || id:", ["base level 'first'"]),
+        ("mixed weight ib().g || id:", ["invalid base level"]),
         ("mixed i.weight week || id:", ["invalid dependent variable 'i.weight'"]),
         ("mixed , reml || id:", ["missing dependent variable"]),
         ("mixed weight week || id: 2x", ["invalid random-effects variable '2x'", "'|| id: 2x'"]),
-        ("mixed weight week || id: i.x", ["invalid random-effects variable 'i.x'"]),
+        ("mixed weight week || id: i.x", ["must use R. when specifying factor variables"]),
+        ("mixed weight week || id: c.x#i.z", ["must use R."]),
         ("mixed weight week || id: week week", ["repeated"]),
         ("mixed weight week || i d: week", ["invalid level name 'i d'"]),
         ("mixed weight week || 1id: week", ["invalid level name '1id'"]),
@@ -632,8 +677,9 @@ def test_same_spec_as_lme4_random_intercept_reml():
         ("mixed weight week if foo(week) || id:", ["function foo()", "not supported"]),
         ("mixed weight week if week > . || id:", ["missing value"]),
         ("mixed weight week if . || id:", ["missing value"]),
-        ("mixed weight week in 1/10 || id:", ["'in' ranges are not supported"]),
-        ("mixed weight week if week < 3 in 1/10 || id:", ["'in' ranges are not supported"]),
+        ("mixed weight week in 0/10 || id:", ["invalid observation number '0'"]),
+        ("mixed weight week in 1/10 in 2/3 || id:", ["'in' given more than once"]),
+        ("mixed weight week in 1 / 10 || id:", ["needs one range"]),
         ("mixed weight week [aw=n] || id:", ["aweights are not allowed"]),
         ("mixed weight week [fw=n+1] || id:", ["only a variable name is supported"]),
     ],

@@ -21,7 +21,8 @@ from ..spec.model import ModelSpec
 from ..structures.covariance import make_structure
 from .fixed import build_fixed_part, formula_variables, unknown_formula_names
 from .groups import group_codes, level_paths, merge_equations
-from .random import base_matrix, dense_expand, finish_Z, hstack_columns, sparse_expand, uses_sparse_design
+from .random import (base_matrix, dense_expand, effect_column, effect_variables, finish_Z, hstack_columns,
+                     sparse_expand, uses_sparse_design)
 from .types import Block, Design, Level, WorkingFixedPart
 from .validate import (as_plain_numbers, check_columns, check_exact_fit, check_finite, check_group_types,
                        check_identified, check_level_effects, check_numeric)
@@ -38,9 +39,10 @@ def model_variables(spec: ModelSpec, data: pd.DataFrame) -> dict[str, list[str]]
     check_columns(data, fixed_vars, "fixed part")
     re_vars, group_vars, factor_re = [], [], []
     for eq in spec.random:
-        check_columns(data, eq.columns, "random effects at level %s" % eq.level_name)
+        eq_vars = [v for c in eq.columns for v in (effect_variables(c, data.columns) or [c])]
+        check_columns(data, eq_vars, "random effects at level %s" % eq.level_name)
         check_columns(data, eq.group, "grouping variable")
-        re_vars += list(eq.columns)
+        re_vars += eq_vars
         group_vars += list(eq.group)
         if eq.factor is not None:
             check_columns(data, [eq.factor], "R. factor at level %s" % eq.level_name)
@@ -50,7 +52,10 @@ def model_variables(spec: ModelSpec, data: pd.DataFrame) -> dict[str, list[str]]
     check_columns(data, resid_vars, "residuals() option")
     weight_vars = [w.var for w in spec.weights]
     check_columns(data, weight_vars, "weights")
-    return dict(fixed=fixed_vars, factor=sorted(factor_vars), random=re_vars, group=group_vars,
+    offset_vars = effect_variables(spec.offset, data.columns) if spec.offset else []
+    if spec.offset and not offset_vars:
+        raise ModelSpecificationError("offset(%s): no variable of the data in it" % spec.offset)
+    return dict(fixed=fixed_vars, factor=sorted(factor_vars), random=re_vars + offset_vars, group=group_vars,
                 factor_re=factor_re, residual=resid_vars, weights=weight_vars)
 
 
@@ -58,6 +63,8 @@ def select_estimation_rows(spec: ModelSpec, data: pd.DataFrame, used: list[str])
     """Rows selected by the ``if`` condition with no missing value in a used column
     (index: positions in ``data``), and the number dropped for missing values."""
     df = data.set_axis(pd.RangeIndex(len(data)))  # positions; labels restored by the caller
+    if spec.in_range is not None:
+        df = df.iloc[in_range_rows(spec.in_range, len(df))]
     if spec.subset:
         try:
             mask = df.eval(spec.subset)
@@ -92,6 +99,23 @@ def numeric_columns(spec: ModelSpec, v: dict) -> list[str]:
     """The columns used as numbers (made plain float64 by :func:`as_plain_numbers`)."""
     return [spec.response] + v["fixed"] + v["random"] + v["weights"] + \
         ([spec.residual.time] if spec.residual.time else [])
+
+
+def in_range_rows(in_range: tuple[int, int], n: int) -> slice:
+    """Stata's ``in f/l`` as positions of ``n`` rows (1-based, negative from the end)."""
+    first, last = (k if k > 0 else n + 1 + k for k in in_range)
+    if not (1 <= first <= n and 1 <= last <= n):
+        raise ModelSpecificationError("in %d/%d: observation numbers out of range (the data has %d rows)"
+                                      % (in_range[0], in_range[1], n))
+    if last < first:
+        raise ModelSpecificationError("in %d/%d: the range selects no rows" % in_range)
+    return slice(first - 1, last)
+
+
+def with_effect_columns(spec: ModelSpec, df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with a column for each random slope on an expression (``c.x#c.x``, ``I(x^2)``)."""
+    derived = {c for eq in spec.random for c in eq.columns if c not in df.columns}
+    return df.assign(**{c: effect_column(c, df) for c in sorted(derived)}) if derived else df
 
 
 def check_types(spec: ModelSpec, df: pd.DataFrame, v: dict) -> None:
@@ -196,6 +220,7 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
     check_types(spec, df, v)
     df = as_plain_numbers(df, numeric_columns(spec, v))
 
+    df = with_effect_columns(spec, df)
     merged, paths, crossed = level_paths(merge_equations(spec.random), df)
     sparse = crossed or uses_sparse_design(merged)
     check_group_types(df, v["group"] + v["factor_re"])
@@ -204,13 +229,17 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
     row_pos = df.index.to_numpy()
     df = df.reset_index(drop=True)
 
-    y = df[spec.response].to_numpy(dtype=float)
+    offset = effect_column(spec.offset, df, "the offset") if spec.offset else None
+    y = df[spec.response].to_numpy(dtype=float) - (offset if offset is not None else 0.0)
     X, fixed = build_fixed_part(spec, df)
+    if spec.reml and len(df) <= X.shape[1]:
+        raise ModelSpecificationError("REML needs more observations than fixed effects (%d observations, %d "
+                                      "fixed effects after collinear ones are omitted)" % (len(df), X.shape[1]))
     for nm in fixed.omitted:
         warn_user("note: %s omitted because of collinearity" % nm)
     levels, Z = _levels(merged, paths, df, crossed, sparse)
     design = Design(spec, y, X, fixed, levels, Z, data.index[row_pos], row_pos, n_dropped, df,
-                    working_fixed_part(X, y), sparse_re=sparse, crossed_groupings=crossed)
+                    working_fixed_part(X, y), sparse_re=sparse, crossed_groupings=crossed, offset=offset)
     check_identified(design)
     if spec.residual.kind == "independent" and spec.residual.by is None:
         check_exact_fit(design)

@@ -14,14 +14,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import patsy
+from numpy import exp, log, sqrt  # noqa: F401 (R's names, evaluated in formulas)
 
 from ..core.errors import ModelSpecificationError
 from ..spec.model import ModelSpec
+from .names import factor_variable_columns, fv, stata_name, stata_names  # noqa: F401 (fv, stata_name: formulas, callers)
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_FACTOR_NAME = re.compile(r"^C\((?P<var>[A-Za-z_][A-Za-z0-9_]*)(?:,[^\]]*)?\)\[T\.(?P<lev>.*)\]$")
 PATSY_WORDS = {"C", "Q", "Treatment", "Sum", "Poly", "I", "np", "log", "exp", "center", "standardize", "reference",
-               "Diff", "Helmert", "bs", "cr", "cc", "te"}
+               "Diff", "Helmert", "bs", "cr", "cc", "te", "fv", "sqrt", "abs"}
 
 
 def formula_variables(rhs: str, columns) -> tuple[list[str], set[str]]:
@@ -30,29 +31,19 @@ def formula_variables(rhs: str, columns) -> tuple[list[str], set[str]]:
     for m in re.finditer(r"\bQ\(\s*(['\"])(.*?)\1\s*\)", rhs):  # patsy's Q('name with spaces')
         if m.group(2) in columns and m.group(2) not in used:
             used.append(m.group(2))
-    for m in IDENTIFIER.finditer(rhs):
+    for m in IDENTIFIER.finditer(re.sub(r"(['\"]).*?\1", " ", rhs)):  # names inside strings are not columns
         name = m.group(0)
         if name in columns and name not in used:
             used.append(name)
     for m in re.finditer(r"C\(\s*([A-Za-z_][A-Za-z0-9_]*)", rhs):
         in_factor.add(m.group(1))
-    return used, in_factor
+    return used, in_factor | factor_variable_columns(rhs)
 
 
 def unknown_formula_names(rhs: str, columns) -> list[str]:
     """Identifiers of a patsy RHS that are neither columns nor patsy's own words."""
     without_strings = re.sub(r"(['\"]).*?\1", " ", rhs)
     return [t for t in IDENTIFIER.findall(without_strings) if t not in columns and t not in PATSY_WORDS]
-
-
-def stata_name(patsy_name: str) -> str:
-    """patsy column name -> Stata's name (``C(region)[T.2]`` -> ``2.region``)."""
-    if patsy_name == "Intercept":
-        return "_cons"
-    m = _FACTOR_NAME.match(patsy_name)
-    if m:
-        return "%s.%s" % (m.group("lev"), m.group("var"))
-    return patsy_name
 
 
 def patsy_rhs(spec: ModelSpec) -> str:
@@ -72,6 +63,7 @@ def drop_collinear(X: np.ndarray, names: list[str], tol: float = 1e-9) -> np.nda
     Xo = X[:, order]
     norms = np.linalg.norm(Xo, axis=0)
     r = np.abs(np.diag(np.linalg.qr(Xo, mode="r")))
+    r = np.concatenate([r, np.zeros(Xo.shape[1] - r.size)])  # more columns than rows: the rest are dependent
     keep_o = (norms > 0) & (r > tol * np.maximum(norms, 1e-300))
     keep = np.zeros(X.shape[1], dtype=bool)
     keep[np.asarray(order)[keep_o]] = True
@@ -140,7 +132,7 @@ def build_fixed_part(spec: ModelSpec, df: pd.DataFrame, keep_collinear: bool = F
     except (patsy.PatsyError, SyntaxError) as exc:
         raise ModelSpecificationError("cannot build the fixed part %r: %s" % (spec.fixed, exc)) from None
     info = M.design_info
-    names = [stata_name(c) for c in info.column_names]
+    names = stata_names(info.column_names, df)
     order = list(range(len(names)))
     if "_cons" in names:  # Stata lists the constant last
         k = names.index("_cons")

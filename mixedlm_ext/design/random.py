@@ -8,22 +8,62 @@ designs and sparse (CSC) for crossed designs.
 """
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
+import patsy
 import scipy.sparse as sp
+from numpy import exp, log, sqrt  # noqa: F401 (R's names, evaluated in random-effect expressions)
 
+from ..core.errors import ModelSpecificationError
 from ..spec.model import REEquation
+from ..syntax.stata.factor_variables import parse_fv_term
 
 # design.Z stays a dense array while it has at most this many entries (other
 # modules index it); larger crossed designs keep it as a scipy CSC matrix.
 DENSE_Z_MAX_ELEMS = 4_000_000
 
 
+def effect_variables(name: str, columns) -> list[str]:
+    """The data columns a random effect reads: the column ``name`` itself, the
+    variables of a Stata product ``c.x#c.z``, or those of a patsy expression
+    (lme4's ``I(week^2)``)."""
+    if "#" in name:
+        return list(parse_fv_term(name).variables)
+    if re.match(r"[A-Za-z_][A-Za-z0-9_]*\Z", name):
+        return [name]
+    quoted = [m.group(2) for m in re.finditer(r"\bQ\(\s*(['\"])(.*?)\1\s*\)", name)]
+    words = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", re.sub(r"(['\"]).*?\1", " ", name))
+    found = [w for w in quoted + words if w in columns]
+    return list(dict.fromkeys(found)) or ([name] if name in columns else [])
+
+
+def effect_column(name: str, df: pd.DataFrame, what: str = "the random effect") -> np.ndarray:
+    """The values of one random effect (or of an offset: ``what``) on the rows of ``df``
+    (see :func:`effect_variables`)."""
+    if name in df.columns:  # a column (or an expression the design already evaluated)
+        return df[name].to_numpy(dtype=float)
+    if "#" in name:
+        term = parse_fv_term(name)
+        out = np.ones(len(df))
+        for p in term.parts:
+            out = out * df[p.var].to_numpy(dtype=float)
+        return out
+    try:
+        M = np.asarray(patsy.dmatrix("0 + " + name, df, NA_action="raise"), dtype=float)
+    except (patsy.PatsyError, SyntaxError, NameError, TypeError) as exc:
+        raise ModelSpecificationError("cannot evaluate %s %r: %s" % (what, name, exc)) from None
+    if M.shape[1] != 1:
+        raise ModelSpecificationError("%s %r gives %d columns; it must be one numeric column"
+                                      % (what, name, M.shape[1]))
+    return M[:, 0]
+
+
 def base_matrix(eq: REEquation, df: pd.DataFrame) -> np.ndarray:
     """The equation's random-coefficient columns of ``df`` (constant last), ``(n, q)``."""
-    cols = [df[c].to_numpy(dtype=float) for c in eq.columns]
+    cols = [effect_column(c, df) for c in eq.columns]
     if eq.constant or eq.factor is not None:
         cols.append(np.ones(len(df)))
     return np.column_stack(cols) if cols else np.zeros((len(df), 0))

@@ -18,11 +18,12 @@ import scipy.sparse as sp
 
 from ..core.errors import ModelSpecificationError
 from ..core.linalg import group_starts, grouped_crossprod
-from .build import check_types, numeric_columns, select_estimation_rows
+from .build import check_types, numeric_columns, select_estimation_rows, with_effect_columns
 from .groups import group_codes
-from .random import base_matrix, dense_expand
+from .random import base_matrix, dense_expand, effect_column
 from .statistics import KeyedTable, SufficientStatistics
-from .statistics_layout import Scan, StatisticsLayout, fixed_factors, scan_frame, statistics_layout
+from .statistics_layout import (Scan, StatisticsLayout, fixed_factors, random_effect_columns, scan_frame,
+                                statistics_layout)
 from .statistics_residual import residual_table
 from .validate import as_plain_numbers, check_columns, check_group_types
 
@@ -142,7 +143,7 @@ def layout_random_columns(layout: StatisticsLayout, df: pd.DataFrame) -> sp.csr_
 def _panel_checks(layout: StatisticsLayout, df: pd.DataFrame, starts: np.ndarray) -> tuple[dict, dict]:
     """Per panel: extremes of the random-effects variables and of the level weights."""
     lows, highs = {}, {}
-    re_cols = list(dict.fromkeys(layout.variables["random"]))
+    re_cols = random_effect_columns(layout.spec)
     level_w = [w.var for w in layout.spec.weights if w.level is not None]
     for name, cols in (("re", re_cols), ("w", level_w)):
         M = df[cols].to_numpy(dtype=float) if cols else np.zeros((len(df), 0))
@@ -155,7 +156,7 @@ def empty_statistics(layout: StatisticsLayout, n_rows: int, n_dropped: int) -> S
     """The statistics of a chunk without estimation rows."""
     keys = lambda path: layout.meta[list(path)].iloc[:0].reset_index(drop=True)  # noqa: E731
     k, Q, p = layout.k, layout.Q, layout.p_all
-    n_re = len(dict.fromkeys(layout.variables["random"]))
+    n_re = len(random_effect_columns(layout.spec))
     n_w = len([w for w in layout.spec.weights if w.level is not None])
     sums = {"count": np.zeros(0)}
     if not layout.engine_is_crossed and layout.spec.residual.kind == "independent" and layout.spec.residual.by is None:
@@ -180,7 +181,7 @@ def _estimation_frame(layout: StatisticsLayout, data: pd.DataFrame) -> tuple[pd.
         return df, n_dropped
     check_types(spec, df, v)
     check_group_types(df, v["group"] + v["factor_re"])
-    df = as_plain_numbers(df, numeric_columns(spec, v))
+    df = with_effect_columns(spec, as_plain_numbers(df, numeric_columns(spec, v)))
     _check_factor_levels(layout, df)
     proto = layout.fixed.frame
     df = df.assign(**{c: df[c].astype(proto[c].dtype) for c in fixed_factors(spec, layout.meta)
@@ -203,6 +204,8 @@ def chunk_statistics(layout: StatisticsLayout, data: pd.DataFrame) -> Sufficient
     n = len(df)
     X = layout.fixed.matrix(df)
     y = df[spec.response].to_numpy(dtype=float)
+    if spec.offset:  # lme4's offset(): the response minus it, as in memory
+        y = y - effect_column(spec.offset, df, "the offset")
     a = row_weights(layout, df)
     sw = np.ones(n) if a is None else np.sqrt(a)
     b = reference_fit(X * sw[:, None], y * sw)

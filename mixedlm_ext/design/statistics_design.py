@@ -29,6 +29,7 @@ from ..structures.residual.structure import ResidualStructure
 from .build import check_estimation_rows
 from .groups import group_codes
 from .statistics import KeyedTable, SufficientStatistics
+from .statistics_layout import random_effect_columns
 from .statistics_residual import StatisticsResidual
 from .types import Design, Level, WorkingFixedPart
 from .validate import check_effect_extremes, check_identified
@@ -187,7 +188,7 @@ def _level_groups(stats: SufficientStatistics) -> list[tuple[np.ndarray, pd.Data
 def _design_levels(stats: SufficientStatistics, groups, checks: bool = True) -> tuple[Level, ...]:
     layout, panels = stats.layout, stats.panels
     count = panels.sums["count"]
-    re_cols = list(dict.fromkeys(layout.variables["random"]))
+    re_cols = random_effect_columns(layout.spec)
     levels, prev = [], None
     for lvl, (codes, keys) in zip(layout.levels, groups):
         G = len(keys)
@@ -258,6 +259,9 @@ def design_from_statistics(stats: SufficientStatistics, metric: Optional[tuple] 
         check_estimation_rows(spec, stats.n_rows, stats.n, stats.n_dropped)
         metric = statistics_metric(stats)
     fixed, working, M, reference = metric
+    if whole and spec.reml and stats.n <= len(fixed.names):
+        raise ModelSpecificationError("REML needs more observations than fixed effects (%d observations, %d "
+                                      "fixed effects after collinear ones are omitted)" % (stats.n, len(fixed.names)))
     s = stats.in_metric(reference).transformed(M, working.b_ols)
     groups = _level_groups(s)
     levels = _design_levels(s, groups, checks=whole)
@@ -269,7 +273,8 @@ def design_from_statistics(stats: SufficientStatistics, metric: Optional[tuple] 
         s.panels.sums.get("ZtZ"), s.panels.sums.get("ZtW"), cl["WtW"].sum(axis=0),
         sparse_re=layout.sparse, crossed_groupings=layout.crossed, weights=_weights(s, levels, groups),
         n_obs=stats.n, cluster_XYtXY=cl["WtW"], cluster_weight=cl["weight"], residual_table=s.residual,
-        layout_ZtZ=s.layout_ZtZ, layout_ZtXY=s.layout_ZtW, metric=metric)
+        layout_ZtZ=s.layout_ZtZ, layout_ZtXY=s.layout_ZtW, metric=metric,
+        offset=np.zeros(0) if spec.offset else None)
     if whole:
         check_identified(design)
     return design

@@ -24,7 +24,7 @@ import pandas as pd
 from ..core.errors import ModelSpecificationError
 from ..spec.model import ModelSpec
 from ..structures.covariance import make_structure
-from .build import model_variables, select_estimation_rows, used_columns
+from .build import model_variables, select_estimation_rows, used_columns, with_effect_columns
 from .fixed import FixedPart, build_fixed_part
 from .groups import group_codes, level_paths, merge_equations
 from .random import base_matrix, uses_sparse_design
@@ -92,7 +92,7 @@ def needs_group_scan(spec: ModelSpec) -> bool:
     return not prefix_chain or uses_sparse_design(merged)
 
 
-def grouping_columns(spec: ModelSpec) -> list[str]:
+def random_part_columns(spec: ModelSpec) -> list[str]:
     """Every grouping and factor variable of the random part."""
     cols = []
     for eq in spec.random:
@@ -107,7 +107,7 @@ def scan_frame(spec: ModelSpec, data: pd.DataFrame, factors: Optional[list] = No
     df, _ = select_estimation_rows(spec, data, used_columns(spec, v))
     factors = factor_variables(spec, data) if factors is None else factors
     values = {c: pd.Series(pd.unique(df[c].to_numpy()), name=c) for c in factors}
-    groups = df[grouping_columns(spec)].drop_duplicates(ignore_index=True) if needs_group_scan(spec) else None
+    groups = df[random_part_columns(spec)].drop_duplicates(ignore_index=True) if needs_group_scan(spec) else None
     return Scan(values, groups)
 
 
@@ -219,11 +219,22 @@ class StatisticsLayout:
 
 
 def _check_transforms(spec: ModelSpec) -> None:
+    if spec.in_range is not None:
+        raise ModelSpecificationError("in %d/%d selects rows by their position in the whole data, which "
+                                      "chunks do not know; out of core, select rows with if" % spec.in_range)
+    if re.search(r"\bib\(freq\)\.", spec.fixed):
+        raise ModelSpecificationError("ib(freq). takes the most frequent level as base, which needs the whole "
+                                      "sample's counts; out of core, give the base level (ib#. or ib(first).)")
     for name in STATEFUL_TRANSFORMS:
         if re.search(r"\b%s\s*\(" % name, spec.fixed):
             raise ModelSpecificationError(
                 "the fixed part uses %s(), whose value depends on the whole sample: it cannot be computed "
                 "chunk by chunk (out of core); compute the column beforehand" % name)
+
+
+def random_effect_columns(spec: ModelSpec) -> list[str]:
+    """The random-effects columns of every equation (variables or expressions), once."""
+    return list(dict.fromkeys(c for eq in spec.random for c in eq.columns))
 
 
 def _layout_levels(spec: ModelSpec, proto: pd.DataFrame, scan: Scan) -> tuple[tuple[LevelLayout, ...], bool, bool]:
@@ -273,6 +284,6 @@ def statistics_layout(spec: ModelSpec, meta: pd.DataFrame, scan: Optional[Scan] 
         raise ValueError("this model needs the combinations of its grouping variables (scan_frame)")
     proto = _prototype(meta[used], scan.values)
     _, fixed = build_fixed_part(spec, proto, keep_collinear=True)
-    levels, crossed, sparse = _layout_levels(spec, proto, scan)
+    levels, crossed, sparse = _layout_levels(spec, with_effect_columns(spec, proto), scan)
     kind = weight_kind(spec, sparse, list(levels))
     return StatisticsLayout(spec, v, tuple(used), fixed, levels, crossed, sparse, kind, meta[used].iloc[:0])

@@ -119,6 +119,7 @@ class Design:
     sparse_re: bool = False  # random effects through the crossed engine (crossed groupings, R.x at _all)
     crossed_groupings: bool = False  # groupings that do not nest
     weights: Optional[object] = field(repr=False, default=None)  # weights.WeightInfo
+    offset: Optional[np.ndarray] = field(repr=False, default=None)  # lme4's offset(): y is the response minus it
 
     holds_rows = True  # the rows are here (a design from sufficient statistics has none)
 

@@ -144,7 +144,8 @@ class PostestimationMixin:
 
     # -- predict --------------------------------------------------------------------
     def predict(self, data: Optional[pd.DataFrame] = None, kind: str = "fitted",
-                relevel: Optional[str] = None, exog=None, **kwargs):
+                relevel: Optional[str] = None, exog=None, *, newdata: Optional[pd.DataFrame] = None,
+                re_form=None, **kwargs):
         """Stata's ``predict`` after ``mixed``.
 
         Parameters
@@ -171,8 +172,14 @@ class PostestimationMixin:
               comparative (prediction-error) variance, as Stata's ``reses``.
         relevel : str, optional
             A level name (``"region"``); see ``kind``.
-        exog : pandas.DataFrame, optional
-            Alias of ``data`` (statsmodels' name).
+        exog, newdata : pandas.DataFrame, optional
+            Aliases of ``data`` (statsmodels' and lme4's names).
+        re_form : optional
+            lme4's ``re.form``: ``None`` (default) uses every random effect;
+            an NA-like value (``np.nan``, ``pd.NA``, ``"NA"``, ``"~0"``, ``0``)
+            none, as ``kind="xb"``; a formula of random-effects terms of the
+            model (``"~(1 | subject)"``) only those terms.  For ``fitted``
+            and ``residuals``.
 
         Returns
         -------
@@ -193,8 +200,7 @@ class PostestimationMixin:
             of row labels whose group was not seen (an empty tuple when all
             were); :meth:`unseen_groups` gives the same as a boolean table.
         """
-        if exog is not None and data is None:
-            data = exog
+        data = next((d for d in (data, exog, newdata) if d is not None), None)
         check_kind(kind, kwargs)
         est = self._pe_estimates
         if data is None and not est.design.holds_rows:  # fitted from statistics: the data given to the fit
@@ -204,9 +210,9 @@ class PostestimationMixin:
         tables = prediction_tables(est.layout, {} if kind in ("xb", "stdp") else self._pe_blups, kind)
         if is_dask_frame(data):  # partition by partition, on the workers
             relevel_index(est.design, relevel)
-            meta = predict_rows(frame_meta(data), est, tables, kind, relevel)
-            return map_frame(data, predict_rows, est, tables, kind, relevel, meta=meta)
-        return predict_rows(data, est, tables, kind, relevel)
+            meta = predict_rows(frame_meta(data), est, tables, kind, relevel, re_form)
+            return map_frame(data, predict_rows, est, tables, kind, relevel, re_form, meta=meta)
+        return predict_rows(data, est, tables, kind, relevel, re_form)
 
     def unseen_groups(self, data: pd.DataFrame) -> pd.DataFrame:
         """Which rows of ``data`` belong to groups not in the estimation sample.

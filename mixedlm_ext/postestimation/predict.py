@@ -18,7 +18,9 @@ from typing import Optional, Union
 import numpy as np
 import pandas as pd
 
+from ..design.random import effect_column, effect_variables
 from ..design.types import Design
+from ..syntax.lme4 import parse_lme4
 from .estimates import Estimates
 from .terms import TermLayout, require_columns
 
@@ -31,6 +33,55 @@ def check_kind(kind: str, unexpected: dict) -> None:
         raise TypeError("predict() got unexpected argument(s): %s" % ", ".join(unexpected))
     if kind not in KINDS:
         raise ValueError("kind must be one of %s, got %r" % (", ".join(KINDS), kind))
+
+
+def _is_na(value) -> bool:
+    if isinstance(value, str):
+        return value.replace(" ", "") in ("NA", "~0", "0", "~-1")
+    if isinstance(value, bool) or value is pd.NA:
+        return value is pd.NA or value is False
+    try:
+        return bool(value == 0) or bool(np.isnan(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def re_form_blocks(layout: TermLayout, re_form) -> Optional[tuple]:
+    """lme4's ``re.form``: None (every term), ``()`` (none: NA, ``~0``) or the
+    blocks (``(term key, block position)``) of the formula's terms."""
+    if re_form is None:
+        return None
+    if _is_na(re_form):
+        return ()
+    if not isinstance(re_form, str):
+        raise TypeError("re_form must be None, an NA-like value or a formula such as '~(1 | g)', got %r"
+                        % (re_form,))
+    wanted = parse_lme4("_y ~ 0 + " + re_form.strip().lstrip("~")).random
+    out = []
+    for eq in wanted:
+        hits = [(t.key, k) for t in layout.terms for k, (blk, _) in enumerate(t.blocks)
+                if blk.equation.group == eq.group and set(blk.equation.columns) == set(eq.columns)
+                and blk.equation.constant == eq.constant]
+        if not hits:
+            raise ValueError("re_form: the term (%s | %s) is not a random-effects term of the model"
+                             % (" + ".join(("1",) * eq.constant + eq.columns) or "0", ":".join(eq.group) or "_all"))
+        out += hits
+    return tuple(out)
+
+
+def only_blocks(layout: TermLayout, b: dict[str, np.ndarray], blocks: tuple) -> dict[str, np.ndarray]:
+    """The BLUP tables ``b`` with every block not in ``blocks`` set to zero."""
+    out = {}
+    for t in layout.terms:
+        vals = np.array(b[t.key], copy=True)
+        col = 0
+        for k, (blk, _) in enumerate(t.blocks):
+            width = vals.shape[1] if t.expanded else blk.q
+            if (t.key, k) not in blocks:
+                vals[:, col:col + width] = 0.0
+            col += width
+        out[t.key] = vals
+    return out
 
 
 def relevel_index(design: Design, relevel: Optional[str]) -> int:
@@ -66,6 +117,15 @@ class PredictionRows:
         """``X`` of the rows (new data: the estimation sample's coding)."""
         return design.X if self.estimation else design.fixed.matrix(self.frame)
 
+    def offset(self, design: Design) -> np.ndarray:
+        """lme4's ``offset()`` of the rows (0 without one)."""
+        if design.offset is None:
+            return np.zeros(len(self.frame))
+        if self.estimation:
+            return design.offset
+        require_columns(self.frame, effect_variables(design.spec.offset, design.data.columns), "offset")
+        return effect_column(design.spec.offset, self.frame, "the offset")
+
     def finish(self, obj: Union[pd.Series, pd.DataFrame], unseen: dict):
         """The result in its documented order, with ``attrs["unseen"]``."""
         if self.estimation and pd.api.types.is_integer_dtype(obj.index.dtype) and obj.index.is_unique:
@@ -80,7 +140,7 @@ def fixed_prediction(est: Estimates, rows: PredictionRows, kind: str) -> pd.Seri
     if kind == "stdp":
         val = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", X, est.cov_beta, X), 0.0, None))
     else:
-        val = X @ est.beta
+        val = X @ est.beta + rows.offset(est.design)
     return rows.finish(pd.Series(val, index=rows.index, name=kind), {})
 
 
@@ -102,7 +162,7 @@ def fitted_prediction(est: Estimates, b: dict[str, np.ndarray], rows: Prediction
     """``fitted``, ``residuals`` or ``rstandard`` with the BLUPs ``b`` (per term,
     :meth:`TermLayout.tables`) of the levels ``<= upto``."""
     layout = est.layout
-    xb = rows.fixed_design(est.design) @ est.beta
+    xb = rows.fixed_design(est.design) @ est.beta + rows.offset(est.design)
     term_rows = layout.rows(rows.frame, estimation=rows.estimation)
     unseen = {t.key: tuple(rows.index[term_rows[t.key].pos < 0])
               for t in layout.terms if t.level_index <= upto}
@@ -111,8 +171,8 @@ def fitted_prediction(est: Estimates, b: dict[str, np.ndarray], rows: Prediction
     if kind == "fitted":
         return rows.finish(pd.Series(fit, index=rows.index, name="fitted"), unseen)
     yname = est.design.spec.response
-    if rows.estimation:
-        y = est.design.y
+    if rows.estimation:  # the design's y is the response minus the offset
+        y = est.design.y + rows.offset(est.design)
     else:
         require_columns(rows.frame, [yname], "dependent variable (needed for %s)" % kind)
         y = rows.frame[yname].to_numpy(dtype=float)
@@ -159,13 +219,17 @@ def prediction_tables(layout: TermLayout, blups: dict, kind: str) -> dict[str, d
 
 
 def predict_rows(data: Optional[pd.DataFrame], est: Estimates, tables: dict, kind: str,
-                 relevel: Optional[str] = None):
+                 relevel: Optional[str] = None, re_form=None):
     """Stata's ``predict`` of one kind for the rows of ``data`` (None: the estimation
-    sample), from the estimates and the BLUP tables of :func:`prediction_tables`."""
+    sample), from the estimates and the BLUP tables of :func:`prediction_tables`
+    (``re_form``: lme4's, see :func:`re_form_blocks`)."""
     rows = PredictionRows.of(est.design, data)
     upto = relevel_index(est.design, relevel)
-    if kind in ("xb", "stdp"):
-        return fixed_prediction(est, rows, kind)
+    blocks = re_form_blocks(est.layout, re_form)
+    if kind in ("xb", "stdp") or (blocks == () and kind == "fitted"):
+        return fixed_prediction(est, rows, kind).rename("fitted" if kind == "fitted" else kind)
+    if blocks is not None and kind in ("fitted", "residuals"):
+        return fitted_prediction(est, only_blocks(est.layout, tables["b"], blocks), rows, kind, upto)
     if kind in ("reffects", "reses"):
         values = tables["b" if kind == "reffects" else "comp"]
         return reffects_prediction(est.layout, values, rows, kind, upto if relevel is not None else None)

@@ -20,7 +20,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from ..design.random import base_matrix
+from ..design.random import base_matrix, effect_variables
 from ..design.types import Block, Design
 from .blups import LevelBLUP
 
@@ -165,7 +165,8 @@ class TermLayout:
                 continue
             cols += list(lvl.path)
             for blk in lvl.blocks:
-                cols += list(blk.equation.columns) + list(blk.expand_by or ())
+                cols += [v for c in blk.equation.columns for v in effect_variables(c, self.design.data.columns)]
+                cols += list(blk.expand_by or ())
         return list(dict.fromkeys(cols))
 
     def table(self, t: RandomEffectsTerm, blup: LevelBLUP, which: str) -> tuple[pd.Index, np.ndarray]:
@@ -224,7 +225,8 @@ class TermLayout:
             g = level_pos[t.level_index]
             Zs = []
             for blk, _ in t.blocks:
-                require_columns(frame, blk.equation.columns, "random effects of level %s" % lvl.label)
+                needed = [v for c in blk.equation.columns for v in effect_variables(c, self.design.data.columns)]
+                require_columns(frame, needed, "random effects of level %s" % lvl.label)
                 Zs.append(base_matrix(blk.equation, frame))
             Zt = np.column_stack(Zs) if Zs else np.zeros((n, 0))
             if t.expanded:

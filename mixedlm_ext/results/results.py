@@ -10,6 +10,8 @@ import statsmodels.base.wrapper as wrap
 from scipy import stats
 from statsmodels.base.model import LikelihoodModelResults, LikelihoodResultsWrapper
 
+from ..core.keywords import check_keywords
+from ..design.names import coefficient_rows
 from ..inference.setup import InferenceMixin, InferenceSetup  # vce(), dfmethod(): t/F tests, robust SEs
 from ..fit.optimizer import near_bound
 from ..inference.vc import to_sd_metric, vc_confint
@@ -20,6 +22,10 @@ def is_singular_fit(objective, theta: np.ndarray, tol: float = 1e-4) -> bool:
     """Whether a random-effects covariance parameter is within ``tol`` of its bound."""
     k = objective.n_theta_re
     return bool(near_bound(np.asarray(theta)[:k], objective.theta_bounds()[:k], tol).any())
+
+
+SUMMARY_OPTIONS = ("noretable", "nofetable", "nolrtest", "nogroup", "noheader", "baselevels", "allbaselevels",
+                   "noomitted", "vsquish")
 
 
 class LRTestResult(NamedTuple):
@@ -47,7 +53,9 @@ class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResu
     """
 
     def __init__(self, model, params, inference: InferenceSetup, *, opt, profile, level: float = 95.0):
-        super().__init__(model, params, normalized_cov_params=inference.cov, scale=1.0)
+        # statsmodels' spelling: scale is the residual variance (cov_params() = normalized_cov_params * scale)
+        scale = profile.sigma2 if profile.sigma2 > 0 else 1.0
+        super().__init__(model, params, normalized_cov_params=inference.cov / scale, scale=scale)
         self.opt = opt
         self.profile = profile
         self.level = level
@@ -96,6 +104,14 @@ class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResu
         c = np.asarray(self.cov_params())[: self.k_fe, : self.k_fe]
         names = self.model.design.fe_names
         return pd.DataFrame(c, index=names, columns=names)
+
+    def coefficient_rows(self) -> list:
+        """Every row Stata's coefficient table can show, in order: the estimated
+        coefficients, the base cells of factor variables (``1b.region``, shown
+        with ``baselevels``) and the columns omitted for collinearity, each a
+        :class:`~mixedlm_ext.design.names.CoefficientRow`."""
+        part = self.model.design.fixed
+        return coefficient_rows(part.design_info.column_names, part.frame, part.omitted)
 
     def conf_int(self, alpha: float = 0.05):
         """Confidence intervals: normal for fixed effects, Stata's transformed
@@ -181,28 +197,73 @@ class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResu
 
     # -- groups ----------------------------------------------------------------------
     def estat_group(self) -> pd.DataFrame:
-        """Per level: number of groups and min/avg/max observations per group."""
+        """Per level: number of groups and min/avg/max observations per group.
+
+        A level ``_all`` (crossed effects) is one group holding every row,
+        followed by one row per crossed factor (its levels and the
+        observations per level)."""
         rows = {}
+        data = self.model.design.data
         for lvl in self.model.design.levels:
+            sizes = {lvl.label if lvl.path else "_all": lvl.sizes()}
             if not lvl.path:
-                continue
-            s = lvl.sizes()
-            rows[lvl.label] = {"n_groups": lvl.n_groups, "min": int(s.min()), "avg": float(s.mean()), "max": int(s.max())}
+                for blk in lvl.blocks:
+                    if blk.expand_by:
+                        counts = data.groupby(list(blk.expand_by), sort=True, observed=True).size()
+                        sizes.setdefault(":".join(blk.expand_by), counts.to_numpy())
+            for label, s in sizes.items():
+                rows[label] = {"n_groups": len(s), "min": int(s.min()), "avg": float(s.mean()), "max": int(s.max())}
         df = pd.DataFrame.from_dict(rows, orient="index", columns=["n_groups", "min", "avg", "max"])
         df.index.name = "level"
         return df
 
     # -- output ----------------------------------------------------------------------
-    def summary(self, stddeviations: Optional[bool] = None, level: Optional[float] = None, **opts):
-        """Stata-style output (print it)."""
+    def summary(self, style: str = "stata", stddeviations: Optional[bool] = None, level: Optional[float] = None,
+                **opts):
+        """The fit's output (print it; ``as_latex()``, ``as_html()``, ``tables`` export it).
+
+        ``style="stata"`` (default): Stata's ``mixed`` layout, with its display
+        options (``stddeviations``, ``level``, ``noretable``, ``nofetable``,
+        ``nolrtest``, ``nogroup``, ``noheader``, ``baselevels``,
+        ``allbaselevels``, ``noomitted``, ``vsquish``).  ``style="lme4"``:
+        lme4's ``summary()`` (REML criterion or AIC table, scaled residuals,
+        random effects with Variance/Std.Dev./Corr, fixed effects with t
+        values, correlation of fixed effects).
+        """
+        from .lme4_style import Lme4Summary
         from .summary import StataSummary
 
+        if style == "lme4":
+            check_keywords(opts, (), "summary(style='lme4')")
+            return Lme4Summary(self, self.model.formula or self.model.spec.response)
+        if style != "stata":
+            raise ValueError("style must be 'stata' or 'lme4', got %r" % (style,))
+        check_keywords(opts, SUMMARY_OPTIONS, "summary()")
         o = self.model.spec.option_dict
         if stddeviations is None:
             stddeviations = bool(o.get("stddeviations", False))
-        for key in ("noretable", "nofetable", "nolrtest", "nogroup", "noheader"):
+        for key in SUMMARY_OPTIONS:
             opts.setdefault(key, bool(o.get(key, False)))
         return StataSummary(self, stddeviations=stddeviations, level=level or self.level, **opts)
+
+    def ranef(self) -> dict:
+        """lme4's ``ranef()``: grouping name (``subject``, ``cask:batch``) -> BLUPs,
+        ``(Intercept)`` first (see :mod:`~mixedlm_ext.results.lme4_style`)."""
+        from .lme4_style import ranef
+
+        return ranef(self)
+
+    def fixef(self) -> pd.Series:
+        """lme4's ``fixef()``: the fixed effects with ``(Intercept)`` first."""
+        from .lme4_style import fixef
+
+        return fixef(self)
+
+    def VarCorr(self):  # noqa: N802 (lme4's name)
+        """lme4's ``VarCorr()``: covariance matrices per grouping, ``sigma``, ``frame``."""
+        from .lme4_style import varcorr
+
+        return varcorr(self)
 
     def is_singular(self, tol: float = 1e-4) -> bool:
         """lme4's ``isSingular``: some random-effects covariance matrix is singular

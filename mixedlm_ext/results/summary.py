@@ -1,213 +1,335 @@
-"""Stata-style text output for :class:`MixedLMExtResults`."""
+"""Stata-style output for :class:`MixedLMExtResults`: ``print(res.summary())``.
+
+:class:`StataSummary` lays the output out as Stata's ``mixed`` prints it
+(header, group table, coefficient table with factor variables grouped under
+their heading, random-effects table, LR test) and keeps the same blocks as
+SimpleTables for export (``as_latex()``, ``as_html()``, ``tables``).
+
+Stata's display options: ``baselevels`` shows the base levels of factor
+variables (``1  |  0  (base)``) and of interactions whose base is not
+implied by their lower-order terms, ``allbaselevels`` every base cell,
+``noomitted`` hides the columns omitted for collinearity, ``vsquish`` drops
+the blank lines around factor-variable blocks.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 from scipy import stats
 
+from .tables import TabularSummary, fmt_g, fmt_ll, simple_table
 
-def fmt_g(x: float, width: int = 9) -> str:
-    """Stata's ``%9.0g`` as it prints coefficient tables: 7 digits, no leading zero."""
-    if x is None or not np.isfinite(x):
-        return "."
-    if x == 0:
-        return "0"
-    ax = abs(x)
-    if ax >= 1e7 or ax < 1e-5:
-        s = "%.2e" % x if width <= 9 else "%.3e" % x
-        return s
-    int_digits = len(str(int(ax))) if ax >= 1 else 0
-    dec = max(0, 7 - int_digits)
-    s = "%.*f" % (dec, x)
-    if "." in s:
-        s = s.rstrip("0").rstrip(".")
-    if s.startswith("0."):
-        s = s[1:]
-    elif s.startswith("-0."):
-        s = "-" + s[2:]
-    return s
+RULE = "-" * 78
 
 
-def fmt_ll(x: float) -> str:
-    """Log likelihoods: 8 significant digits."""
-    s = "%.8g" % x
-    return s
+@dataclass(frozen=True)
+class TableRow:
+    """One line of a coefficient table: a heading, a coefficient, or a base/omitted cell."""
+
+    label: str
+    values: Optional[tuple[str, ...]] = None  # formatted cells; None for a heading
+    note: str = ""  # "(base)" or "(omitted)"
+    under_heading: bool = False  # a level row of a factor-variable block
 
 
-class StataSummary:
+def wrap_label(label: str, width: int = 12) -> list[str]:
+    """A long interaction label split after its ``#`` signs, as Stata wraps it."""
+    if len(label) <= width or "#" not in label:
+        return [label[-width:]]
+    lines, cur = [], ""
+    for piece in [p + "#" for p in label.split("#")[:-1]] + [label.split("#")[-1]]:
+        if cur and len(cur + piece) > width:
+            lines.append(cur)
+            cur = piece
+        else:
+            cur += piece
+    return lines + [cur]
+
+
+def label_lines(row: TableRow) -> list[str]:
+    """The stub lines of a row: ``"%12s |"``, a level label indented as Stata's."""
+    if row.under_heading:
+        return ["%11s  |" % row.label[-11:]]
+    parts = wrap_label(row.label)
+    return ["%13s|" % p for p in parts[:-1]] + ["%12s |" % parts[-1]]
+
+
+def table_lines(rows: list[TableRow]) -> list[str]:
+    """Stata's text of coefficient rows (values right of the stub)."""
+    out = []
+    for row in rows:
+        stub = label_lines(row)
+        if row.values is None and not row.note:
+            out += stub
+        elif row.note:
+            out += stub[:-1] + ["%s %10s  %s" % (stub[-1], "0", row.note)]
+        else:
+            v = row.values
+            out += stub[:-1] + ["%s %10s %10s %8s %7s    %10s  %10s" % ((stub[-1],) + tuple(v))]
+    return out
+
+
+class StataSummary(TabularSummary):
     """The printed output of a fit, laid out as Stata's ``mixed`` prints it."""
 
     def __init__(self, res, *, stddeviations=False, level=95.0, noretable=False, nofetable=False,
-                 nolrtest=False, nogroup=False, noheader=False):
+                 nolrtest=False, nogroup=False, noheader=False, baselevels=False, allbaselevels=False,
+                 noomitted=False, vsquish=False):
         self.res = res
         self.stddeviations = stddeviations
         self.level = level
         self.noretable, self.nofetable = noretable, nofetable
         self.nolrtest, self.nogroup, self.noheader = nolrtest, nogroup, noheader
+        self.baselevels, self.allbaselevels = baselevels, allbaselevels
+        self.noomitted, self.vsquish = noomitted, vsquish
+        lines, tables = [], []
+        if not noheader:
+            head, head_tables = self._header()
+            lines += head + [""]
+            tables += head_tables
+        if not nofetable:
+            rows = self.fe_rows()
+            lines += self._fe_text(rows)
+            tables.append(self._fe_table(rows))
+        show_re = not noretable and res.model.objective.n_natural
+        if show_re:
+            re_rows = self._re_rows()
+            lines += self._re_text(re_rows)
+            shown = [r for r in re_rows if r[2] is not None or r[0] is not None]
+            tables.append(simple_table([r[2] or [""] * 4 for r in shown],
+                                       ["Estimate", self._se_label(), "[%g%% conf." % level, "interval]"],
+                                       [r[1] if r[2] is None else "  " + r[1] for r in shown],
+                                       "Random-effects parameters"))
+        notes = self._lr_line() if show_re and self._has_lr_test() else []
+        lines += notes
+        extra = self._notes()
+        if extra:
+            lines += [""] + extra
+        super().__init__("\n".join(lines), tables, notes + extra)
 
-    # ---------------------------------------------------------------------------
-    def _header(self) -> list[str]:
+    # -- header ------------------------------------------------------------------------
+    def _header_pairs(self) -> list[tuple[str, str]]:
+        """The header's numbers as (label, value), in Stata's order."""
         r = self.res
-        d = r.model.design
-        title = "Mixed-effects %s regression" % r.method
-        lines = []
-        right = []
+        pairs = [("Number of obs", "{:,}".format(r.nobs))]
         grp = r.estat_group()
-        levels = [l for l in d.levels if l.path]
-        llab = "Log restricted-likelihood" if r.reml else "Log likelihood"
-        if r.is_pseudo:  # sampling weights
-            llab = "Log pseudolikelihood"
-        left_ll = "%s = %s" % (llab, fmt_ll(r.llf))
+        if len(grp) == 1 and not self.nogroup:
+            g = grp.iloc[0]
+            pairs += [("Group variable", str(grp.index[0])), ("Number of groups", "{:,}".format(int(g["n_groups"]))),
+                      ("Obs per group: min", "{:,}".format(int(g["min"]))), ("Obs per group: avg", "%.1f" % g["avg"]),
+                      ("Obs per group: max", "{:,}".format(int(g["max"])))]
+        ss, w = r.small_sample, r.wald_chi2
+        if ss is not None:
+            pairs += [("DF method", ss.label), ("DF: min", "%.2f" % ss.df.min()), ("DF: avg", "%.2f" % ss.df.mean()),
+                      ("DF: max", "%.2f" % ss.df.max())]
+            f = r.ftest_model
+            if f is not None:
+                pairs += [("F(%d, %.2f)" % (f.df_num, f.df_denom), "%.2f" % f.statistic),
+                          ("Prob > F", "%.4f" % f.pvalue)]
+        elif w is not None:
+            pairs += [("Wald chi2(%d)" % w.df, "%.2f" % w.statistic), ("Prob > chi2", "%.4f" % w.pvalue)]
+        pairs.append((self._ll_label(), fmt_ll(r.llf)))
+        return pairs
+
+    def _ll_label(self) -> str:
+        if self.res.is_pseudo:  # sampling weights
+            return "Log pseudolikelihood"
+        return "Log restricted-likelihood" if self.res.reml else "Log likelihood"
+
+    def _header(self) -> tuple[list[str], list]:
+        r = self.res
+        title = "Mixed-effects %s regression" % r.method
+        vals = dict(self._header_pairs())
 
         def kv(k, v):
             return "%-16s = %10s" % (k, v)
 
-        right.append(kv("Number of obs", "{:,}".format(r.nobs)))
-        if len(levels) == 1 and not self.nogroup:
-            g = grp.iloc[0]
-            lines.append("%-49s%s" % (title, right[0]))
-            lines.append("%-49s%s" % ("Group variable: %s" % grp.index[0], kv("Number of groups", "{:,}".format(int(g["n_groups"])))))
-            lines.append("%-49s%s" % ("", "Obs per group:"))
-            lines.append("%-49s%s" % ("", "%16s = %10s" % ("min", "{:,}".format(int(g["min"])))))
-            lines.append("%-49s%s" % ("", "%16s = %10s" % ("avg", "%.1f" % g["avg"])))
-            lines.append("%-49s%s" % ("", "%16s = %10s" % ("max", "{:,}".format(int(g["max"])))))
+        lines = ["%-49s%s" % (title, kv("Number of obs", vals["Number of obs"]))]
+        grp = r.estat_group()
+        if "Group variable" in vals:
+            lines += ["%-49s%s" % ("Group variable: %s" % vals["Group variable"],
+                                   kv("Number of groups", vals["Number of groups"])),
+                      "%-49s%s" % ("", "Obs per group:")]
+            lines += ["%-49s%16s = %10s" % ("", k, vals["Obs per group: " + k]) for k in ("min", "avg", "max")]
         else:
-            lines.append("%-49s%s" % (title, right[0]))
-            if levels and not self.nogroup:
-                lines.append("")
-                lines.append("-" * 61)
-                lines.append("                |     No. of       Observations per group")
-                lines.append(" Group variable |     groups    Minimum    Average    Maximum")
-                lines.append("----------------+--------------------------------------------")
-                for name, g in grp.iterrows():
-                    lines.append("%15s |%11s%11s%11s%11s" % (name[-15:], "{:,}".format(int(g["n_groups"])),
-                                                            "{:,}".format(int(g["min"])), "%.1f" % g["avg"],
-                                                            "{:,}".format(int(g["max"]))))
-                lines.append("-" * 61)
+            if len(grp) and not self.nogroup:
+                lines += [""] + self._group_lines(grp)
             lines.append("")
-        ss = r.small_sample
-        w = r.wald_chi2
+        lines += self._test_lines(kv)
+        if r.vce != "oim":
+            lines.append("%78s" % "(Std. err. adjusted for {:,} clusters in {})".format(r.n_clusters,
+                                                                                          r.cluster_label))
+        pairs = self._header_pairs()
+        tables = [simple_table([[v] for _, v in pairs], None, [k for k, _ in pairs], title)]
+        if len(grp) > 1 and not self.nogroup:
+            tables.append(simple_table([["{:,}".format(int(g["n_groups"])), "{:,}".format(int(g["min"])),
+                                         "%.1f" % g["avg"], "{:,}".format(int(g["max"]))] for _, g in grp.iterrows()],
+                                       ["No. of groups", "Minimum", "Average", "Maximum"],
+                                       [str(i) for i in grp.index], "Observations per group"))
+        return lines, tables
+
+    @staticmethod
+    def _group_lines(grp) -> list[str]:
+        lines = ["-" * 61, "                |     No. of       Observations per group",
+                 " Group variable |     groups    Minimum    Average    Maximum",
+                 "----------------+--------------------------------------------"]
+        for name, g in grp.iterrows():
+            lines.append("%15s |%11s%11s%11s%11s" % (str(name)[-15:], "{:,}".format(int(g["n_groups"])),
+                                                    "{:,}".format(int(g["min"])), "%.1f" % g["avg"],
+                                                    "{:,}".format(int(g["max"]))))
+        return lines + ["-" * 61]
+
+    def _test_lines(self, kv) -> list[str]:
+        r = self.res
+        left_ll = "%s = %s" % (self._ll_label(), fmt_ll(r.llf))
+        ss, w = r.small_sample, r.wald_chi2
         if ss is not None:  # dfmethod(): DF summary and the model F test
             df = ss.df
-            lines.append("%-49s%-4s%12s = %10s"
-                         % ("DF method: %s" % ss.label, "DF:", "min", "%.2f" % df.min()))
-            lines.append("%-49s%-4s%12s = %10s" % ("", "", "avg", "%.2f" % df.mean()))
-            lines.append("%-49s%-4s%12s = %10s" % ("", "", "max", "%.2f" % df.max()))
+            lines = ["%-49s%-4s%12s = %10s" % ("DF method: %s" % ss.label, "DF:", "min", "%.2f" % df.min()),
+                     "%-49s%-4s%12s = %10s" % ("", "", "avg", "%.2f" % df.mean()),
+                     "%-49s%-4s%12s = %10s" % ("", "", "max", "%.2f" % df.max())]
             f = r.ftest_model
-            if f is not None:
-                fk = "F(%d, %.2f)" % (f.df_num, f.df_denom)
-                lines.append("%-49s%s" % ("", kv(fk, "%.2f" % f.statistic)))
-                lines.append("%-49s%s" % (left_ll, kv("Prob > F", "%.4f" % f.pvalue)))
-            else:
-                lines.append(left_ll)
-        elif w is not None:
-            lines.append("%-49s%s" % ("", kv("Wald chi2(%d)" % w.df, "%.2f" % w.statistic)))
-            lines.append("%-49s%s" % (left_ll, kv("Prob > chi2", "%.4f" % w.pvalue)))
-        else:
-            lines.append(left_ll)
-        if r.vce != "oim":
-            note = "(Std. err. adjusted for {:,} clusters in {})".format(r.n_clusters, r.cluster_label)
-            lines.append("%78s" % note)
-        return lines
+            if f is None:
+                return lines + [left_ll]
+            return lines + ["%-49s%s" % ("", kv("F(%d, %.2f)" % (f.df_num, f.df_denom), "%.2f" % f.statistic)),
+                            "%-49s%s" % (left_ll, kv("Prob > F", "%.4f" % f.pvalue))]
+        if w is not None:
+            return ["%-49s%s" % ("", kv("Wald chi2(%d)" % w.df, "%.2f" % w.statistic)),
+                    "%-49s%s" % (left_ll, kv("Prob > chi2", "%.4f" % w.pvalue))]
+        return [left_ll]
 
-    def _fe_table(self) -> list[str]:
+    # -- fixed effects -------------------------------------------------------------------
+    def _se_label(self) -> str:
+        return "Robust std. err." if self.res.vce != "oim" else "Std. err."
+
+    def _shown(self, row) -> bool:
+        if row.status == "base":
+            return self.allbaselevels or (self.baselevels and not row.inferable)
+        return not (row.status == "omitted" and self.noomitted)
+
+    def fe_rows(self) -> list[TableRow]:
+        """The coefficient table's rows, factor variables grouped under their heading."""
         r = self.res
-        dep = r.model.spec.response
         ss = r.small_sample  # dfmethod(): t with per-coefficient DF
-        dfs = ss.df if ss is not None else np.full(len(r.fe_params), np.inf)
-        robust = r.vce != "oim"
-        lines = ["-" * 78]
-        if robust:
-            lines.append("%12s |               Robust" % "")
-        lines += ["%12s | Coefficient  %s.      %s    P>|%s|     [%g%% conf. interval]"
-                  % (dep[-12:], "std. err" if robust else "Std. err", "t" if ss is not None else "z",
-                     "t" if ss is not None else "z", self.level),
-                  "-" * 13 + "+" + "-" * 64]
-        for name, b, s, dfk in zip(r.fe_params.index, r.fe_params.values, r.bse_fe.values, dfs):
-            z = stats.t.ppf(0.5 + self.level / 200.0, dfk)
-            zv = b / s if s > 0 else np.nan
-            p = 2 * stats.t.sf(abs(zv), dfk) if np.isfinite(zv) else np.nan
-            lines.append("%12s | %10s %10s %8s %7s    %10s  %10s" % (
-                name[-12:], fmt_g(b), fmt_g(s), "%.2f" % zv if np.isfinite(zv) else ".",
-                "%.3f" % p if np.isfinite(p) else ".", fmt_g(b - z * s), fmt_g(b + z * s)))
-        lines.append("-" * 78)
-        return lines
+        dfs = dict(zip(r.fe_params.index, ss.df)) if ss is not None else {}
+        blocks: list[list[TableRow]] = []
+        heading = object()
+        for cr in r.coefficient_rows():
+            if not self._shown(cr):
+                continue
+            group = cr.header if cr.header is not None else (cr.name if "#" in cr.name else None)
+            if group is None or group != heading:
+                blocks.append([])
+                if cr.header is not None:
+                    blocks[-1].append(TableRow(cr.header))
+            heading = group
+            note = {"base": "(base)", "omitted": "(omitted)"}.get(cr.status, "")
+            values = None if note else self._coef_cells(cr.name, dfs.get(cr.name, np.inf))
+            blocks[-1].append(TableRow(cr.label, values, note, cr.header is not None))
+        rows: list[TableRow] = []
+        for k, blk in enumerate(blocks):
+            grouped = len(blk) > 1 or "#" in blk[0].label or blk[0].under_heading
+            if grouped and rows and not self.vsquish and rows[-1].label != "":
+                rows.append(TableRow(""))
+            rows += blk
+            if grouped and k + 1 < len(blocks) and not self.vsquish:
+                rows.append(TableRow(""))
+        return rows
 
-    def _re_table(self) -> list[str]:
+    def _coef_cells(self, name: str, dfk: float) -> tuple[str, ...]:
+        r = self.res
+        b, s = r.fe_params[name], r.bse_fe[name]
+        z = stats.t.ppf(0.5 + self.level / 200.0, dfk)
+        zv = b / s if s > 0 else np.nan
+        p = 2 * stats.t.sf(abs(zv), dfk) if np.isfinite(zv) else np.nan
+        return (fmt_g(b), fmt_g(s), "%.2f" % zv if np.isfinite(zv) else ".", "%.3f" % p if np.isfinite(p) else ".",
+                fmt_g(b - z * s), fmt_g(b + z * s))
+
+    def _stat(self) -> str:
+        return "t" if self.res.small_sample is not None else "z"
+
+    def _fe_text(self, rows: list[TableRow]) -> list[str]:
+        r = self.res
+        robust = r.vce != "oim"
+        lines = [RULE] + (["%12s |               Robust" % ""] if robust else [])
+        lines += ["%12s | Coefficient  %s.      %s    P>|%s|     [%g%% conf. interval]"
+                  % (r.model.spec.response[-12:], "std. err" if robust else "Std. err", self._stat(), self._stat(),
+                     self.level), "-" * 13 + "+" + "-" * 64]
+        return lines + table_lines(rows) + [RULE]
+
+    def _fe_table(self, rows: list[TableRow]):
+        data, stubs = [], []
+        for row in rows:
+            if row.label == "" and row.values is None:
+                continue
+            stubs.append(("  " if row.under_heading else "") + row.label)
+            data.append(list(row.values) if row.values else (["0", row.note, "", "", "", ""] if row.note
+                                                              else [""] * 6))
+        s = self._stat()
+        return simple_table(data, ["Coefficient", self._se_label(), s, "P>|%s|" % s, "[%g%% conf." % self.level,
+                                   "interval]"], stubs, self.res.model.spec.response)
+
+    # -- random effects ------------------------------------------------------------------
+    def _re_rows(self) -> list[tuple[Optional[str], str, Optional[list[str]]]]:
+        """(heading or None, label, cells) of the random-effects table; a heading row has no cells."""
         r = self.res
         ob = r.model.objective
         tab = r.variance_component_table(sd=self.stddeviations, level=self.level)
-        robust = r.vce != "oim"
-        lines = ["", "-" * 78] + (["%28s |               Robust" % ""] if robust else []) + [
-                 "  Random-effects parameters  |   Estimate   %s.     [%g%% conf. interval]"
-                 % ("std. err" if robust else "Std. err", self.level),
-                 "-" * 29 + "+" + "-" * 48]
-        # headings: one per block (level: Structure), then the residual block
         headings = []
         for blk in ob.blocks:
-            headings += [("%s: %s" % (blk.label, blk.title))] * blk.structure.n_natural
+            headings += ["%s: %s" % (blk.label, blk.title)] * blk.structure.n_natural
         res_title = ob.residual.title
         headings += [("Residual: %s" % res_title) if res_title else None] * len(ob.residual.names())
-        prev = object()
+        out, prev = [], object()
         for (lvl, par), row, head in zip(tab.index, tab.itertuples(index=False), headings):
             if head != prev:
-                if prev is not object and lines[-1][:5] != "-----":
-                    lines.append("-" * 29 + "+" + "-" * 48)
-                if head is not None:
-                    if len(head) > 28 and ", by " in head:  # Stata: "Residual: AR(1)," / "    by region"
-                        first, by = head.split(", by ", 1)
-                        lines.append("%-29s|" % (first + ","))
-                        lines.append("%-29s|" % ("    by " + by))
-                    else:
-                        lines.append("%-29s|" % head)
+                out.append((head, head or "", None))
                 prev = head
-            est, se, lo, hi = row
-            lines.append("%28s | %10s %10s     %10s  %10s" % (par[-28:], fmt_g(est), fmt_g(se), fmt_g(lo), fmt_g(hi)))
-        lines.append("-" * 78)
-        return lines
+            out.append((head, par, [fmt_g(v) for v in row]))
+        return out
+
+    def _re_text(self, rows) -> list[str]:
+        robust = self.res.vce != "oim"
+        lines = ["", RULE] + (["%28s |               Robust" % ""] if robust else []) + [
+            "  Random-effects parameters  |   Estimate   %s.     [%g%% conf. interval]"
+            % ("std. err" if robust else "Std. err", self.level), "-" * 29 + "+" + "-" * 48]
+        for head, label, cells in rows:
+            if cells is None:
+                if lines[-1][:5] != "-----":
+                    lines.append("-" * 29 + "+" + "-" * 48)
+                if head is not None and len(head) > 28 and ", by " in head:  # "Residual: AR(1)," / "    by g"
+                    first, by = head.split(", by ", 1)
+                    lines += ["%-29s|" % (first + ","), "%-29s|" % ("    by " + by)]
+                elif head is not None:
+                    lines.append("%-29s|" % head)
+                continue
+            est, se, lo, hi = cells
+            lines.append("%28s | %10s %10s     %10s  %10s" % (label[-28:], est, se, lo, hi))
+        return lines + [RULE]
+
+    # -- tests and notes -------------------------------------------------------------------
+    def _has_lr_test(self) -> bool:
+        m = self.res.model
+        return not self.nolrtest and self.res.vce == "oim" and bool(m.design.levels or m.objective.residual.n_params)
 
     def _lr_line(self) -> list[str]:
         t = self.res.lrtest_linear
         if t.kind.startswith("chibar2"):
-            out = ["LR test vs. linear model: chibar2(01) = %.2f" % t.statistic
-                   + " " * 8 + "Prob >= chibar2 = %.4f" % t.pvalue]
-        else:
-            out = ["LR test vs. linear model: %s = %.2f" % (t.kind, t.statistic) + " " * 12
-                   + "Prob > chi2 = %.4f" % t.pvalue, "", "Note: " + t.note]
-        return out
+            return ["LR test vs. linear model: chibar2(01) = %.2f" % t.statistic
+                    + " " * 8 + "Prob >= chibar2 = %.4f" % t.pvalue]
+        return ["LR test vs. linear model: %s = %.2f" % (t.kind, t.statistic) + " " * 12
+                + "Prob > chi2 = %.4f" % t.pvalue, "", "Note: " + t.note]
 
     def _notes(self) -> list[str]:
         r = self.res
-        out = []
         d = r.model.design
+        out = []
         if d.n_dropped:
-            out.append("Note: %d observation%s with missing values dropped." % (d.n_dropped, "s" if d.n_dropped > 1 else ""))
-        for nm in d.omitted:
-            out.append("note: %s omitted because of collinearity." % nm)
+            out.append("Note: %d observation%s with missing values dropped."
+                       % (d.n_dropped, "s" if d.n_dropped > 1 else ""))
+        out += ["note: %s omitted because of collinearity." % nm for nm in d.omitted]
         if not r.converged:
             out.append("Warning: convergence not achieved; estimates may be unreliable.")
         return out
-
-    def as_text(self) -> str:
-        lines: list[str] = []
-        if not self.noheader:
-            lines += self._header() + [""]
-        if not self.nofetable:
-            lines += self._fe_table()
-        if not self.noretable and self.res.model.objective.n_natural:
-            lines += self._re_table()
-            if not self.nolrtest and self.res.model.design.levels or self.res.model.objective.residual.n_params:
-                if not self.nolrtest and self.res.vce == "oim":  # none after robust SEs
-                    lines += self._lr_line()
-        notes = self._notes()
-        if notes:
-            lines += [""] + notes
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.as_text()
-
-    def __repr__(self) -> str:
-        return self.as_text()
-
-    def _repr_html_(self) -> str:
-        return "<pre>%s</pre>" % self.as_text()

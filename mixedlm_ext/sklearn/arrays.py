@@ -22,8 +22,10 @@ def usable_name(name) -> bool:
             and name not in RESERVED_NAMES)
 
 
-def internal_names(feature_names: Sequence, y_name, g_name) -> tuple[list[str], str, str]:
-    """Column names of the internal data frame: the real names when usable in a formula."""
+def internal_names(feature_names: Sequence, y_name, g_names: Sequence, w_name=None
+                   ) -> tuple[list[str], str, list[str], str]:
+    """Column names of the internal data frame (features, response, grouping columns,
+    weights): the real names when usable in a formula."""
     p = len(feature_names)
     feats = list(feature_names)
     if not all(usable_name(f) for f in feats) or len(set(feats)) < p:
@@ -42,8 +44,8 @@ def internal_names(feature_names: Sequence, y_name, g_name) -> tuple[list[str], 
         return "_%s%d" % (cands[-1], k)
 
     y_col = pick([y_name, "y"])
-    g_col = pick([g_name, "group"])
-    return feats, y_col, g_col
+    g_cols = [pick([g, "group" if len(g_names) == 1 else "group%d" % k]) for k, g in enumerate(g_names)]
+    return feats, y_col, g_cols, pick([w_name, "sample_weight"])
 
 
 def _column_position(ref, names: Optional[Sequence], p: int, what: str) -> int:
@@ -83,12 +85,29 @@ def resolve_columns(refs, names: Optional[Sequence], p: int, what: str) -> list[
     return out
 
 
-def one_per_row(groups, n: int) -> np.ndarray:
-    """``groups`` as a 1-D array with one value per row of X (ValueError otherwise)."""
-    g = np.asarray(groups)
+def one_per_row(values, n: int, what: str = "groups") -> np.ndarray:
+    """``values`` as a 1-D array with one value per row of X (ValueError otherwise)."""
+    g = np.asarray(values)
     if g.ndim == 2 and g.shape[1] == 1:
         g = g[:, 0]
     if g.ndim != 1 or len(g) != n:
-        raise ValueError("groups must be one-dimensional with one value per row of X "
-                         "(got shape %s for %d rows)" % (np.shape(groups), n))
+        raise ValueError("%s must be one-dimensional with one value per row of X "
+                         "(got shape %s for %d rows)" % (what, np.shape(values), n))
     return g
+
+
+def grouping_columns(groups, n: int) -> tuple[list[np.ndarray], list]:
+    """``groups`` as one array per grouping level (coarsest first) and their names.
+
+    One value per row gives one level; a 2-D array or DataFrame with ``k``
+    columns gives ``k`` nested levels (each column nested in the one before).
+    """
+    names = list(groups.columns) if hasattr(groups, "columns") else [getattr(groups, "name", None)]
+    g = np.asarray(groups, dtype=object) if hasattr(groups, "columns") else np.asarray(groups)
+    if g.ndim == 1 or (g.ndim == 2 and g.shape[1] == 1):
+        return [one_per_row(g, n)], names[:1]
+    if g.ndim != 2 or g.shape[0] != n:
+        raise ValueError("groups must have one row per row of X (got shape %s for %d rows)" % (g.shape, n))
+    if len(names) != g.shape[1]:
+        names = [None] * g.shape[1]
+    return [g[:, k] for k in range(g.shape[1])], names

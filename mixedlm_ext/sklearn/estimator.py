@@ -13,8 +13,10 @@ Two ways to say the model:
   ``X`` is a DataFrame holding every variable of the formula, grouping
   columns included; the response is a column of ``X`` or is given as ``y``;
 * **array mode** (``formula=None``): ``fit(X, y, groups=g)``; fixed effects
-  on every column of ``X`` plus an intercept, one grouping level given by
-  ``groups`` with a random intercept and random slopes on ``re_columns``.
+  on every column of ``X`` plus an intercept, the grouping levels given by
+  ``groups`` (one column, or several nested ones) with random intercepts and
+  random slopes on ``re_columns`` at the finest level; ``sample_weight`` as
+  precision weights.
   ``groups`` reaches ``fit`` (and ``predict``/``score``) through
   scikit-learn's metadata routing inside ``cross_validate``, ``GridSearchCV``
   and ``Pipeline``.
@@ -34,10 +36,10 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..core.errors import NoGroupsWarning
 from ..core.keywords import unknown_keyword_error
 from ..model import MixedLMExt
-from ..spec.model import COVARIANCE_TYPES, ModelSpec, REEquation, ResidualSpec
+from ..spec.model import COVARIANCE_TYPES, ModelSpec, REEquation, ResidualSpec, WeightSpec
 from ..syntax.lme4 import normalize_covariance, parse_lme4
 from ..syntax.stata import parse_stata
-from .arrays import internal_names, one_per_row, resolve_columns
+from .arrays import grouping_columns, internal_names, one_per_row, resolve_columns
 from .random_part import RandomPart
 
 __all__ = ["MixedLMRegressor", "NoGroupsWarning"]
@@ -55,6 +57,20 @@ def _covariance_name(cov) -> str:
     except ValueError:
         raise ValueError("covariance must be one of %s, got %r"
                          % (", ".join(COVARIANCE_TYPES), cov)) from None
+
+
+def _with_sample_weight(data: pd.DataFrame, sample_weight, column: str) -> tuple[pd.DataFrame, tuple]:
+    """The data with the weights as column ``column`` (rows of weight 0 dropped) and the
+    precision-weight specification."""
+    w = one_per_row(sample_weight, len(data), "sample_weight").astype(float)
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("sample_weight must be finite and non-negative")
+    if not np.any(w > 0):
+        raise ValueError("sample_weight: every weight is zero, so no row is left to fit")
+    data = data.assign(**{column: w})
+    if np.any(w == 0):  # scikit-learn: a zero weight is the same as leaving the row out
+        data = data.loc[w > 0]
+    return data, (WeightSpec("precision", column),)
 
 
 # ---------------------------------------------------------------------------
@@ -92,6 +108,11 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
     fit_options : dict or None, default None
         Keyword arguments for :meth:`MixedLMExt.fit` (``maxiter``,
         ``em_iterations``, ``log``, ``start_params``, ...).
+    no_groups : {"warn", "linear", "raise"}, default "warn"
+        Array mode, ``fit`` without ``groups``: fit the linear regression
+        and warn (:class:`NoGroupsWarning`), fit it silently (``"linear"``:
+        e.g. ``check_estimator(MixedLMRegressor(no_groups="linear"))``), or
+        raise ``ValueError``.
 
     Attributes
     ----------
@@ -138,16 +159,22 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
     *No groups.*  In array mode ``fit(X, y)`` without ``groups`` (what
     ``check_estimator`` does, or cross-validation without metadata routing)
     fits the same model with no random effects -- the linear regression, by
-    REML or ML -- and warns with :class:`NoGroupsWarning`.
+    REML or ML -- and warns with :class:`NoGroupsWarning` (see ``no_groups``).
+
+    *Nested groups and weights.*  ``groups`` with several columns (coarsest
+    first) gives nested levels with a random intercept each; the random
+    slopes (``re_columns``) and ``covariance`` apply at the finest level.
+    ``sample_weight`` are precision weights in ``fit`` and weight the R^2 of
+    ``score``; like ``groups`` they are requested by default for routing.
     """
 
     # ``groups`` is requested by default (scikit-learn's default is "unset"):
     # with metadata routing enabled, groups passed to cross_validate /
     # GridSearchCV / Pipeline reach fit, predict and score without
     # set_*_request calls.  set_fit_request(groups=False) etc. still opt out.
-    __metadata_request__fit = {"groups": True}
+    __metadata_request__fit = {"groups": True, "sample_weight": True}
     __metadata_request__predict = {"groups": True}
-    __metadata_request__score = {"groups": True}
+    __metadata_request__score = {"groups": True, "sample_weight": True}
 
     def __new__(cls, *args, **kwargs):
         # refuse a misspelled parameter with the nearest valid one (scikit-learn
@@ -159,13 +186,14 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         return super().__new__(cls)
 
     def __init__(self, formula=None, re_columns=None, covariance="unstructured", residual=None,
-                 reml=True, fit_options=None):
+                 reml=True, fit_options=None, no_groups="warn"):
         self.formula = formula
         self.re_columns = re_columns
         self.covariance = covariance
         self.residual = residual
         self.reml = reml
         self.fit_options = fit_options
+        self.no_groups = no_groups
 
     # -- parameter handling ---------------------------------------------------
     def _fit_kwargs(self) -> dict:
@@ -233,7 +261,7 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
             spec = spec.with_options(residual=self._residual_spec(lambda c: c))
         return spec
 
-    def _fit_formula(self, X, y, groups):
+    def _fit_formula(self, X, y, groups, sample_weight=None):
         # groups (e.g. routed from a GroupKFold cross-validation) are ignored:
         # the formula's grouping columns in X define the groups
         if not isinstance(X, pd.DataFrame):
@@ -257,6 +285,12 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
             self.feature_names_in_ = np.asarray(feats, dtype=object)
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
+        if sample_weight is not None:
+            taken = set(data.columns)
+            w_col = next(c for c in ("sample_weight",) + tuple("_w%d" % k for k in range(len(taken) + 1))
+                         if c not in taken)
+            data, weights = _with_sample_weight(data, sample_weight, w_col)
+            spec = spec.with_options(weights=weights)
         res = MixedLMExt(spec, data).fit(**self._fit_kwargs())
         fe = res.fe_params
         self._columns = None
@@ -270,52 +304,70 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         """Indices of the columns of X named or indexed by ``refs``."""
         return resolve_columns(refs, getattr(self, "feature_names_in_", None), self.n_features_in_, what)
 
-    def _fit_array(self, X, y, groups):
+    def _no_groups(self) -> None:
+        """What ``fit`` without ``groups`` does (``no_groups``): warn, stay silent or refuse."""
+        if self.no_groups not in ("warn", "linear", "raise"):
+            raise ValueError("no_groups must be 'warn', 'linear' or 'raise', got %r" % (self.no_groups,))
+        message = ("MixedLMRegressor.fit got no groups: fitting the linear regression without random effects. "
+                   "Pass fit(X, y, groups=g); inside cross_validate/GridSearchCV/Pipeline enable "
+                   "sklearn.set_config(enable_metadata_routing=True) and pass params={'groups': g}.")
+        if self.no_groups == "raise":
+            raise ValueError(message.replace("fitting the linear regression without random effects. ", ""))
+        if self.no_groups == "warn":
+            warnings.warn(message, NoGroupsWarning, stacklevel=4)
+
+    def _random_equations(self, g_cols: list[str], cols: list[str], re_idx: list[int]) -> tuple:
+        """Nested levels (first grouping column coarsest): random intercepts, and the
+        random slopes on ``re_columns`` at the finest level."""
+        cov = _covariance_name(self.covariance)
+        eqs = [REEquation(group=tuple(g_cols[:k + 1]), label=g) for k, g in enumerate(g_cols[:-1])]
+        return tuple(eqs) + (REEquation(group=tuple(g_cols), columns=tuple(cols[j] for j in re_idx), constant=True,
+                                        covariance=cov, label=g_cols[-1]),)
+
+    def _fit_array(self, X, y, groups, sample_weight=None):
         y_name = getattr(y, "name", None)
-        g_name = getattr(groups, "name", None)
         X, y = validate_data(self, X, y, y_numeric=True, ensure_min_samples=2, dtype=np.float64)
         n, p = X.shape
         reml = self._check_reml()
-        cov = _covariance_name(self.covariance)
         re_idx = self._resolve_columns(self.re_columns, "re_columns")
+        levels, g_names = grouping_columns(groups, n) if groups is not None else ([], [])
         fnames = list(getattr(self, "feature_names_in_", ["x%d" % j for j in range(p)]))
-        cols, y_col, g_col = internal_names(fnames, y_name, g_name)
+        cols, y_col, g_cols, w_col = internal_names(fnames, y_name, g_names)
         data = pd.DataFrame(X, columns=cols)
         data[y_col] = y
         random = ()
         if groups is not None:
-            g = one_per_row(groups, n)
-            if pd.isna(g).any():
-                raise ValueError("groups contains missing values")
-            data[g_col] = g
-            random = (REEquation(group=(g_col,), columns=tuple(cols[j] for j in re_idx), constant=True,
-                                 covariance=cov, label=g_col),)
+            for g_col, g in zip(g_cols, levels):
+                if pd.isna(g).any():
+                    raise ValueError("groups contains missing values")
+                data[g_col] = g
+            random = self._random_equations(g_cols, cols, re_idx)
         else:
-            warnings.warn("MixedLMRegressor.fit got no groups: fitting the linear regression without "
-                          "random effects. Pass fit(X, y, groups=g); inside cross_validate/GridSearchCV/"
-                          "Pipeline enable sklearn.set_config(enable_metadata_routing=True) and pass "
-                          "params={'groups': g}.",
-                          NoGroupsWarning, stacklevel=3)
+            _covariance_name(self.covariance)
+            self._no_groups()
+        weights = ()
+        if sample_weight is not None:
+            data, weights = _with_sample_weight(data, sample_weight, w_col)
 
         def column(ref):
             return cols[self._resolve_columns(ref, "residual")[0]]
 
         spec = ModelSpec(response=y_col, fixed=" + ".join(cols), constant=True, random=random,
-                         residual=self._residual_spec(column), reml=reml)
+                         residual=self._residual_spec(column), reml=reml, weights=weights)
         with warnings.catch_warnings():
             # collinear columns are reported as coef_ == 0 (Stata's "omitted")
             warnings.filterwarnings("ignore", message="note: .* omitted because of collinearity")
             res = MixedLMExt(spec, data).fit(**self._fit_kwargs())
         fe = res.fe_params
         self._columns = cols
-        self._group_column = g_col if groups is not None else None
+        self._group_columns = g_cols if groups is not None else None
         self.fe_names_ = list(fe.index)
         self.coef_ = np.asarray([float(fe[c]) if c in fe.index else 0.0 for c in cols])
         self.intercept_ = float(fe["_cons"])
         return res
 
     # -- public API -----------------------------------------------------------
-    def fit(self, X, y=None, groups=None):
+    def fit(self, X, y=None, groups=None, sample_weight=None):
         """Fit the mixed model.
 
         Parameters
@@ -324,19 +376,25 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
             Array mode: the fixed-effects covariates.  Formula mode: a
             DataFrame with the formula's variables.
         y : array-like, shape (n_samples,), optional in formula mode
-        groups : array-like, shape (n_samples,), optional
-            Array mode: the group of each row (routed as metadata ``groups``).
-            Without it the model has no random effects (see Notes).
-            Formula mode: ignored.
+        groups : array-like, shape (n_samples,) or (n_samples, k), optional
+            Array mode: the group of each row (routed as metadata ``groups``);
+            ``k`` columns (an array or DataFrame) are ``k`` nested levels, the
+            first coarsest.  Without it the model has no random effects (see
+            Notes).  Formula mode: ignored.
+        sample_weight : array-like, shape (n_samples,), optional
+            Precision weights (lme4's ``weights=``): row ``i`` has residual
+            variance ``sigma2 / w_i``; a zero weight drops the row (without
+            random effects an integer weight gives the same fit as repeating
+            the row).  Routed as metadata ``sample_weight``.
 
         Returns
         -------
         self
         """
         if self.formula is None:
-            res = self._fit_array(X, y, groups)
+            res = self._fit_array(X, y, groups, sample_weight)
         else:
-            res = self._fit_formula(X, y, groups)
+            res = self._fit_formula(X, y, groups, sample_weight)
         self.results_ = res
         self._random = RandomPart.of(res)
         self.random_effects_ = self._random.frames
@@ -382,7 +440,12 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         pred = self._fixed_part(data)
         if groups is None or not self._random.has_terms:
             return pred
-        data[self._group_column] = one_per_row(groups, X.shape[0])
+        levels, _ = grouping_columns(groups, X.shape[0])
+        if len(levels) != len(self._group_columns):
+            raise ValueError("groups has %d column(s); the model was fitted with %d grouping level(s)"
+                             % (len(levels), len(self._group_columns)))
+        for g_col, g in zip(self._group_columns, levels):
+            data[g_col] = g
         return pred + self._random.contribution(data)
 
     def score(self, X, y, sample_weight=None, groups=None):

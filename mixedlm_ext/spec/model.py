@@ -129,9 +129,13 @@ class ModelSpec:
     reml : bool
     subset : str or None
         A pandas ``DataFrame.eval`` expression selecting the estimation rows.
-    factor_names : dict
-        Display-name map for patsy column names (``C(region)[T.2]`` ->
-        ``2.region``); filled by front-ends that know Stata's naming.
+    in_range : (int, int) or None
+        Stata's ``in f/l``: the rows ``f`` to ``l`` (1-based, inclusive; a
+        negative number counts from the end, -1 the last row) of the data
+        as given, combined with ``subset``.
+    offset : str or None
+        A patsy expression (lme4's ``offset()``) added to the linear
+        predictor with coefficient 1.
     """
 
     response: str
@@ -141,6 +145,8 @@ class ModelSpec:
     residual: ResidualSpec = field(default_factory=ResidualSpec)
     reml: bool = False
     subset: Optional[str] = None
+    in_range: Optional[tuple[int, int]] = None
+    offset: Optional[str] = None
     options: tuple[tuple[str, object], ...] = ()
     # sampling/frequency weights (observation level and higher levels) and
     # Stata's pwscale(size|effective|gk); see mixedlm_ext._weights

@@ -2,7 +2,7 @@
 
 Syntax accepted::
 
-    y ~ fixed + (terms | g) + (terms || g) + (1 | a/b) + (1 | a:b)
+    y ~ fixed + offset(expr) + (terms | g) + (terms || g) + (1 | a/b) + (1 | a:b)
 
 * The fixed part (everything outside the bar terms) is a patsy right-hand
   side; its intercept (``1``, ``0``, ``-1``) is moved to ``constant``.
@@ -10,6 +10,9 @@ Syntax accepted::
   ``(terms || g)``: uncorrelated (``independent``).  One effect: ``identity``.
 * Grouping ``a/b`` expands to ``(.. | a) + (.. | a:b)``; ``a:b`` groups by the
   pair of columns.
+* Random-effects terms may be expressions (``I(x^2)``, ``log(x)``, ``x:z``)
+  and crossings (``x*z`` is ``x + z + x:z``); R's ``^`` is a power.
+* ``offset(expr)`` adds ``expr`` to the linear predictor with coefficient 1.
 
 The helpers :func:`split_response`, :func:`split_terms` and
 :func:`fixed_part` are shared with the statsmodels-style front-end.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from itertools import combinations
 from typing import Optional
 
 from ..core.errors import FormulaSyntaxError
@@ -29,6 +33,7 @@ __all__ = ["FormulaSyntaxError", "parse_lme4"]
 
 # Formulas quote strings with either kind of quote.
 FORMULA_QUOTES = "'\""
+OFFSET = re.compile(r"offset\((.*)\)\Z", re.S)
 
 
 @dataclass(frozen=True)
@@ -190,15 +195,49 @@ def random_effects(text: str, where: str, default_constant: bool = True) -> tupl
         if value is not None:
             constant = value
             continue
-        if term.sign == "-" or not is_ident(term.text):
-            raise FormulaSyntaxError(
-                "random-effects terms must be plain variable names or 1/0, got %r in %r"
-                % (("-" if term.sign == "-" else "") + term.text, where)
-            )
-        if term.text in columns:
-            raise FormulaSyntaxError("variable %r repeated in %r" % (term.text, where))
-        columns.append(term.text)
+        if term.sign == "-":
+            raise FormulaSyntaxError("a random-effects term cannot be removed with '-': got %r in %r"
+                                     % ("-" + term.text, where))
+        for name in _crossing(term.text, where):
+            if name in columns:
+                raise FormulaSyntaxError("variable %r repeated in %r" % (name, where))
+            columns.append(name)
     return tuple(columns), constant
+
+
+def _crossing(text: str, where: str) -> list[str]:
+    """A random-effects term's columns: ``x``, an expression (``I(x**2)``,
+    ``x:z``) or a crossing ``x*z`` (``x``, ``z``, ``x:z``, as in R)."""
+    stars = [i for i, ch, depth in top_level_chars(text, FORMULA_QUOTES) if depth == 0 and ch == "*"
+             and text[i - 1:i] != "*" and text[i + 1:i + 2] != "*"]
+    if not stars:
+        return [" ".join(text.split())]
+    pieces = [p.strip() for p in _cut(text, stars)]
+    if any(not p for p in pieces):
+        raise FormulaSyntaxError("invalid term %r in %r" % (text, where))
+    out = []
+    for order in range(1, len(pieces) + 1):
+        out += [":".join(c) for c in combinations(pieces, order)]
+    return out
+
+
+def _cut(text: str, positions: list[int]) -> list[str]:
+    bounds = [-1] + positions + [len(text)]
+    return [text[a + 1:b] for a, b in zip(bounds, bounds[1:])]
+
+
+def r_arithmetic(formula: str) -> str:
+    """R's ``^`` (power inside ``I()``, crossing outside) as patsy's ``**``."""
+    out, quote = [], None
+    for ch in formula:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in FORMULA_QUOTES:
+            quote = ch
+        elif ch == "^":
+            ch = "**"
+        out.append(ch)
+    return "".join(out)
 
 
 def default_covariance(n_effects: int, correlated: bool) -> str:
@@ -296,6 +335,37 @@ def _apply_overrides(random: list[REEquation], covariance: Optional[dict[str, st
     return out
 
 
+def _term_key(term: Term) -> str:
+    return re.sub(r"\s+", "", term.text)
+
+
+def updated_formula(old: str, new: str) -> str:
+    """lme4's ``update(fit, new)``: ``.`` on either side of ``new`` stands for that side of
+    ``old`` (``". ~ . + x"``, ``". ~ . - (1 | g) + (1 | h)"``, ``"log_y ~ ."``); a term
+    after ``-`` is removed."""
+    old_y, old_rhs = split_response(old)
+    parts = new.split("~")
+    if len(parts) != 2:
+        raise FormulaSyntaxError("update formula must have the form '. ~ . + term', got %r" % new)
+    y = parts[0].strip() or "."
+    y = old_y if y == "." else y
+    terms: list[Term] = []
+    for term in split_terms(parts[1]):
+        if term.text == "." and term.sign == "+":
+            terms += split_terms(old_rhs)
+        elif term.sign == "-" and intercept_value(term) is None:
+            gone = [t for t in terms if _term_key(t) == _term_key(term) and t.sign == "+"]
+            if not gone:
+                raise FormulaSyntaxError("update: term %r is not in %r" % (term.text, old))
+            terms = [t for t in terms if t not in gone]
+        else:
+            terms.append(term)
+    if not terms:
+        raise FormulaSyntaxError("update %r leaves no terms in %r" % (new, old))
+    rhs = " ".join(("" if k == 0 and t.sign == "+" else t.sign + " ") + t.text for k, t in enumerate(terms))
+    return "%s ~ %s" % (y, rhs.strip())
+
+
 def parse_lme4(formula: str, *, reml: bool = False, covariance: Optional[dict[str, str]] = None) -> ModelSpec:
     """Parse an lme4-style formula into a :class:`ModelSpec`.
 
@@ -323,11 +393,16 @@ def parse_lme4(formula: str, *, reml: bool = False, covariance: Optional[dict[st
     FormulaSyntaxError
         For malformed formulas or unsupported random-effects terms.
     """
-    response, rhs = split_response(formula)
+    response, rhs = split_response(r_arithmetic(formula))
     terms = split_terms(rhs)
     fixed_terms = [t for t in terms if not is_bar_term(t)]
     _check_no_bare_bars(fixed_terms, formula)
-    fixed, constant = fixed_part(fixed_terms)
+    offsets = [m.group(1).strip() for t in fixed_terms for m in [OFFSET.match(t.text)] if m]
+    if any(OFFSET.match(t.text) and t.sign == "-" for t in fixed_terms):
+        raise FormulaSyntaxError("an offset cannot be removed with '-' in %r" % formula)
+    fixed, constant = fixed_part([t for t in fixed_terms if not OFFSET.match(t.text)])
     random = [eq for t in terms if is_bar_term(t) for eq in _bar_equations(t)]
     random = _apply_overrides(random, covariance)
-    return ModelSpec(response=response, fixed=fixed, constant=constant, random=tuple(random), reml=bool(reml))
+    offset = "I(%s)" % " + ".join("(%s)" % o for o in offsets) if offsets else None
+    return ModelSpec(response=response, fixed=fixed, constant=constant, random=tuple(random), reml=bool(reml),
+                     offset=offset)

@@ -9,7 +9,8 @@ re_formula=..., vc_formula=...)``:
   statsmodels;
 * ``vc_formula`` ``{"name": "0 + C(sub)"}`` adds variance components nested
   within the groups: a random intercept for each ``sub`` within a group, all
-  sharing one variance.
+  sharing one variance (``"0 + sub"`` for a text column, as statsmodels);
+  ``"0 + x"`` with a numeric ``x`` an uncorrelated random slope.
 """
 from __future__ import annotations
 
@@ -65,31 +66,39 @@ def _group_equation(groups: str, re_formula: Optional[str]) -> REEquation:
     )
 
 
-def _vc_variable(name: str, formula: str) -> str:
-    """The ``var`` of a ``0 + C(var)`` variance-component formula."""
+_VC_TERM = re.compile(r"(?:C\(\s*(?P<cvar>[A-Za-z_][A-Za-z0-9_]*)\s*\)|(?P<var>[A-Za-z_][A-Za-z0-9_]*))"
+                      r"(?::(?P<slope>[A-Za-z_][A-Za-z0-9_]*))?\Z")
+
+
+def _vc_equation(groups: str, name: str, formula: str, categorical: frozenset) -> REEquation:
+    """The equation of one variance component: ``0 + C(var)`` / ``0 + var`` (a
+    categorical column: a random intercept per level within a group), ``0 + x``
+    (a numeric column: an uncorrelated random slope), ``0 + C(var):x``."""
     terms = split_terms(_strip_tilde(formula, "vc_formula"))
     intercepts = [intercept_value(t) for t in terms if intercept_value(t) is not None]
     others = [t for t in terms if intercept_value(t) is None]
-    match = _C_TERM.match(others[0].text) if len(others) == 1 and others[0].sign == "+" else None
-    if match is None or intercepts != [False]:
+    m = _VC_TERM.match(others[0].text.replace(" ", "")) if len(others) == 1 and others[0].sign == "+" else None
+    if m is None or intercepts != [False]:
         raise NotImplementedError(
-            "vc_formula[%r] = %r: only the form '0 + C(var)' is supported" % (name, formula)
-        )
-    return match.group(1)
+            "vc_formula[%r] = %r: the supported forms are '0 + C(var)', '0 + var', '0 + x' and "
+            "'0 + C(var):x'" % (name, formula))
+    factor = m.group("cvar") or (m.group("var") if m.group("var") in categorical else None)
+    if factor is None:
+        if m.group("slope"):
+            raise NotImplementedError("vc_formula[%r] = %r: '%s' is not a categorical column"
+                                      % (name, formula, m.group("var")))
+        return REEquation(group=(groups,), columns=(m.group("var"),), constant=False, covariance="identity",
+                          label=name)
+    slope = m.group("slope")
+    return REEquation(group=(groups, factor), columns=(slope,) if slope else (), constant=not slope,
+                      covariance="identity", label=name)
 
 
-def _vc_equations(groups: str, vc_formula: Optional[dict[str, str]]) -> list[REEquation]:
-    """One identity random-intercept equation per variance component.
-
-    Components are sorted by name, as statsmodels orders them.
-    """
+def _vc_equations(groups: str, vc_formula: Optional[dict[str, str]], categorical: frozenset) -> list[REEquation]:
+    """One identity equation per variance component, sorted by name as statsmodels orders them."""
     if not vc_formula:
         return []
-    out = []
-    for name in sorted(vc_formula):
-        var = _vc_variable(name, vc_formula[name])
-        out.append(REEquation(group=(groups, var), constant=True, covariance="identity", label=name))
-    return out
+    return [_vc_equation(groups, name, vc_formula[name], categorical) for name in sorted(vc_formula)]
 
 
 def spec_from_statsmodels(
@@ -98,6 +107,7 @@ def spec_from_statsmodels(
     re_formula: Optional[str] = None,
     vc_formula: Optional[dict[str, str]] = None,
     reml: bool = True,
+    categorical=(),
 ) -> ModelSpec:
     """Translate ``statsmodels``' ``mixedlm`` arguments into a :class:`ModelSpec`.
 
@@ -113,7 +123,13 @@ def spec_from_statsmodels(
         ``"0 + week"``...: plain variable names only.
     vc_formula : dict, optional
         ``{"vcname": "0 + C(var)"}``: variance components for ``var`` nested
-        within ``groups`` (group ``(groups, var)``, label ``vcname``).
+        within ``groups`` (group ``(groups, var)``, label ``vcname``);
+        ``"0 + var"`` the same when ``var`` is in ``categorical`` (statsmodels
+        codes a text column as categorical without ``C()``), otherwise an
+        uncorrelated random slope on ``var`` at the ``groups`` level;
+        ``"0 + C(var):x"`` a random slope on ``x`` per level of ``var``.
+    categorical : collection of str
+        The columns patsy would code as categorical (text, categories, booleans).
     reml : bool, default True
         statsmodels' default.
 
@@ -140,5 +156,5 @@ def spec_from_statsmodels(
     if any(is_bar_term(t) or "|" in t.text for t in terms):
         raise FormulaSyntaxError("random-effects terms '( | )' belong in parse_lme4, not in %r" % formula)
     fixed, constant = fixed_part(terms)
-    random = [_group_equation(groups, re_formula)] + _vc_equations(groups, vc_formula)
+    random = [_group_equation(groups, re_formula)] + _vc_equations(groups, vc_formula, frozenset(categorical))
     return ModelSpec(response=response, fixed=fixed, constant=constant, random=tuple(random), reml=bool(reml))

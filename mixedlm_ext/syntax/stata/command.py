@@ -57,17 +57,18 @@ def parse_stata(command: str) -> ModelSpec:
     check_balanced(text, command.strip())
     segments = split_top(text, "||")
     g = CommandSettings()
-    response, fixed, constant, subset = parse_fixed_segment(segments[0], g)
+    head = parse_fixed_segment(segments[0], g)
     path: list[str] = []
     random = tuple(parse_re_segment(seg, path, g) for seg in segments[1:])
     return ModelSpec(
-        response=response,
-        fixed=fixed,
-        constant=constant,
+        response=head.response,
+        fixed=head.fixed,
+        constant=head.constant,
         random=random,
         residual=g.residual or ResidualSpec(),
         reml=bool(g.reml),
-        subset=subset,
+        subset=head.subset,
+        in_range=head.in_range,
         options=tuple(g.options.items()),
         weights=tuple(g.weights),
         pwscale=g.pwscale,

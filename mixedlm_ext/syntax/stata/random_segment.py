@@ -8,6 +8,7 @@ from typing import Optional
 from ...core.errors import StataSyntaxError
 from ...spec.model import REEquation, WeightSpec
 from ..scanning import is_ident
+from .factor_variables import parse_fv_term
 from .option_table import apply_options
 from .scan import split_comma, split_words
 from .settings import CommandSettings
@@ -23,6 +24,21 @@ class _REVars:
     factor: Optional[str]
 
 
+def random_slope_name(token: str, where: str) -> str:
+    """The effect name of a random-slope token: ``x`` / ``c.x`` -> ``x``,
+    ``c.x#c.z`` -> ``c.x#c.z`` (the product; the design evaluates it)."""
+    if is_ident(token):
+        return token
+    try:
+        term = parse_fv_term(token)
+    except StataSyntaxError:
+        raise StataSyntaxError("invalid random-effects variable %r in %r" % (token, where)) from None
+    if term.factors:
+        raise StataSyntaxError("%s: must use R. when specifying factor variables in random-effects equations "
+                               "(R.%s) in %r" % (token, term.factors[0].var, where))
+    return term.parts[0].var if term.is_plain else term.text
+
+
 def _re_varlist(text: str, where: str) -> _REVars:
     """Variables of one random-effects equation (``x1 x2`` or ``R.var``)."""
     columns: list[str] = []
@@ -32,9 +48,7 @@ def _re_varlist(text: str, where: str) -> _REVars:
         if m is not None:
             factors.append(m.group(1))
             continue
-        name = token[2:] if token.startswith("c.") else token
-        if not is_ident(name):
-            raise StataSyntaxError("invalid random-effects variable %r in %r" % (token, where))
+        name = random_slope_name(token, where)
         if name in columns:
             raise StataSyntaxError("variable %r repeated in %r" % (name, where))
         columns.append(name)
