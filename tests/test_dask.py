@@ -404,3 +404,37 @@ def test_category_columns_as_factor_variables(unknown):
     with dask.config.set(scheduler="synchronous"):
         r = _quiet(mx.mixed, cmd, ddf)
     _assert_same_fit(r, _quiet(mx.mixed, cmd, prod))
+
+
+@pytest.mark.parametrize("cmd", [
+    "mixed gsp private i.region##c.emp || state:",
+    "mixed gsp private ib3.region c.emp#c.emp || state: c.unemp#c.unemp",
+    "mixed gsp i(1 3 5).region emp || region: || state:",
+])
+def test_factor_variable_syntax_on_partitions(cmd, scheduler):
+    prod = mx.load_dataset("productivity")
+    r = _quiet(mx.mixed, cmd, dd.from_pandas(prod, npartitions=4))
+    r0 = _quiet(mx.mixed, cmd, prod)
+    _assert_same_fit(r, r0)
+    labels = lambda res: [line.split("|")[0] for line in str(res.summary()).splitlines()]  # noqa: E731
+    assert labels(r) == labels(r0)  # the same rows (base levels, omitted columns); numbers as checked above
+
+
+def test_offset_and_re_form_on_partitions(scheduler):
+    sleep = mx.load_dataset("sleepstudy").assign(o=lambda f: 0.1 * f.days)
+    formula = "reaction ~ days + offset(o) + (days | subject)"
+    ddf = dd.from_pandas(sleep, npartitions=3)
+    r, r0 = _quiet(mx.lmer, formula, ddf), _quiet(mx.lmer, formula, sleep)
+    _assert_same_fit(r, r0)
+    for re_form in (None, "~0", "~(days | subject)"):
+        got = r.predict(ddf, re_form=re_form).compute().to_numpy()
+        np.testing.assert_allclose(got, r0.predict(sleep, re_form=re_form).to_numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("cmd,match", [
+    ("mixed gsp ib(freq).region emp || state:", r"ib\(freq\)"),
+    ("mixed gsp emp in 1/500 || state:", r"in 1/500"),
+])
+def test_position_and_frequency_options_refused_out_of_core(cmd, match):
+    with pytest.raises(ModelSpecificationError, match=match):
+        mx.mixed(cmd, dd.from_pandas(mx.load_dataset("productivity"), npartitions=2))
