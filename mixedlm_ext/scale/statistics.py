@@ -5,7 +5,9 @@ scans it when the model needs levels first (factor variables, ``R.x``
 factors, crossed groupings), puts each panel's rows in one partition when a
 residual structure needs them in time order (a shuffle, only if some panel
 spans partitions), and reduces every partition to its statistics, adding
-them in a tree on the workers.  The client gets the merged statistics.
+them in a tree on the workers.  :func:`dask_design` makes the design: from
+the merged statistics on the client, or, when the per-panel cross-products
+are too large for it, with them left on the workers (:mod:`.shards`).
 """
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ import re
 
 import pandas as pd
 
-from ..design.build import model_variables, used_columns
 from ..core.errors import ModelSpecificationError
+from ..design.build import model_variables, used_columns
 from ..design.statistics import SufficientStatistics
 from ..design.statistics_chunk import chunk_statistics
 from ..design.statistics_design import design_from_statistics
