@@ -530,7 +530,9 @@ def render_readme(store, facts, vers):
                 L.append("| %s | %s |" % (peer, " | ".join(cells[:7])))
         L.append("")
     if SCALE_OUT.exists():  # written by benchmarks/scale_out.py
+        L.append("<!-- scale-out -->")
         L.append(SCALE_OUT.read_text().rstrip())
+        L.append("<!-- /scale-out -->")
         L.append("")
     return "\n".join(L) + "\n"
 
@@ -588,7 +590,9 @@ def main(argv=None) -> int:
         store["machine"] = facts
         store["versions"] = vers
         save_results(store)
-        README.write_text(render_readme(store, facts, vers))
+        # the bootstrap section is written by bootstrap_bench.py: keep it
+        kept = re.search(r"<!-- bootstrap-bench -->.*?<!-- /bootstrap-bench -->\n?", README.read_text(), re.S)
+        README.write_text(render_readme(store, facts, vers) + ("\n" + kept.group(0) if kept else ""))
         log("wrote %s" % README)
     return 0
 

@@ -230,13 +230,20 @@ def _targets(store: dict, base) -> list[str]:
     return out + [""]
 
 
+BEGIN, END = "<!-- scale-out -->", "<!-- /scale-out -->"
+
+
 def write_section(store: dict) -> None:
+    """``benchmarks/scale_out.md`` (kept by ``run.py --write``) and this section of README.md."""
     text = render(store)
     SECTION.write_text(text)
     readme = README.read_text() if README.exists() else ""
-    if MARKER in readme:
-        readme = readme[: readme.index(MARKER)].rstrip() + "\n"
-    README.write_text(readme.rstrip() + "\n\n" + text)
+    block = "%s\n%s%s\n" % (BEGIN, text, END)
+    if BEGIN in readme and END in readme:
+        readme = readme[: readme.index(BEGIN)] + block + readme[readme.index(END) + len(END) + 1:]
+    else:
+        readme = readme.rstrip() + "\n\n" + block
+    README.write_text(readme)
 
 
 def main(argv=None) -> int:

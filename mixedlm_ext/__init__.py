@@ -14,6 +14,7 @@ from .spec.residuals import (AR, MA, Banded, ExchangeableResidual, Exponential, 
                               UnstructuredResidual)
 from .results.estimates_table import estimates_table
 from .results.results import LRTestResult, MixedLMExtResults, lrtest
+from .inference.comparison import anova
 from .spec.model import ModelSpec, REEquation, ResidualSpec
 from .core.errors import (BoundaryWarning, ConvergenceWarning, FormulaSyntaxError, ModelSpecificationError,
                           StataSyntaxError)
@@ -23,8 +24,9 @@ from .statsmodels_api import MixedLM, MixedLMParams, mixedlm
 __version__ = "0.1.0"
 
 __all__ = [
-    "mixed", "lmer", "update", "lrtest", "estimates_table", "MixedLM", "MixedLMParams", "mixedlm", "MixedLMExt",
-    "MixedLMExtResults", "LRTestResult", "sufficient_statistics", "fit_statistics", "SufficientStatistics",
+    "mixed", "lmer", "update", "lrtest", "anova", "estimates_table", "MixedLM", "MixedLMParams", "mixedlm",
+    "MixedLMExt", "MixedLMExtResults", "LRTestResult", "sufficient_statistics", "fit_statistics",
+    "SufficientStatistics",
     "ModelSpec", "REEquation", "ResidualSpec", "parse_stata",
     "Identity", "Independent", "Exchangeable", "Unstructured",
     "AR", "MA", "Toeplitz", "Banded", "Exponential", "UnstructuredResidual", "ExchangeableResidual",

@@ -323,6 +323,10 @@ def test_row_level_options_refused_after_a_dask_fit():
             mx.mixed("mixed weight week || id:", ddf, vce="cluster id")
         with pytest.raises(TypeError, match="column name"):
             mx.lmer("weight ~ week + (1 | id)", ddf, weights=np.ones(len(pig)))
+        with pytest.raises(NotImplementedError, match="sufficient statistics"):
+            r.bootstrap(n_boot=2)
+        with pytest.raises(NotImplementedError, match="sufficient statistics"):
+            r.margins()
         sat = _quiet(mx.mixed, "mixed weight week || id:, reml dfmethod(satterthwaite)", ddf)
         sat0 = _quiet(mx.mixed, "mixed weight week || id:, reml dfmethod(satterthwaite)", pig)
         np.testing.assert_allclose(sat.fe_df, sat0.fe_df, rtol=1e-4)
@@ -438,3 +442,15 @@ def test_offset_and_re_form_on_partitions(scheduler):
 def test_position_and_frequency_options_refused_out_of_core(cmd, match):
     with pytest.raises(ModelSpecificationError, match=match):
         mx.mixed(cmd, dd.from_pandas(mx.load_dataset("productivity"), npartitions=2))
+
+
+def test_profile_intervals_from_statistics():
+    """Profile-likelihood intervals need only the objective: the same from statistics."""
+    pig = mx.load_dataset("pig")
+    cmd = "mixed weight week || id:"
+    with dask.config.set(scheduler="synchronous"):
+        r = _quiet(mx.mixed, cmd, dd.from_pandas(pig, npartitions=3))
+        got = r.conf_int(method="profile")
+    want = _quiet(mx.mixed, cmd, pig).conf_int(method="profile")
+    np.testing.assert_allclose(got.select_dtypes("number").to_numpy(), want.select_dtypes("number").to_numpy(),
+                               rtol=1e-4)

@@ -81,3 +81,11 @@ def test_residual_plots(res):
     fig = res.plot_qq()
     assert len(fig.axes[0].collections[0].get_offsets()) == 432
     render(fig)
+
+
+def test_profile_plot(pig):
+    res = mx.mixed("mixed weight week || id:", pig)
+    fig = res.plot_profile(stddeviations=True)
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == 4
+    assert {ax.get_xlabel() for ax in fig.axes if ax.get_visible()} == set(res.profile(stddeviations=True))
+    render(fig)

@@ -55,7 +55,7 @@ def dense_parts(res):
     d = r.model.design
     ob = r.model.objective
     Lam = ob.lambda_from_theta(r.opt.theta)
-    s2 = r.profile.sigma2
+    s2 = r.fit_profile.sigma2
     cols, Gs, info, off = [], [], [], 0
     for li in range(len(d.levels) - 1, -1, -1):
         lvl = d.levels[li]
@@ -76,7 +76,7 @@ def dense_blups(res, C=None):
     """BLUPs, conditional and comparative covariances by dense GLS."""
     r = res._results
     d = r.model.design
-    s2 = r.profile.sigma2
+    s2 = r.fit_profile.sigma2
     Z, G, info = dense_parts(res)
     R = s2 * (np.eye(d.n) if C is None else C)
     V = Z @ G @ Z.T + R

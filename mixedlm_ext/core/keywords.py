@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import difflib
+import functools
+import inspect
 from typing import Iterable
 
 
@@ -19,3 +21,17 @@ def check_keywords(given: Iterable[str], valid: Iterable[str], where: str) -> No
     for name in given:
         if name not in valid:
             raise unknown_keyword_error(name, valid, where)
+
+
+def refuse_unknown_keywords(func):
+    """Decorator: a keyword ``func`` does not take raises :func:`unknown_keyword_error`
+    (naming the nearest valid one) instead of Python's bare ``TypeError``."""
+    params = inspect.signature(func).parameters
+    valid = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n != "self"]
+    where = "%s()" % func.__name__
+
+    @functools.wraps(func)
+    def checked(*args, **kwargs):
+        check_keywords(kwargs, valid, where)
+        return func(*args, **kwargs)
+    return checked

@@ -73,7 +73,7 @@ def fixed_factors(spec: ModelSpec, meta: pd.DataFrame) -> list[str]:
     return [c for c in v["fixed"] if _is_factor(meta[c], c in v["factor"])]
 
 
-def factor_variables(spec: ModelSpec, meta: pd.DataFrame) -> list[str]:
+def levels_to_scan(spec: ModelSpec, meta: pd.DataFrame) -> list[str]:
     """The variables whose levels must be found in the data: categorical
     variables of the fixed part (unless of a category type whose categories
     are known) and the ``R.x`` factors."""
@@ -102,10 +102,10 @@ def random_part_columns(spec: ModelSpec) -> list[str]:
 
 def scan_frame(spec: ModelSpec, data: pd.DataFrame, factors: Optional[list] = None) -> Scan:
     """The :class:`Scan` of one chunk (its estimation rows); ``factors``: the variables
-    whose levels to find (default :func:`factor_variables` of the chunk's types)."""
+    whose levels to find (default :func:`levels_to_scan` of the chunk's types)."""
     v = model_variables(spec, data)
     df, _ = select_estimation_rows(spec, data, used_columns(spec, v))
-    factors = factor_variables(spec, data) if factors is None else factors
+    factors = levels_to_scan(spec, data) if factors is None else factors
     values = {c: pd.Series(pd.unique(df[c].to_numpy()), name=c) for c in factors}
     groups = df[random_part_columns(spec)].drop_duplicates(ignore_index=True) if needs_group_scan(spec) else None
     return Scan(values, groups)
@@ -276,8 +276,8 @@ def statistics_layout(spec: ModelSpec, meta: pd.DataFrame, scan: Optional[Scan] 
     if spec.pwscale is not None:
         raise ModelSpecificationError("pwscale() is not supported out of core (from sufficient statistics): "
                                       "it rescales each group's weights by sums over the group")
-    scan = scan if scan is not None else Scan({c: pd.Series([], dtype=object) for c in factor_variables(spec, meta)})
-    missing = [c for c in factor_variables(spec, meta) if c not in scan.values]
+    scan = scan if scan is not None else Scan({c: pd.Series([], dtype=object) for c in levels_to_scan(spec, meta)})
+    missing = [c for c in levels_to_scan(spec, meta) if c not in scan.values]
     if missing:
         raise ValueError("the scan has no levels for the factor variable '%s'" % missing[0])
     if needs_group_scan(spec) and scan.groups is None:

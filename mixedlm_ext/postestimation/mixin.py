@@ -52,7 +52,7 @@ class PostestimationMixin:
         design = self.model.design
         return Estimates(design, self.model.objective, TermLayout.of(design),
                          np.asarray(self.opt.theta, dtype=float), np.asarray(self.params, dtype=float)[:k],
-                         np.asarray(self.cov_params())[:k, :k], self.profile.sigma2)
+                         np.asarray(self.cov_params())[:k, :k], self.fit_profile.sigma2)
 
     @cached_property
     def _pe_blups(self) -> dict[int, LevelBLUP]:

@@ -1,4 +1,4 @@
-"""Plots after ``mixed``: caterpillar, spaghetti (growth curves), residual diagnostics.
+"""Plots after ``mixed``: caterpillar, spaghetti (growth curves), residual diagnostics, profile traces.
 
 matplotlib is an optional dependency (``pip install mixedlm_ext[plot]``); it
 is imported inside each function, so importing :mod:`mixedlm_ext` never
@@ -196,4 +196,39 @@ def qq(res, figsize=None):
     ax.set_xlabel("normal quantiles")
     ax.set_ylabel("standardized residuals")
     ax.set_title("Normal Q-Q plot")
+    return fig
+
+
+def profile(traces, level: float = 95.0, figsize=None):
+    """Profile traces: ``zeta`` against each parameter (lme4's ``xyplot(profile(fit))``).
+
+    Parameters
+    ----------
+    traces : dict of DataFrame, or results
+        ``res.profile()`` (name -> trace with columns ``zeta`` and the
+        parameter), or fitted results (their profiles are computed).
+    level : float
+        Horizontal lines at ``zeta = +-z`` of this confidence level; where a
+        trace crosses them are the profile interval's ends.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if not isinstance(traces, dict):
+        traces = traces.profile()
+    k = len(traces)
+    ncol = min(3, max(k, 1))
+    nrow = int(np.ceil(k / ncol))
+    fig = _figure(figsize or (3.2 * ncol, 2.6 * nrow))
+    axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
+    z = float(stats.norm.ppf(0.5 + level / 200.0))
+    for ax, (name, tr) in zip(axes, traces.items()):
+        ax.plot(tr[name], tr["zeta"], marker=".", color="C0")
+        for v in (-z, 0.0, z):
+            ax.axhline(v, color="0.6", lw=0.8, ls="--" if v else ":")
+        ax.set_xlabel(name)
+        ax.set_ylabel("zeta")
+    for ax in axes[k:]:
+        ax.set_visible(False)
     return fig

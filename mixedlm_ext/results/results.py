@@ -10,11 +10,13 @@ import statsmodels.base.wrapper as wrap
 from scipy import stats
 from statsmodels.base.model import LikelihoodModelResults, LikelihoodResultsWrapper
 
-from ..core.keywords import check_keywords
+from ..core.keywords import check_keywords, refuse_unknown_keywords
 from ..design.names import coefficient_rows
+from ..inference.comparison import bootstrap_lrtest
 from ..inference.setup import InferenceMixin, InferenceSetup  # vce(), dfmethod(): t/F tests, robust SEs
 from ..fit.optimizer import near_bound
 from ..inference.vc import to_sd_metric, vc_confint
+from ..postestimation.inference_methods import InferenceMethodsMixin
 from ..postestimation.mixin import PostestimationMixin
 
 
@@ -44,7 +46,7 @@ class WaldResult(NamedTuple):
     pvalue: float
 
 
-class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResults):
+class MixedLMExtResults(InferenceMixin, InferenceMethodsMixin, PostestimationMixin, LikelihoodModelResults):
     """Results of :meth:`MixedLMExt.fit`.
 
     ``params`` are the fixed effects then the variance components (reported
@@ -57,7 +59,7 @@ class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResu
         scale = profile.sigma2 if profile.sigma2 > 0 else 1.0
         super().__init__(model, params, normalized_cov_params=inference.cov / scale, scale=scale)
         self.opt = opt
-        self.profile = profile
+        self.fit_profile = profile  # the objective's profile at the estimate
         self.level = level
         self.converged = bool(opt.converged)
         self.singular = is_singular_fit(model.objective, opt.theta)
@@ -113,9 +115,22 @@ class MixedLMExtResults(InferenceMixin, PostestimationMixin, LikelihoodModelResu
         part = self.model.design.fixed
         return coefficient_rows(part.design_info.column_names, part.frame, part.omitted)
 
-    def conf_int(self, alpha: float = 0.05):
-        """Confidence intervals: normal for fixed effects, Stata's transformed
-        intervals (log scale for variances, ...) for variance components."""
+    @refuse_unknown_keywords
+    def conf_int(self, alpha: float = 0.05, method: str = "wald", stddeviations: Optional[bool] = None):
+        """Confidence intervals.
+
+        ``method="wald"`` (default): normal for fixed effects, Stata's
+        transformed intervals (log scale for variances, ...) for variance
+        components.  ``method="profile"``: profile-likelihood intervals, a
+        DataFrame with columns ``0``, ``1`` and ``boundary`` (variance
+        components as SDs/correlations with ``stddeviations``; see
+        :meth:`profile_conf_int`).
+        """
+        if method == "profile":
+            return self.profile_conf_int(alpha, stddeviations)[["lower", "upper", "boundary"]].set_axis(
+                [0, 1, "boundary"], axis=1)
+        if method != "wald":
+            raise ValueError("method must be 'wald' or 'profile', got %r" % (method,))
         ci = np.array(super().conf_int(alpha=alpha), dtype=float)
         est = np.asarray(self.params)[self.k_fe:]
         se = np.asarray(self.bse)[self.k_fe:]
@@ -280,20 +295,33 @@ class MixedLMExtResultsWrapper(LikelihoodResultsWrapper):
     _attrs = {k: v for k, v in LikelihoodResultsWrapper._attrs.items() if k not in ("fittedvalues", "resid")}
     _wrap_attrs = {k: v for k, v in wrap.union_dicts(LikelihoodResultsWrapper._wrap_attrs, _attrs).items()
                    if k not in ("fittedvalues", "resid")}
-    _methods = dict(LikelihoodResultsWrapper._wrap_methods)
-    _wrap_methods = wrap.union_dicts(LikelihoodResultsWrapper._wrap_methods, _methods)
+    _wrap_methods = {k: v for k, v in LikelihoodResultsWrapper._wrap_methods.items() if k != "conf_int"}
+
+    @refuse_unknown_keywords
+    def conf_int(self, alpha: float = 0.05, method: str = "wald", stddeviations: Optional[bool] = None):
+        out = self._results.conf_int(alpha, method=method, stddeviations=stddeviations)
+        if isinstance(out, pd.DataFrame):
+            return out
+        return pd.DataFrame(out, index=self._results.model.data.param_names)
 
 
 wrap.populate_wrapper(MixedLMExtResultsWrapper, MixedLMExtResults)
 
 
-def lrtest(big, small) -> LRTestResult:
+@refuse_unknown_keywords
+def lrtest(big, small, method: str = "chi2", n_boot: int = 1000, seed=None, n_jobs: int = 1,
+           progress: Optional[bool] = None) -> LRTestResult:
     """Likelihood-ratio test of nested models (Stata's ``lrtest big small``).
 
     The degrees of freedom are the difference in the number of parameters;
     the note warns that a null hypothesis on the boundary of the parameter
     space (a variance of zero) makes the test conservative.
+    ``method="bootstrap"``: the p-value from ``n_boot`` parametric-bootstrap
+    replicates under the smaller model instead (see
+    :func:`mixedlm_ext.inference.comparison.bootstrap_lrtest`).
     """
+    if method not in ("chi2", "bootstrap"):
+        raise ValueError("method must be 'chi2' or 'bootstrap', got %r" % (method,))
     b = getattr(big, "_results", big)
     s = getattr(small, "_results", small)
     if b.reml != s.reml:
@@ -314,4 +342,8 @@ def lrtest(big, small) -> LRTestResult:
     p = float(stats.chi2.sf(stat, df)) if df > 0 else np.nan
     note = ("The reported degrees of freedom assumes the null hypothesis is not on the boundary of the "
             "parameter space. If this is not true, then the reported test is conservative.")
+    if method == "bootstrap":
+        p, lr = bootstrap_lrtest(b, s, stat, n_boot=n_boot, seed=seed, n_jobs=n_jobs, progress=progress)
+        return LRTestResult(stat, df, p, "bootstrap", "Parametric bootstrap under the smaller model: %d of %d "
+                            "replicates refitted." % (lr.size, n_boot))
     return LRTestResult(stat, df, p, "chi2(%d)" % df, note)

@@ -21,7 +21,7 @@ from ..design.build import model_variables, used_columns
 from ..design.statistics import SufficientStatistics
 from ..design.statistics_chunk import chunk_statistics
 from ..design.statistics_design import design_from_statistics
-from ..design.statistics_layout import Scan, factor_variables, needs_group_scan, scan_frame, statistics_layout
+from ..design.statistics_layout import Scan, levels_to_scan, needs_group_scan, scan_frame, statistics_layout
 from ..spec.model import ModelSpec
 from .frames import frame_meta, import_dask
 from .shards import MAX_CLIENT_ELEMENTS, can_shard, light_statistics, sharded_design
@@ -79,7 +79,7 @@ def dask_scan(spec: ModelSpec, frame) -> Scan:
     """The levels and groupings the layout needs (an empty scan when it needs none)."""
     dask, _ = import_dask()
     meta = frame_meta(frame)
-    factors = factor_variables(spec, meta)
+    factors = levels_to_scan(spec, meta)
     if not factors and not needs_group_scan(spec):
         return Scan({})
     scans = [dask.delayed(scan_frame, pure=True)(spec, p, factors) for p in frame.to_delayed()]
