@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import os
+from pathlib import Path
 import platform
 import shutil
 import subprocess
@@ -234,6 +235,9 @@ def render(store: dict) -> str:
         L.append("")
         L += _case_table(e)
         L.append("")
+    scale_out = Path(__file__).resolve().parent / "scale_out.md"  # written by benchmarks/scale_out.py
+    if scale_out.exists():
+        L += ["<!-- scale-out -->", scale_out.read_text().rstrip(), "<!-- /scale-out -->", ""]
     return "\n".join(L) + "\n"
 
 

@@ -22,6 +22,7 @@ __version__ = "0.1.0"
 # public name -> module (relative to the package) that defines it
 _LAZY = {
     "mixed": ".api", "lmer": ".api", "update": ".api",
+    "sufficient_statistics": ".api", "fit_statistics": ".api", "SufficientStatistics": ".design.statistics",
     "MixedLMExt": ".model",
     "MixedLMExtResults": ".results.results", "LRTestResult": ".results.results", "lrtest": ".results.results",
     "estimates_table": ".results.estimates_table", "anova": ".inference.comparison",
@@ -39,7 +40,8 @@ _LAZY = {
 
 __all__ = [
     "mixed", "lmer", "update", "lrtest", "anova", "estimates_table", "MixedLM", "MixedLMParams", "mixedlm",
-    "MixedLMExt", "MixedLMExtResults", "LRTestResult",
+    "MixedLMExt", "MixedLMExtResults", "LRTestResult", "sufficient_statistics", "fit_statistics",
+    "SufficientStatistics",
     "ModelSpec", "REEquation", "ResidualSpec", "parse_stata",
     "Identity", "Independent", "Exchangeable", "Unstructured",
     "AR", "MA", "Toeplitz", "Banded", "Exponential", "UnstructuredResidual", "ExchangeableResidual",

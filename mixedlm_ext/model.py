@@ -18,11 +18,14 @@ from .core.errors import BoundaryWarning, ConvergenceWarning, warn_user
 from .core.keywords import check_keywords, unknown_keyword_error
 from .core.threads import single_thread_blas
 from .design.build import build_design
+from .design.statistics_design import design_from_statistics
 from .design.types import Design
 from .fit.derivatives import central_gradient, numerical_hessian
 from .fit.objective import Objective
 from .fit.optimizer import optimize
 from .inference.vc import vc_covariance
+from .scale.frames import is_dask_frame
+from .scale.shards import ShardedDesign, ShardedObjective
 from .spec.model import ModelSpec, ResidualSpec, WeightSpec
 
 
@@ -46,6 +49,32 @@ FIT_KEYWORDS = ("start_params", "reml", "method", "log", "emlog", "em_iterations
                 "stream", "df_method", "vce")
 
 
+def design_of(spec: ModelSpec, data, statistics_on: str = "auto") -> Design:
+    """The design of ``spec`` on ``data``: built from the rows of a pandas DataFrame,
+    from the sufficient statistics of a Dask DataFrame (partition by partition;
+    ``statistics_on``: where the per-group statistics are kept, see
+    :func:`mixedlm_ext.scale.statistics.dask_design`)."""
+    if is_dask_frame(data):
+        from .scale.statistics import dask_design
+
+        return dask_design(spec, data, statistics_on)
+    if statistics_on != "auto":
+        raise TypeError("statistics_on= is for Dask DataFrames")
+    return build_design(spec, data)
+
+
+def objective_of(design: Design, reml: bool) -> Objective:
+    """The objective of a design (a sharded design's evaluations map over its shards)."""
+    if isinstance(design, ShardedDesign):
+        return ShardedObjective(design, reml=reml)
+    return Objective(design, reml=reml)
+
+
+def _refuse_dask(data, what: str) -> None:
+    if is_dask_frame(data):
+        raise TypeError("%s with a Dask DataFrame: give a column name of the frame instead" % what)
+
+
 def _with_precision_weights(spec: ModelSpec, data: pd.DataFrame, weights) -> tuple[ModelSpec, pd.DataFrame]:
     """``weights=`` (lme4's precision weights) as a column of the data."""
     if weights is None:
@@ -53,6 +82,7 @@ def _with_precision_weights(spec: ModelSpec, data: pd.DataFrame, weights) -> tup
     if isinstance(weights, str):
         var = weights
     else:
+        _refuse_dask(data, "weights= as values")
         w = np.asarray(weights, dtype=float)
         if w.shape != (len(data),):
             raise ValueError("weights must be a column name or one value per row of data (%d), got shape %s"
@@ -84,7 +114,12 @@ class MixedLMExt(LikelihoodModel):
     spec : ModelSpec
         What to fit (built by a front-end: :meth:`from_stata`,
         :meth:`from_lme4`, :meth:`from_formula`).
-    data : pandas.DataFrame
+    data : pandas.DataFrame or dask.dataframe.DataFrame
+        A Dask DataFrame is reduced partition by partition to the model's
+        sufficient statistics (``docs/scale.md``).
+    statistics_on : {"auto", "client", "workers"}
+        Dask only: where the per-group statistics are kept (``"workers"``: in
+        shards of whole top-level clusters, every evaluation a map over them).
 
     Notes
     -----
@@ -95,21 +130,22 @@ class MixedLMExt(LikelihoodModel):
     """
 
     def __init__(self, spec: ModelSpec, data: pd.DataFrame, *, design: Optional[Design] = None,
-                 formula: Optional[str] = None, **kwargs):
-        check_keywords(kwargs, (), "MixedLMExt()")
+                 formula: Optional[str] = None, statistics_on: str = "auto", **kwargs):
+        check_keywords(kwargs, ("formula", "statistics_on"), "MixedLMExt()")
         if design is None:
             with single_thread_blas():
-                design = build_design(spec, data)
+                design = design_of(spec, data, statistics_on)
         elif design.spec.with_options(reml=spec.reml) != spec:
             raise ValueError("design= must be a design of the same model (it may differ in reml only)")
         self.spec = spec
         self.design: Design = design
-        self.objective = Objective(design, reml=spec.reml)
+        self.objective = objective_of(design, spec.reml)
         self.frame = data  # the user's data: vce(cluster var) may name a column outside the model
         self.formula = formula  # the model as the user wrote it (a Stata command, an lme4 formula)
         exog = pd.DataFrame(design.X, columns=design.fe_names, index=design.row_index)
         endog = pd.Series(design.y, index=design.row_index, name=spec.response)
-        super().__init__(endog, exog)
+        # a design from sufficient statistics has no rows: nothing for statsmodels to inspect
+        super().__init__(endog, exog, **({} if design.holds_rows else {"hasconst": False}))
         self.k_fe = design.p
         self.vc_labels = self.objective.natural_names()
         self.vc_names = ["%s:%s" % lp for lp in self.vc_labels]
@@ -132,7 +168,7 @@ class MixedLMExt(LikelihoodModel):
     @classmethod
     def from_lme4(cls, formula: str, data: pd.DataFrame, *, reml: bool = True,
                   covariance: Optional[dict] = None, residual: Optional[ResidualSpec] = None,
-                  weights=None) -> "MixedLMExt":
+                  weights=None, statistics_on: str = "auto") -> "MixedLMExt":
         """Model from an lme4-style formula (``"y ~ x + (x | g)"``).
 
         ``residual`` is a residual structure such as ``AR(2, time="time")``
@@ -144,7 +180,7 @@ class MixedLMExt(LikelihoodModel):
 
         spec = parse_lme4(formula, reml=reml, covariance=covariance)
         spec, data = _with_precision_weights(spec, data, weights)
-        return cls(_with_residual(spec, residual), data, formula=formula)
+        return cls(_with_residual(spec, residual), data, formula=formula, statistics_on=statistics_on)
 
     @classmethod
     def from_formula(cls, formula: str, data: pd.DataFrame, subset=None, drop_cols=None, *args,
@@ -165,6 +201,7 @@ class MixedLMExt(LikelihoodModel):
         from .syntax.statsmodels import spec_from_statsmodels
 
         if not isinstance(groups, str):
+            _refuse_dask(data, "groups= as values")
             data = data.copy()
             data["_groups"] = np.asarray(groups)
             groups = "_groups"
@@ -172,6 +209,7 @@ class MixedLMExt(LikelihoodModel):
                                      categorical=categorical_columns(data))
         spec = _with_residual(spec, kwargs.pop("residual", None))
         if subset is not None:
+            _refuse_dask(data, "subset=")
             data = data.loc[subset]
         return cls(spec, data, formula=formula)
 
@@ -183,6 +221,10 @@ class MixedLMExt(LikelihoodModel):
         Raises ``KeyError`` when the data have no such column.
         """
         d = self.design
+        if not d.holds_rows:
+            raise NotImplementedError("the rows of column '%s' are not available: the model was fitted from "
+                                      "sufficient statistics (out of core); vce(cluster var) is available in "
+                                      "memory, vce(robust) clusters at the top level out of core" % name)
         if name in d.data.columns:
             return d.data[name]
         if name not in self.frame.columns:

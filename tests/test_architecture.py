@@ -23,6 +23,7 @@ LAYERS = [
     ("design",),
     ("engines",),
     ("fit",),
+    ("scale",),
     ("inference",),
     ("postestimation",),
     ("results",),

@@ -41,7 +41,7 @@ from .working import (GramWorking, WorkingFixedPart, centered_columns, gram, gra
                       row_working_part)
 
 
-def _model_variables(spec: ModelSpec, data: pd.DataFrame) -> dict[str, list[str]]:
+def model_variables(spec: ModelSpec, data: pd.DataFrame) -> dict[str, list[str]]:
     """The data columns each part of the model reads (checked to exist)."""
     check_columns(data, [spec.response], "dependent variable")
     fixed_vars, factor_vars = formula_variables(spec.fixed, data.columns)
@@ -71,10 +71,9 @@ def _model_variables(spec: ModelSpec, data: pd.DataFrame) -> dict[str, list[str]
                 factor_re=factor_re, residual=resid_vars, weights=weight_vars)
 
 
-def _estimation_rows(spec: ModelSpec, data: pd.DataFrame, used: list[str]) -> tuple[ColumnTable, np.ndarray, int]:
-    """The used columns of the rows selected by the ``if`` condition with no missing
-    value in a used column, those rows' positions in ``data``, and how many were dropped."""
-    table = ColumnTable.from_frame(data, used)
+def _selected_rows(spec: ModelSpec, data: pd.DataFrame, table: ColumnTable) -> tuple[np.ndarray, int]:
+    """Positions of the rows selected by ``in`` and ``if`` with no missing value in the
+    columns of ``table`` (``data``'s used columns), and how many were dropped for missing values."""
     selected = None
     if spec.in_range is not None:
         selected = np.zeros(table.n, dtype=bool)
@@ -89,19 +88,50 @@ def _estimation_rows(spec: ModelSpec, data: pd.DataFrame, used: list[str]) -> tu
     missing = table.missing()
     if selected is not None:
         missing &= selected
-    n_dropped = int(missing.sum())
     keep = ~missing if selected is None else selected & ~missing
+    rows = np.flatnonzero(keep) if not keep.all() else np.arange(table.n)
+    return rows, int(missing.sum())
+
+
+def select_estimation_rows(spec: ModelSpec, data: pd.DataFrame, used: list[str]) -> tuple[pd.DataFrame, int]:
+    """Rows selected by the ``if`` condition with no missing value in a used column
+    (index: positions in ``data``), and the number dropped for missing values."""
+    rows, n_dropped = _selected_rows(spec, data, ColumnTable.from_frame(data, used))
+    return data[used].iloc[rows].set_axis(pd.Index(rows)), n_dropped
+
+
+def check_estimation_rows(spec: ModelSpec, n_rows: int, n_used: int, n_dropped: int) -> None:
+    """Warn about rows dropped for missing values; refuse an empty estimation sample."""
     if n_dropped:
         warn_user("%d observation%s with missing values in the model's variables dropped"
                   % (n_dropped, "s" if n_dropped > 1 else ""))
-    rows = np.flatnonzero(keep) if not keep.all() else np.arange(table.n)
-    if rows.size == 0:
-        if len(data) == 0:
+    if n_used == 0:
+        if n_rows == 0:
             raise ModelSpecificationError("no observations: the data has no rows")
         if n_dropped == 0:
             raise ModelSpecificationError("no observations: the if condition %r selects no rows" % spec.subset)
         raise ModelSpecificationError("no observations: every row has a missing value in a used variable")
+
+
+def _estimation_rows(spec: ModelSpec, data: pd.DataFrame, used: list[str]) -> tuple[ColumnTable, np.ndarray, int]:
+    """The used columns of the estimation rows, those rows' positions in ``data``, and
+    how many were dropped for missing values."""
+    table = ColumnTable.from_frame(data, used)
+    rows, n_dropped = _selected_rows(spec, data, table)
+    check_estimation_rows(spec, len(data), rows.size, n_dropped)
     return (table.take(rows) if rows.size < table.n else table), rows, n_dropped
+
+
+def used_columns(spec: ModelSpec, v: dict) -> list[str]:
+    """Every column the model reads, once, response first."""
+    return list(dict.fromkeys([spec.response] + v["fixed"] + v["random"] + v["group"] + v["factor_re"]
+                              + v["residual"] + v["weights"]))
+
+
+def numeric_columns(spec: ModelSpec, v: dict) -> list[str]:
+    """The columns used as numbers (made plain float64 by :func:`as_plain_numbers`)."""
+    return [spec.response] + v["fixed"] + v["random"] + v["weights"] + \
+        ([spec.residual.time] if spec.residual.time else [])
 
 
 def in_range_rows(in_range: tuple[int, int], n: int) -> slice:
@@ -115,7 +145,18 @@ def in_range_rows(in_range: tuple[int, int], n: int) -> slice:
     return slice(first - 1, last)
 
 
-def _check_types(spec: ModelSpec, df: ColumnTable, v: dict) -> None:
+def with_effect_columns(spec: ModelSpec, df):
+    """``df`` (a data frame or a :class:`ColumnTable`) with a column for each random
+    slope on an expression (``c.x#c.x``, ``I(x^2)``)."""
+    derived = {c for eq in spec.random for c in eq.columns if c not in df.columns}
+    if not derived:
+        return df
+    new = {c: effect_column(c, df) for c in sorted(derived)}
+    return df.assign(**new) if isinstance(df, pd.DataFrame) else df.with_columns(**new)
+
+
+def check_types(spec: ModelSpec, df, v: dict) -> None:
+    """The used columns have the types their roles need (``df``: a data frame or a :class:`ColumnTable`)."""
     check_finite(df, [spec.response] + v["fixed"] + v["random"] + v["residual"])
     y = df[spec.response]
     if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
@@ -290,17 +331,10 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
     """Validate ``data`` against ``spec`` and build the :class:`Design`."""
     if not isinstance(data, pd.DataFrame):
         raise TypeError("data must be a pandas DataFrame, got %s" % type(data).__name__)
-    v = _model_variables(spec, data)
-    used = list(dict.fromkeys([spec.response] + v["fixed"] + v["random"] + v["group"] + v["factor_re"]
-                              + v["residual"] + v["weights"]))
-    table, rows, n_dropped = _estimation_rows(spec, data, used)
-    _check_types(spec, table, v)
-    table = as_plain_numbers(table, [spec.response] + v["fixed"] + v["random"] + v["weights"]
-                             + ([spec.residual.time] if spec.residual.time else []))
-
-    derived = {c for eq in spec.random for c in eq.columns if c not in table}
-    if derived:  # random slopes on expressions (c.x#c.x, I(x^2)) become columns of the design's data
-        table = table.with_columns(**{c: effect_column(c, table) for c in sorted(derived)})
+    v = model_variables(spec, data)
+    table, rows, n_dropped = _estimation_rows(spec, data, used_columns(spec, v))
+    check_types(spec, table, v)
+    table = with_effect_columns(spec, as_plain_numbers(table, numeric_columns(spec, v)))
     merged, paths, crossed = level_paths(merge_equations(spec.random), table)
     sparse = crossed or uses_sparse_design(merged)
     check_group_types(table, v["group"] + v["factor_re"])

@@ -170,8 +170,9 @@ def plain_fixed_part(spec: ModelSpec, df, variables: list[str], keep: np.ndarray
                      tuple(names))
 
 
-def build_fixed_part(spec: ModelSpec, df: pd.DataFrame) -> tuple[np.ndarray, FixedPart]:
-    """``X`` of the estimation rows and the :class:`FixedPart` that builds it."""
+def build_fixed_part(spec: ModelSpec, df: pd.DataFrame, keep_collinear: bool = False) -> tuple[np.ndarray, FixedPart]:
+    """``X`` of the estimation rows and the :class:`FixedPart` that builds it
+    (``keep_collinear``: every column of the right-hand side, none omitted)."""
     rhs = patsy_rhs(spec)
     try:
         M = patsy.dmatrix(rhs, df, NA_action="raise", return_type="matrix")
@@ -185,7 +186,7 @@ def build_fixed_part(spec: ModelSpec, df: pd.DataFrame) -> tuple[np.ndarray, Fix
         order = [i for i in order if i != k] + [k]
     arr = np.asarray(M, dtype=float)[:, order]
     ordered = [names[i] for i in order]
-    keep = drop_collinear(arr, ordered)
+    keep = np.ones(len(ordered), dtype=bool) if keep_collinear else drop_collinear(arr, ordered)
     variables, _ = formula_variables(spec.fixed, df.columns)
     part = FixedPart(info, tuple(i for i, k in zip(order, keep) if k), tuple(n for n, k in zip(ordered, keep) if k),
                      tuple(n for n, k in zip(ordered, keep) if not k), tuple(variables), rhs, df)

@@ -12,8 +12,10 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from ..core.linalg import grouped_crossprod
 from ..spec.model import ModelSpec, REEquation
 from ..structures.covariance import CovStruct
+from ..structures.residual.structure import ResidualStructure, make_residual
 from .fixed import FixedPart
 from .working import WorkingFixedPart
 
@@ -114,6 +116,33 @@ class Design:
         """The estimation rows (sorted), used columns only, as a data frame (made when
         asked for; the design's own computations read :attr:`table`)."""
         return self.table.frame()
+
+    holds_rows = True  # the rows are here (a design from sufficient statistics has none)
+
+    def residual_structure(self) -> ResidualStructure:
+        """The (unbound) residual structure of the model, for this kind of design."""
+        return make_residual(self.spec.residual)
+
+    def cluster_crossproducts(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per top-level cluster: ``[Xw yw]'[Xw yw]`` ``(C, p+1, p+1)`` and the sum of the
+        observations' weights (their number without weights) ``(C,)``."""
+        top = self.levels[0]
+        XY = self.XY
+        a = np.ones(self.n) if self.weights is None else self.weights.total_obs
+        return (grouped_crossprod(XY, XY, top.codes, top.n_groups),
+                np.bincount(top.codes, weights=a, minlength=top.n_groups))
+
+    def top_clusters(self, level_index: int) -> np.ndarray:
+        """The top-level cluster of each group of level ``level_index`` (through the parent maps)."""
+        c = np.arange(self.levels[level_index].n_groups)
+        for j in range(level_index, 0, -1):
+            c = self.levels[j].parent[c]
+        return c
+
+    def layout_crossproducts(self) -> Optional[tuple]:
+        """``(Z'Z, Z'[Xw yw])`` in the nested engine's level layout when the design
+        holds them instead of rows (crossed designs from sufficient statistics); else None."""
+        return None
 
     # -- sizes -------------------------------------------------------------
     @property

@@ -87,6 +87,16 @@ def check_level_effects(label: str, blocks: list, df, codes: np.ndarray, n_group
     """Each random effect appears once per level, is not identically zero, and a
     random slope is not constant within every group when the level has a random
     intercept (it would be collinear with it)."""
+    lows, highs = {}, {}
+    for blk in blocks:
+        for c in blk.equation.columns:
+            lows[c], highs[c] = _group_range(np.asarray(df[c], dtype=float), codes, n_groups)
+    check_effect_extremes(label, blocks, lows, highs)
+
+
+def check_effect_extremes(label: str, blocks: list, lows: dict, highs: dict) -> None:
+    """:func:`check_level_effects` from each random-effects variable's minimum and
+    maximum within every group of the level (``lows``/``highs``: column -> ``(G,)``)."""
     seen = set()
     for blk in blocks:
         for e in blk.effects:
@@ -96,14 +106,13 @@ def check_level_effects(label: str, blocks: list, df, codes: np.ndarray, n_group
                     "distinct terms (use noconstant in the later equations)" % (label, e))
             seen.add((blk.expand_by, e))
         for c in blk.equation.columns:
-            v = np.asarray(df[c], dtype=float)
-            if not np.any(v != 0):
+            if not (np.any(lows[c] != 0) or np.any(highs[c] != 0)):
                 raise ModelSpecificationError(
                     "level %s: random-effects variable '%s' is zero in every observation" % (label, c))
     has_intercept = any(b.equation.constant and b.expand_by is None for b in blocks)
     for blk in blocks:
         for c in blk.equation.columns if has_intercept and blk.expand_by is None else ():
-            lo, hi = _group_range(np.asarray(df[c], dtype=float), codes, n_groups)
+            lo, hi = lows[c], highs[c]
             if np.all(hi - lo <= 1e-12 * np.maximum(np.abs(hi), 1.0)):
                 raise ModelSpecificationError(
                     "level %s: random-effects variable '%s' is constant within every group, so its random "

@@ -57,7 +57,7 @@ import numpy as np
 
 from ..core.errors import ModelSpecificationError
 
-__all__ = ["WeightInfo", "bind_weights", "scale_level_one"]
+__all__ = ["WeightInfo", "bind_weights", "scale_level_one", "weight_kind", "level_totals"]
 
 
 @dataclass
@@ -137,22 +137,15 @@ def _column(design, var: str, what: str) -> np.ndarray:
 
 def _precision_weights(design, spec) -> WeightInfo:
     """lme4's ``weights=``: the rows are scaled by ``sqrt(w)``; groups are not weighted."""
-    res = design.spec.residual
-    if res.kind != "independent" or res.by is not None:
-        raise ModelSpecificationError("precision weights with a residuals() structure are not supported")
-    if design.sparse_re:
-        raise ModelSpecificationError("precision weights with crossed random effects are not supported yet")
     w = _column(design, spec.var, "precision weights")
     ones = [np.ones(lvl.n_groups) for lvl in design.levels]
     return WeightInfo("precision", None, w, ones, ones, w, float(design.n), ("_obs",))
 
 
-def bind_weights(design) -> Optional[WeightInfo]:
-    """Validate the specification's weights against a design's levels and bind
-    them to its rows; None without weights.  ``design`` needs ``spec``,
-    ``levels``, ``data``, ``n`` and ``sparse_re`` (the cross-products are
-    computed from the result by the design stage)."""
-    spec = design.spec
+def weight_kind(spec, sparse_re: bool, levels: list) -> Optional[str]:
+    """The kind of the specification's weights (None: no weights), after the
+    checks that need no data: Stata's refusals and what is not supported here
+    (``levels``: the design's levels, coarsest first)."""
     specs = tuple(spec.weights)
     pwscale = spec.pwscale
     if not specs:
@@ -165,15 +158,19 @@ def bind_weights(design) -> Optional[WeightInfo]:
             raise ModelSpecificationError("precision weights cannot be combined with frequency or sampling weights")
         raise ModelSpecificationError("frequency weights and sampling weights cannot be combined")
     kind = kinds.pop()
+    res = spec.residual
     if kind == "precision":
-        return _precision_weights(design, specs[0])
+        if res.kind != "independent" or res.by is not None:
+            raise ModelSpecificationError("precision weights with a residuals() structure are not supported")
+        if sparse_re:
+            raise ModelSpecificationError("precision weights with crossed random effects are not supported yet")
+        return kind
     if spec.reml:
         raise ModelSpecificationError(
             "%ss are not allowed with REML: the weighted (pseudo-)likelihood is defined for ML only "
             "(Stata refuses reml with weights)" % kind)
-    if design.sparse_re:
+    if sparse_re:
         raise ModelSpecificationError("weights are not supported with crossed random effects")
-    res = spec.residual
     obs_spec = [w for w in specs if w.level is None]
     if res.kind != "independent" or res.by is not None:
         if obs_spec:
@@ -185,9 +182,42 @@ def bind_weights(design) -> Optional[WeightInfo]:
     if pwscale is not None:
         if kind != "pweight":
             raise ModelSpecificationError("pwscale() is only allowed with sampling weights (pweights)")
-        if len([l for l in design.levels if l.path]) != 1:
+        if len([l for l in levels if l.path]) != 1:
             raise ModelSpecificationError("pwscale() is only allowed with two-level models")
+    labels = [l.label for l in levels]
+    for w in specs:
+        if w.level is not None and w.level not in labels:
+            raise ModelSpecificationError("weights given for level '%s', which is not a level of the model"
+                                          % w.level)
+    return kind
 
+
+def level_totals(levels, level_w: list) -> list:
+    """Per level (coarsest first): each group's product of the conditional weights
+    from the top level down to it (``level_w``: each level's own group weights)."""
+    totals = []
+    for li, lvl in enumerate(levels):
+        t = np.asarray(level_w[li], dtype=float).copy()
+        if li > 0 and lvl.parent is not None:
+            t = t * totals[li - 1][lvl.parent]
+        totals.append(t)
+    return totals
+
+
+def bind_weights(design) -> Optional[WeightInfo]:
+    """Validate the specification's weights against a design's levels and bind
+    them to its rows; None without weights.  ``design`` needs ``spec``,
+    ``levels``, ``data``, ``n`` and ``sparse_re`` (the cross-products are
+    computed from the result by the design stage)."""
+    spec = design.spec
+    kind = weight_kind(spec, design.sparse_re, design.levels)
+    if kind is None:
+        return None
+    specs = tuple(spec.weights)
+    pwscale = spec.pwscale
+    if kind == "precision":
+        return _precision_weights(design, specs[0])
+    obs_spec = [w for w in specs if w.level is None]
     n = design.n
     obs = _column(design, obs_spec[0].var, "observation level") if obs_spec else np.ones(n)
     if kind == "fweight" and obs_spec and np.any(obs != np.round(obs)):
@@ -197,9 +227,6 @@ def bind_weights(design) -> Optional[WeightInfo]:
     for w in specs:
         if w.level is None:
             continue
-        if w.level not in labels:
-            raise ModelSpecificationError("weights given for level '%s', which is not a level of the model"
-                                          % w.level)
         li = labels.index(w.level)
         lvl = design.levels[li]
         v = _column(design, w.var, "level %s" % w.level)
@@ -218,12 +245,7 @@ def bind_weights(design) -> Optional[WeightInfo]:
     if pwscale is not None:
         li = [i for i, l in enumerate(design.levels) if l.path][0]
         obs, level_w[li] = scale_level_one(obs, design.levels[li].codes, pwscale, level_w[li])
-    totals = []
-    for li, lvl in enumerate(design.levels):
-        t = level_w[li].copy()
-        if li > 0 and lvl.parent is not None:
-            t = t * totals[li - 1][lvl.parent]
-        totals.append(t)
+    totals = level_totals(design.levels, level_w)
     a = obs * totals[-1][design.levels[-1].codes] if design.levels else obs.copy()
     info = WeightInfo(kind, pwscale, obs, level_w, totals, a, float(a.sum()),
                       tuple("_obs" if w.level is None else w.level for w in specs))

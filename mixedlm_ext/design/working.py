@@ -191,7 +191,7 @@ def centered_columns(x_cols: Sequence[Optional[np.ndarray]], y: np.ndarray,
     return CenteredColumns(out, means, const)
 
 
-def _schur_ratios(G: np.ndarray, order: list[int], norms: np.ndarray) -> np.ndarray:
+def schur_ratios(G: np.ndarray, order: list[int], norms: np.ndarray) -> np.ndarray:
     """For each column in ``order``: the norm of its residual on the earlier kept
     columns over ``norms`` (a column with a ratio at or below :data:`COLLINEAR_TOL`
     is not kept, so later ones are projected on the kept ones only).  Without a
@@ -249,7 +249,7 @@ def gram_working(cc: CenteredColumns, n: int, raw_norms: Optional[np.ndarray] = 
         order = list(range(p))
         if cc.const is not None:
             order = [cc.const] + [i for i in order if i != cc.const]
-        ratios = _schur_ratios(Gx, order, raw_norms)
+        ratios = schur_ratios(Gx, order, raw_norms)
         if np.any((ratios > COLLINEAR_TOL) & (ratios <= AMBIGUOUS_TOL)):
             return None
         keep[:] = False
@@ -258,7 +258,7 @@ def gram_working(cc: CenteredColumns, n: int, raw_norms: Optional[np.ndarray] = 
     k = idx.size
     Gk = Gx[np.ix_(idx, idx)]
     centred_norms = np.sqrt(np.maximum(np.diagonal(Gk), 0.0))
-    if k and _schur_ratios(Gk, list(range(k)), centred_norms).min() < GRAM_MIN_RATIO:
+    if k and schur_ratios(Gk, list(range(k)), centred_norms).min() < GRAM_MIN_RATIO:
         return None  # ill-conditioned among themselves: the Gram matrix would lose too much
     try:
         Rc = np.linalg.cholesky(Gk).T

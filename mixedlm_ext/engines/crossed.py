@@ -86,6 +86,38 @@ def _first_term_crossproducts(t1: CrossedTerm, Z1: sp.csr_matrix,
     return Z1tZ1, Z1tXY
 
 
+def _term_crossproducts(design: Design, first: Optional[CrossedTerm], rest: list):
+    """``(Z1'Z1 blocks, Z1'[X y], Z2'[X y], Z2'Z2, Z2'Z1)`` from the design's rows."""
+    XY = design.XY
+    Z1, _ = term_matrix([first] if first else [], design.n)
+    Z1tZ1, Z1tXY = _first_term_crossproducts(first, Z1, XY) if first else (None, None)
+    Z2, offs2 = term_matrix(rest, design.n)
+    if not int(offs2[-1]):
+        return Z1tZ1, Z1tXY, None, None, None
+    Z2t = Z2.T.tocsr()
+    return Z1tZ1, Z1tXY, np.asarray(Z2t @ XY), (Z2t @ Z2).tocoo(), (Z2t @ Z1).tocsr()
+
+
+def _layout_term_crossproducts(ZtZ: sp.spmatrix, ZtXY: np.ndarray, terms: list):
+    """The same from ``Z'Z`` (sparse) and ``Z'[X y]`` in the nested engine's level
+    layout (each term's entries at its ``pos``), terms in engine order."""
+    if not terms:
+        return None, None, None, None, None
+    perm = np.concatenate([t.pos.ravel() for t in terms])
+    A = sp.csr_matrix(ZtZ)[perm][:, perm]
+    C = np.asarray(ZtXY)[perm]
+    t1 = terms[0]
+    n1, q1 = t1.G * t1.q, t1.q
+    D = A[:n1, :n1].tocoo()
+    Z1tZ1 = np.zeros((t1.G, q1, q1))
+    same = D.row // q1 == D.col // q1
+    np.add.at(Z1tZ1, (D.row[same] // q1, D.row[same] % q1, D.col[same] % q1), D.data[same])
+    Z1tXY = C[:n1].reshape(t1.G, q1, -1)
+    if len(terms) == 1:
+        return Z1tZ1, Z1tXY, None, None, None
+    return Z1tZ1, Z1tXY, C[n1:], A[n1:, n1:].tocoo(), A[n1:, :n1].tocsr()
+
+
 def _block_diag_structure(G: int, q: int) -> tuple[np.ndarray, np.ndarray]:
     """``(indptr, indices)`` of a block-diagonal CSR matrix of ``G`` blocks ``q x q``."""
     rows = np.arange(G * q)
@@ -115,24 +147,24 @@ class CrossedEngine:
         self.q, self.parents, _ = design.engine_layout()
         terms, self.n_u = build_terms(design)
         self.terms = sorted(terms, key=lambda t: -t.G * t.q)  # largest first (stable)
-        XY = design.XY
-        self.k = XY.shape[1]
+        self.k = design.XYtXY.shape[1]
         first, rest = (self.terms[0], self.terms[1:]) if self.terms else (None, [])
         self.G1, self.q1 = (first.G, first.q) if first else (0, 0)
-        Z1, _ = term_matrix(self.terms[:1], design.n)
+        self.offs2 = np.concatenate([[0], np.cumsum([t.G * t.q for t in rest])]).astype(np.int64)
+        self.Q2 = int(self.offs2[-1])
+        given = design.layout_crossproducts()
+        if given is None:  # from the rows
+            Z1tZ1, Z1tXY, Z2tXY, Z2tZ2, Z2tZ1 = _term_crossproducts(design, first, rest)
+        else:  # from the design's cross-products in the nested engine's level layout
+            Z1tZ1, Z1tXY, Z2tXY, Z2tZ2, Z2tZ1 = _layout_term_crossproducts(*given, self.terms)
         # per group of term 1: the diagonal blocks of Z1'Z1 (G1, q1, q1) and Z1'[X y] (G1, q1, k)
-        self.Z1tZ1, self.Z1tXY = _first_term_crossproducts(first, Z1, XY) if first else (None, None)
+        self.Z1tZ1, self.Z1tXY = Z1tZ1, Z1tXY
         self._bd_struct = _block_diag_structure(self.G1, self.q1)
         self.rest_q1 = all(t.q == 1 for t in rest)
-        Z2, self.offs2 = term_matrix(rest, design.n)
-        self.Q2 = int(self.offs2[-1])
         if not self.Q2:
             self.Z2tXY = self.Z2tZ2 = self.Z2tZ1 = self.Z1tZ2 = self.kmat = None
             return
-        Z2t = Z2.T.tocsr()
-        self.Z2tXY = np.asarray(Z2t @ XY)  # (Q2, k)
-        Z2tZ2 = (Z2t @ Z2).tocoo()
-        Z2tZ1 = (Z2t @ Z1).tocsr()
+        self.Z2tXY = Z2tXY  # (Q2, k)
         Z2tZ1.sum_duplicates()
         Z2tZ1.sort_indices()
         self.Z2tZ1 = Z2tZ1  # (Q2, G1 q1)
@@ -211,7 +243,10 @@ class CrossedEngine:
 
     def start_factors(self) -> Optional[list[float]]:
         """Moment-based relative standard deviations per block (design order) for
-        designs whose terms are all scalar (:mod:`.crossed_start`), else None."""
+        designs whose terms are all scalar and whose rows are at hand (:mod:`.crossed_start`),
+        else None."""
+        if not self.design.holds_rows:
+            return None
         theta = moment_start(self.terms, self.design.yw)
         if theta is None:
             return None
@@ -374,6 +409,9 @@ class CrossedEngine:
         if elim.state is None:
             raise ValueError("level_factors needs an elimination computed with keep=True")
         d = self.design
+        if not d.holds_rows:
+            raise NotImplementedError("the nested-layout factors of a crossed design need its rows; this design "
+                                      "was made from sufficient statistics")
         fine = d.re_levels()
         codes, G = fine[0].codes, fine[0].n_groups
         Q = d.Z.shape[1]

@@ -26,16 +26,17 @@ from ..core.linalg import inv_lower
 from .objective import Objective
 
 
-def conditional_moments(objective: Objective, theta: np.ndarray):
+def conditional_moments(objective: Objective, theta: np.ndarray, beta_w=None):
     """``(profile, u_hat, joint_cov)`` per level, finest level first.
 
     ``joint_cov[i]`` is ``(G_i, Q_i, Q_i)``: the covariance (in units of
     ``sigma2``) of ``[u_g, u_parent, u_grandparent, ...]`` for each group of
-    level ``i``.
+    level ``i``.  ``u_hat`` is at the profile's GLS ``beta`` unless ``beta_w``
+    (working metric) is given.
     """
     prof = objective.profile(theta, keep=True)
     engine = objective.engine
-    u_hat = engine.solve_u(prof.elim, prof.beta_w)
+    u_hat = engine.solve_u(prof.elim, prof.beta_w if beta_w is None else beta_w)
     factors = engine.level_factors(prof.elim)
     n = len(factors)
     joint: list = [None] * n
@@ -135,7 +136,7 @@ def em_start(objective: Objective, theta: np.ndarray, iterations: int = 20, log:
     ``count`` (the optimizer's evaluation counter) counts each step's
     evaluations."""
     stream = stream or sys.stdout
-    if iterations <= 0 or objective.n_theta_re == 0 or objective.design.sparse_re:
+    if iterations <= 0 or objective.n_theta_re == 0 or objective.design.sparse_re or not objective.keeps_factors:
         return theta
     value = count.value if count is not None else objective.deviance
     best, best_dev = theta, value(theta)

@@ -18,7 +18,7 @@ from ..core.linalg import LOG2PI, block_diag
 from ..design.types import Design
 from ..engines.nested import Elimination
 from ..engines.select import make_engine
-from ..structures.residual.structure import ResidualStructure, make_residual
+from ..structures.residual.structure import ResidualStructure
 from .kernels import single_block_kernel
 from .gradient import (FactorJacobians, b_adjoint, block_factor_gradients, block_positions, dense_lambda_gradient,
                        residual_gradient)
@@ -62,10 +62,12 @@ class Profile:
 class Objective:
     """Profiled (restricted) deviance of a bound design."""
 
+    keeps_factors = True  # profile(keep=True) holds the per-group factors (EM, BLUPs from them)
+
     def __init__(self, design: Design, reml: bool = False, residual: Optional[ResidualStructure] = None):
         self.design = design
         self.reml = bool(reml)
-        self.residual = (residual or make_residual(design.spec.residual)).bind(design)
+        self.residual = (residual or design.residual_structure()).bind(design)
         self._crossed = design.sparse_re and self.residual.is_plain  # per-block factors, no dense Lambda
         self.engine, self._panel_starts = make_engine(design, self.residual.is_plain)
         self.blocks = design.blocks  # coarsest first
@@ -170,9 +172,14 @@ class Objective:
             ZtXY = np.add.reduceat(ZtXY, self._panel_starts, axis=0)
         return ZtZ, ZtXY, XYtXY, logdet_R
 
-    def _profile(self, Lam: np.ndarray, rho: np.ndarray, keep: bool = False) -> Profile:
+    def eliminate(self, Lam, rho: np.ndarray, keep: bool = False) -> tuple[Elimination, float]:
+        """The engine's elimination at ``Lambda`` and residual parameters ``rho``
+        (``keep``: with the per-group factors), and ``log|C|`` of the residual structure."""
         ZtZ, ZtXY, XYtXY, logdet_R = self.crossproducts(rho)
-        return self._finish(self.engine.eliminate(ZtZ, ZtXY, XYtXY, Lam, keep=keep), logdet_R)
+        return self.engine.eliminate(ZtZ, ZtXY, XYtXY, Lam, keep=keep), logdet_R
+
+    def _profile(self, Lam: np.ndarray, rho: np.ndarray, keep: bool = False) -> Profile:
+        return self._finish(*self.eliminate(Lam, rho, keep))
 
     def _evaluation(self, B: np.ndarray, logdet: float, logdet_R: float) -> Evaluation:
         """GLS fixed effects (working metric), ``r2`` and the deviance from ``B``."""
@@ -232,9 +239,16 @@ class Objective:
             ev = self._evaluation(ke.B, ke.logdet, 0.0)
             ev.kernel = ke
             return ev
-        inputs = self.crossproducts(rho)
-        elim = self.engine.eliminate(*inputs[:3], self._factor_args(parts))
-        return self._evaluation(elim.B, elim.logdet, inputs[3])
+        elim, logdet_R = self.eliminate(self._factor_args(parts), rho)
+        return self._evaluation(elim.B, elim.logdet, logdet_R)
+
+    def lambda_adjoint(self, Lam: np.ndarray, rho: np.ndarray, B_bar: np.ndarray) -> np.ndarray:
+        """``d (logdet_L + <B_bar, B>) / d Lambda`` of the nested elimination at ``(Lam, rho)``
+        (a sum over the groups: the parts of a split design add up)."""
+        ZtZ, ZtXY, XYtXY, _ = self.crossproducts(rho)
+        elim = self.engine.eliminate(ZtZ, ZtXY, XYtXY, Lam, keep=True)
+        M_bar, C_bar = self.engine.backward(elim, B_bar)
+        return dense_lambda_gradient(M_bar, C_bar, ZtZ, ZtXY, Lam, self._diagonal)
 
     def gradient_pieces(self, theta: np.ndarray, coef_r2=None) -> tuple[Evaluation, np.ndarray]:
         """``(evaluation, gradient)`` of ``f = logdet_L + logdet_R (+ log|X'V^-1X|) + c * r2``

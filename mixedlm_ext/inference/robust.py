@@ -50,7 +50,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from ..core.linalg import LOG2PI, grouped_crossprod
+from ..core.linalg import LOG2PI
 from ..engines.nested import NestedEngine
 from ..fit.derivatives import parameter_steps
 
@@ -88,6 +88,9 @@ def check_nested(objective, what: str) -> None:
     res = objective.residual
     if not res.is_plain:
         raise NotImplementedError("%s with a residuals() structure is not implemented" % what)
+    if not objective.keeps_factors:
+        raise NotImplementedError("%s with the per-group statistics kept on the workers is not implemented; "
+                                  "fit with statistics_on='client'" % what)
 
 
 class ClusterLikelihood:
@@ -97,22 +100,14 @@ class ClusterLikelihood:
         check_nested(objective, "cluster-robust standard errors")
         self.ob = ob = objective
         d = ob.design
-        self.top = d.levels[0].codes
         self.C = d.levels[0].n_groups
         qs, parents, _ = d.engine_layout()
         lis = d.re_level_indices()
-        clusters = []
-        for li in lis:
-            cl = np.empty(d.levels[li].n_groups, dtype=np.intp)
-            cl[d.levels[li].codes] = self.top
-            clusters.append(cl)
+        clusters = [d.top_clusters(li) for li in lis]
         info = d.weights
         gw = None if info is None else [info.level_total[li] for li in lis]
         self.engine = NestedEngine(qs, parents, gw, clusters)
-        XY = d.XY
-        self.Bc = grouped_crossprod(XY, XY, self.top, self.C)
-        a = np.ones(d.n) if info is None else info.total_obs
-        self.Nc = np.bincount(self.top, weights=a, minlength=self.C)
+        self.Bc, self.Nc = d.cluster_crossproducts()
         # frequency weight of each cluster (counts as that many clusters)
         self.freq = (info.level[0].copy() if (info is not None and info.is_frequency)
                      else np.ones(self.C))
@@ -252,6 +247,9 @@ def cluster_robust_fe(results, type: str = "CR0", cluster: Optional[str] = None)
         if kind == "CR1":
             V = V * (M / (M - 1.0))
     elif kind == "CR2":
+        if not model.design.holds_rows:
+            raise NotImplementedError("CR2 needs the rows of every cluster; the model was fitted from "
+                                      "sufficient statistics (CR0 and CR1 are available)")
         V = _cr2(model, params, cov_fe, g2c)
     else:
         raise ValueError("type must be CR0, CR1 or CR2, got %r" % (type,))

@@ -60,6 +60,10 @@ def resolve_options(model, df_method=None, vce=None) -> tuple[Optional[str], str
             raise ValueError("dfmethod() may not be combined with vce(%s) (only vce(oim))" % kind)
         if method in ("satterthwaite", "kroger") and not reml:
             raise ValueError("dfmethod(%s) is only available with REML estimation (add reml)" % method)
+    if method in ("repeated", "anova", "kroger") and not d.holds_rows:
+        raise NotImplementedError("dfmethod(%s) needs the rows (it classifies or differentiates them); the "
+                                  "model was fitted from sufficient statistics: dfmethod(residual) and "
+                                  "dfmethod(satterthwaite) are available" % method)
     plain = model.objective.residual.is_plain
     if method == "kroger" and not plain:
         raise NotImplementedError("dfmethod(kroger) with a residuals() structure is not implemented "

@@ -438,7 +438,8 @@ def small_sample(objective, method: str, phi: np.ndarray, cov_fe: np.ndarray,
     d = objective.design
     p = d.p
     if method == "residual":
-        return SmallSample(method, cov_fe, np.full(p, float(d.n - np.linalg.matrix_rank(d.X))))
+        rank = np.linalg.matrix_rank(d.X) if d.holds_rows else p  # collinear columns are already omitted
+        return SmallSample(method, cov_fe, np.full(p, float(d.n - rank)))
     if method == "repeated":
         return SmallSample(method, cov_fe, repeated_df(d))
     if method == "anova":

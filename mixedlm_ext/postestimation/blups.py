@@ -70,19 +70,44 @@ def level_blups(objective, theta: np.ndarray, cov_fe: Optional[np.ndarray],
     """
     if isinstance(objective.engine, CrossedEngine):
         return crossed_level_blups(objective, theta, cov_fe, covariances)
+    if not objective.keeps_factors:  # the per-group statistics are on the workers, in shards
+        return sharded_level_blups(objective, theta, cov_fe, covariances)
     return nested_level_blups(objective, theta, cov_fe, covariances)
 
 
+def shard_level_blups(shard, theta: np.ndarray, cov_fe: Optional[np.ndarray], covariances: bool,
+                      at: tuple) -> dict[int, LevelBLUP]:
+    """The BLUPs of one shard's groups (on its worker), at the whole data's ``(beta_w, sigma2)``."""
+    return nested_level_blups(shard.objective, theta, cov_fe, covariances, at)
+
+
+def sharded_level_blups(ob, theta: np.ndarray, cov_fe: Optional[np.ndarray],
+                        covariances: bool = True) -> dict[int, LevelBLUP]:
+    """Each shard's BLUPs computed where it lives, joined in the groups' order (shards
+    hold consecutive top-level clusters)."""
+    prof = ob.profile(theta)
+    parts = ob.map_shards(shard_level_blups, theta, cov_fe, covariances, (prof.beta_w, prof.sigma2))
+    out = {}
+    for li, first in parts[0].items():
+        join = lambda name: None if getattr(first, name) is None else np.concatenate(  # noqa: E731
+            [getattr(p[li], name) for p in parts])
+        out[li] = LevelBLUP(li, first.col_offset, first.lam, join("b"), join("cond"), join("comp"))
+    return out
+
+
 def nested_level_blups(ob, theta: np.ndarray, cov_fe: Optional[np.ndarray],
-                       covariances: bool = True) -> dict[int, LevelBLUP]:
+                       covariances: bool = True, at: Optional[tuple] = None) -> dict[int, LevelBLUP]:
     """From the nested engine's per-level factors (for a crossed design: their
-    dense nested-layout view, small designs only)."""
+    dense nested-layout view, small designs only); ``at``: ``(beta_w, sigma2)``
+    to use instead of the objective's own (a shard of the data)."""
     d = ob.design
+    beta_w = None if at is None else at[0]
     if covariances:
-        prof, u_hat, joint = conditional_moments(ob, theta)
+        prof, u_hat, joint = conditional_moments(ob, theta, beta_w)
     else:
         prof = ob.profile(theta, keep=True)
-        u_hat = ob.engine.solve_u(prof.elim, prof.beta_w)
+        u_hat = ob.engine.solve_u(prof.elim, prof.beta_w if beta_w is None else beta_w)
+    sigma2 = prof.sigma2 if at is None else at[1]
     Lam = ob.lambda_from_theta(theta)
     p = d.p
     if covariances and p:
@@ -94,7 +119,7 @@ def nested_level_blups(ob, theta: np.ndarray, cov_fe: Optional[np.ndarray],
         b = u_hat[ei] @ lam.T
         cond = comp = None
         if covariances:
-            cond = lam @ (prof.sigma2 * joint[ei][:, :q, :q]) @ lam.T
+            cond = lam @ (sigma2 * joint[ei][:, :q, :q]) @ lam.T
             comp = cond + lam @ (D[ei] @ V_w @ np.swapaxes(D[ei], 1, 2)) @ lam.T if p else cond.copy()
         out[li] = LevelBLUP(li, off, lam, b, cond, comp)
         off += q

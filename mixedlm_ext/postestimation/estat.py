@@ -12,7 +12,10 @@ import pandas as pd
 from scipy import stats
 
 from ..core.linalg import block_diag
+from ..design.build import model_variables, select_estimation_rows, used_columns
+from ..design.groups import group_codes
 from ..design.types import Design, Level
+from ..scale.frames import is_dask_frame
 from .estimates import Estimates
 from .terms import group_index
 
@@ -175,6 +178,55 @@ def wcorrelation(est: Estimates, group=None) -> WCorrelation:
     cov = pd.DataFrame(V, index=labels, columns=labels)
     corr = pd.DataFrame(cov2corr(V), index=labels, columns=labels)
     return WCorrelation(cov, corr, group)
+
+
+def frame_wcorrelation(est: Estimates, frame, group=None) -> WCorrelation:
+    """``estat wcorrelation`` of a fit from sufficient statistics: the rows of one
+    top-level cluster are taken from the fitted frame (a Dask DataFrame: only that
+    cluster's rows are computed), then ``V = Z G Z' + R`` as in memory."""
+    d = est.design
+    top = d.levels[0] if d.levels else None
+    if top is None or not top.path:
+        raise NotImplementedError("estat wcorrelation of a model without a top-level grouping needs every row")
+    gindex = group_index(top.keys, top.path)
+    group = gindex[0] if group is None else group
+    if gindex.get_indexer([group])[0] < 0:
+        raise KeyError("no group %r at level %s" % (group, top.label))
+    mask = None
+    for c, v in zip(top.path, group if isinstance(group, tuple) else (group,)):
+        mask = (frame[c] == v) if mask is None else mask & (frame[c] == v)
+    rows = frame[mask]
+    rows = rows.compute() if is_dask_frame(rows) else rows
+    v = model_variables(d.spec, rows)
+    kept, _ = select_estimation_rows(d.spec, rows, used_columns(d.spec, v))
+    rows = rows.iloc[kept.index].sort_values(list(d.levels[-1].path), kind="stable")
+    V = _rows_random_covariance(est, rows) + est.sigma2 * _rows_residual_correlation(est, rows)
+    cov = pd.DataFrame(V, index=rows.index, columns=rows.index)
+    return WCorrelation(cov, pd.DataFrame(cov2corr(V), index=rows.index, columns=rows.index), group)
+
+
+def _rows_random_covariance(est: Estimates, rows: pd.DataFrame) -> np.ndarray:
+    """``Z G Z'`` of given rows, term by term (rows of different groups: 0)."""
+    parts, _ = est.objective.split_theta(est.theta)
+    block_theta = {id(b): t for b, t in zip(est.objective.blocks, parts)}
+    V = np.zeros((len(rows), len(rows)))
+    term_rows = est.layout.rows(rows)
+    for t in est.layout.terms:
+        G = block_diag(*[blk.structure.cov_from_theta(block_theta[id(blk)], est.sigma2) for blk, _ in t.blocks])
+        r = term_rows[t.key]
+        V += (r.Z @ G @ r.Z.T) * (r.pos[:, None] == r.pos[None, :])
+    return V
+
+
+def _rows_residual_correlation(est: Estimates, rows: pd.DataFrame) -> np.ndarray:
+    res = est.objective.residual
+    if res.is_plain:
+        return np.eye(len(rows))
+    spec = est.design.spec.residual
+    panel, _ = group_codes(rows, est.design.levels[-1].path)
+    by = rows[spec.by].to_numpy() if spec.by is not None else None
+    t = rows[spec.time].to_numpy(dtype=float) if spec.time is not None else None
+    return res.rows_correlation(est.rho, panel, by, t)
 
 
 def information_criteria(nobs: int, n_params: int, llf: float) -> pd.DataFrame:

@@ -91,6 +91,9 @@ class InferenceMethodsMixin:
         """What :meth:`simulate` and :meth:`bootstrap` draw from: the fitted model
         (``conditional``: with the random effects fixed at their BLUPs)."""
         design = self.model.design
+        if not design.holds_rows:
+            raise NotImplementedError("simulate() and bootstrap() draw responses for the estimation rows; the "
+                                      "model was fitted from sufficient statistics (out of core), without them")
         beta = np.asarray(self.fe_params, dtype=float)
         zb = None
         if conditional:
@@ -197,6 +200,9 @@ class InferenceMethodsMixin:
         return self._margins(variables, at, dydx, over, level, kind)
 
     def _margins(self, variables, at, dydx, over, level, contrast) -> pd.DataFrame:
+        if not self.model.design.holds_rows:
+            raise NotImplementedError("margins average over the estimation rows; the model was fitted from "
+                                      "sufficient statistics (out of core), without them")
         k = self.k_fe
         return margins_table(self.model.design, np.asarray(self.params, float)[:k],
                              np.asarray(self.cov_params())[:k, :k], self.model.data_column, variables, at, dydx,

@@ -33,8 +33,8 @@ from . import estat, plots
 from .blups import LevelBLUP
 from .estat import WCorrelation
 from .estimates import Estimates
-from .predict import (PredictionRows, check_kind, fitted_prediction, fixed_prediction, in_data_order,
-                      only_blocks, re_form_blocks, reffects_prediction, relevel_index, unseen_table)
+from ..scale.frames import frame_meta, is_dask_frame, map_frame
+from .predict import check_kind, in_data_order, prediction_tables, predict_rows, relevel_index, unseen_table
 from .terms import TermLayout
 
 
@@ -203,18 +203,16 @@ class PostestimationMixin:
         data = next((d for d in (data, exog, newdata) if d is not None), None)
         check_kind(kind, kwargs)
         est = self._pe_estimates
-        rows = PredictionRows.of(est.design, data)
-        upto = relevel_index(est.design, relevel)
-        blocks = re_form_blocks(est.layout, re_form)
-        if kind in ("xb", "stdp") or (blocks == () and kind == "fitted"):
-            return fixed_prediction(est, rows, kind).rename("fitted" if kind == "fitted" else kind)
-        if blocks is not None and kind in ("fitted", "residuals"):
-            b = only_blocks(est.layout, est.layout.tables(self._pe_blups, "b"), blocks)
-            return fitted_prediction(est, b, rows, kind, upto)
-        if kind in ("reffects", "reses"):
-            values = est.layout.tables(self._pe_blups, "b" if kind == "reffects" else "comp")
-            return reffects_prediction(est.layout, values, rows, kind, upto if relevel is not None else None)
-        return fitted_prediction(est, est.layout.tables(self._pe_blups, "b"), rows, kind, upto)
+        if data is None and not est.design.holds_rows:  # fitted from statistics: the data given to the fit
+            data = self.model.frame
+            if data is None:
+                raise ValueError("the model was fitted from sufficient statistics: give the data to predict for")
+        tables = prediction_tables(est.layout, {} if kind in ("xb", "stdp") else self._pe_blups, kind)
+        if is_dask_frame(data):  # partition by partition, on the workers
+            relevel_index(est.design, relevel)
+            meta = predict_rows(frame_meta(data), est, tables, kind, relevel, re_form)
+            return map_frame(data, predict_rows, est, tables, kind, relevel, re_form, meta=meta)
+        return predict_rows(data, est, tables, kind, relevel, re_form)
 
     def unseen_groups(self, data: pd.DataFrame) -> pd.DataFrame:
         """Which rows of ``data`` belong to groups not in the estimation sample.
@@ -235,12 +233,18 @@ class PostestimationMixin:
 
     @property
     def fittedvalues(self) -> pd.Series:
-        """Fitted values ``X beta_hat + Z b_hat`` on the estimation sample, in data order."""
+        """Fitted values ``X beta_hat + Z b_hat`` on the estimation sample, in data order
+        (a fit from a Dask DataFrame: a Dask Series over its rows)."""
+        if not self.model.design.holds_rows:
+            return self.predict(kind="fitted")
         return self._in_data_order(self.predict(kind="fitted").to_numpy(), "fitted")
 
     @property
     def resid(self) -> pd.Series:
-        """Residuals ``y - fitted`` on the estimation sample, in data order."""
+        """Residuals ``y - fitted`` on the estimation sample, in data order
+        (a fit from a Dask DataFrame: a Dask Series over its rows)."""
+        if not self.model.design.holds_rows:
+            return self.predict(kind="residuals")
         return self._in_data_order(self.predict(kind="residuals").to_numpy(), "residuals")
 
     def _in_data_order(self, values_in_predict_order: np.ndarray, name: str) -> pd.Series:
@@ -327,7 +331,13 @@ class PostestimationMixin:
             fit (rows in estimation order: sorted by group, and by time
             within a panel as in the data), and ``group``.
         """
-        return estat.wcorrelation(self._pe_estimates, group)
+        est = self._pe_estimates
+        if not est.design.holds_rows:  # fitted from statistics: the cluster's rows from the fitted frame
+            if self.model.frame is None:
+                raise NotImplementedError("estat wcorrelation needs the rows of the cluster; the model was fitted "
+                                          "from sufficient statistics alone")
+            return estat.frame_wcorrelation(est, self.model.frame, group)
+        return estat.wcorrelation(est, group)
 
     def estat_sd(self, level: Optional[float] = None) -> pd.DataFrame:
         """Variance components as standard deviations and correlations (``estat sd``).

@@ -106,6 +106,8 @@ class PredictionRows:
     def of(cls, design: Design, data: Optional[pd.DataFrame]) -> "PredictionRows":
         """The estimation sample when ``data`` is None, else ``data``."""
         if data is None:
+            if not design.holds_rows:
+                raise ValueError("the model was fitted from sufficient statistics: give the data to predict for")
             return cls(design.data, design.row_index, True)
         if not isinstance(data, pd.DataFrame):
             raise TypeError("data must be a pandas DataFrame")
@@ -205,6 +207,33 @@ def reffects_prediction(layout: TermLayout, values: dict[str, np.ndarray], rows:
             data_cols.append(per_row[:, j])
     mat = np.column_stack(data_cols) if data_cols else np.zeros((n, 0))
     return rows.finish(pd.DataFrame(mat, index=rows.index, columns=cols), unseen)
+
+
+def prediction_tables(layout: TermLayout, blups: dict, kind: str) -> dict[str, dict]:
+    """The BLUP tables a kind of prediction reads (``"b"``: BLUPs, ``"comp"``:
+    comparative covariances), per term (:meth:`TermLayout.tables`)."""
+    if kind in ("xb", "stdp"):
+        return {}
+    which = "comp" if kind == "reses" else "b"
+    return {which: layout.tables(blups, which)}
+
+
+def predict_rows(data: Optional[pd.DataFrame], est: Estimates, tables: dict, kind: str,
+                 relevel: Optional[str] = None, re_form=None):
+    """Stata's ``predict`` of one kind for the rows of ``data`` (None: the estimation
+    sample), from the estimates and the BLUP tables of :func:`prediction_tables`
+    (``re_form``: lme4's, see :func:`re_form_blocks`)."""
+    rows = PredictionRows.of(est.design, data)
+    upto = relevel_index(est.design, relevel)
+    blocks = re_form_blocks(est.layout, re_form)
+    if kind in ("xb", "stdp") or (blocks == () and kind == "fitted"):
+        return fixed_prediction(est, rows, kind).rename("fitted" if kind == "fitted" else kind)
+    if blocks is not None and kind in ("fitted", "residuals"):
+        return fitted_prediction(est, only_blocks(est.layout, tables["b"], blocks), rows, kind, upto)
+    if kind in ("reffects", "reses"):
+        values = tables["b" if kind == "reffects" else "comp"]
+        return reffects_prediction(est.layout, values, rows, kind, upto if relevel is not None else None)
+    return fitted_prediction(est, tables["b"], rows, kind, upto)
 
 
 def unseen_table(layout: TermLayout, data: pd.DataFrame) -> pd.DataFrame:

@@ -187,7 +187,7 @@ class MixedLMExtResults(InferenceMixin, InferenceMethodsMixin, PostestimationMix
         n, p = d.n, d.p
         if d.weights is not None:  # weighted regression (yw carries sqrt(weights))
             n = d.weights.total
-        rss = float(d.yw @ d.yw)
+        rss = float(d.XYtXY[p, p])  # yw'yw: the OLS residual sum of squares
         if self.reml:
             # Stata's restricted log-likelihood of the regression, evaluated with
             # log|X'V^-1 X| = log|X'X / s2| (s2 = RSS/(n-p)), as in the reference values

@@ -19,14 +19,25 @@ class ExchangeableKernel(Kernel):
 
     def __init__(self, rows: PanelRows, order=None, time_name=None):
         super().__init__(rows, order, time_name)
-        mmax = int(rows.sizes.max())
+        self._set_statistics(grouped_crossprod(rows.W, rows.W, rows.panel, rows.P),
+                             np.add.reduceat(rows.W, rows.starts, axis=0), rows.sizes.astype(float))
+
+    @classmethod
+    def from_statistics(cls, F: np.ndarray, s: np.ndarray, sizes: np.ndarray) -> "ExchangeableKernel":
+        """A kernel bound to per-panel statistics instead of rows: ``F = W'W``
+        ``(P, k, k)``, ``s = W'1`` ``(P, k)`` and the panel sizes."""
+        out = cls.__new__(cls)
+        Kernel.__init__(out, None)
+        out._set_statistics(F, s, np.asarray(sizes, dtype=float))
+        return out
+
+    def _set_statistics(self, F: np.ndarray, s: np.ndarray, m: np.ndarray) -> None:
+        mmax = int(m.max()) if m.size else 0
         if mmax < 2:
             raise ResidualDataError("residuals(exchangeable): every panel has a single observation, "
                                     "so the residual covariance is not identified")
         self.lo = -1.0 / (mmax - 1)  # smallest correlation of a positive definite C in the largest panel
-        self._F = grouped_crossprod(rows.W, rows.W, rows.panel, rows.P)
-        self._s = np.add.reduceat(rows.W, rows.starts, axis=0)
-        self._m = rows.sizes.astype(float)
+        self._F, self._s, self._m = F, s, m
 
     @property
     def title(self) -> str:

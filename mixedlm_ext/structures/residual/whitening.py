@@ -361,6 +361,20 @@ class ARBandWhitener:
                     S[:, b, a] = np.swapaxes(X, 1, 2)
         self.S = S
 
+    @classmethod
+    def from_statistics(cls, p: int, H: np.ndarray, S: np.ndarray, sizes: np.ndarray,
+                        panels: Optional[np.ndarray] = None) -> "ARBandWhitener":
+        """The whitener of panels known by their statistics alone: the products of
+        their first ``p`` rows ``H`` ``(Pe, p, p, k, k)``, the lag sums ``S``
+        ``(Pe, p+1, p+1, k, k)`` and their sizes (``panels``: their positions
+        among the panels, default ``0..Pe-1``)."""
+        out = cls.__new__(cls)
+        out.rows, out.p = None, int(p)
+        out.panels = np.arange(H.shape[0]) if panels is None else np.asarray(panels, dtype=np.intp)
+        out.m = np.asarray(sizes, dtype=float)
+        out.H, out.S = H, S
+        return out
+
     def compute(self, acf: np.ndarray, phi: np.ndarray, innov: float, F: np.ndarray) -> float:
         """``acf`` lags ``0..p-1`` at least; ``innov`` = innovation / marginal variance."""
         p = self.p
