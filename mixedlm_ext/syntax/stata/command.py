@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from ...core.errors import StataSyntaxError
 from ...spec.model import ModelSpec, ResidualSpec
@@ -53,6 +54,14 @@ def parse_stata(command: str) -> ModelSpec:
     >>> [eq.group for eq in spec.random]
     [('region',), ('region', 'state')]
     """
+    if not isinstance(command, str):
+        raise TypeError("command must be a string, got %s" % type(command).__name__)
+    return _parse_command(command)
+
+
+@lru_cache(maxsize=256)
+def _parse_command(command: str) -> ModelSpec:
+    """:func:`parse_stata` of a string (cached: a :class:`ModelSpec` is immutable)."""
     text = _strip_command(command)
     check_balanced(text, command.strip())
     segments = split_top(text, "||")
