@@ -52,6 +52,7 @@ from scipy.linalg import lapack
 
 from ..core.linalg import (batched_cholesky, batched_lower_solve, block_diag, grouped_crossprod, inv_lower,
                            lower_solve_vec, upper_solve_vec)
+from ..core.threads import dense_blas
 from ..design.types import Design
 from .crossed_backward import crossed_factor_gradient
 from .crossed_kmat import build_schur_map
@@ -216,7 +217,8 @@ class CrossedEngine:
             lam2 = [t.factor(lams) for t in self.terms[1:]]
             P = self._schur(H, lam2)
             # dense Cholesky of the C-ordered lower triangle = Fortran-ordered upper triangle
-            U, info = lapack.dpotrf(P.T, lower=0, clean=0, overwrite_a=1)
+            with dense_blas(self.Q2):
+                U, info = lapack.dpotrf(P.T, lower=0, clean=0, overwrite_a=1)
             if info != 0:
                 raise np.linalg.LinAlgError("crossed Schur complement not positive definite")
             L22 = U.T  # lower triangle (upper part is garbage)
@@ -224,7 +226,8 @@ class CrossedEngine:
             HC = np.matmul(H, self.Z1tXY).reshape(self.G1 * self.q1, self.k)
             Y = self.Z2tXY - self.Z2tZ1 @ HC
             R2 = self._lam2t(lam2, Y)
-            U2, info = lapack.dtrtrs(U, R2, lower=0, trans=1)
+            with dense_blas(self.Q2):
+                U2, info = lapack.dtrtrs(U, R2, lower=0, trans=1)
             if info != 0:
                 raise np.linalg.LinAlgError("singular crossed factor")
             B -= U2.T @ U2

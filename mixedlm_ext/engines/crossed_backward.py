@@ -24,13 +24,15 @@ import scipy.sparse as sp
 from scipy.linalg import lapack
 
 from ..core.linalg import inv_lower
+from ..core.threads import dense_blas
 
 _CHUNK = 4_000_000  # elements of a dense (rows x Q2) temporary of the sparse-product path
 
 
 def _symmetric_inverse(U: np.ndarray) -> np.ndarray:
     """``P^-1`` (full, symmetric) from the upper Cholesky factor ``U`` (``P = U'U``)."""
-    inv, info = lapack.dpotri(U, lower=0)
+    with dense_blas(U.shape[0]):
+        inv, info = lapack.dpotri(U, lower=0)
     if info != 0:
         raise np.linalg.LinAlgError("crossed Schur complement is singular")
     inv = np.triu(inv)
