@@ -18,7 +18,6 @@ from .core.errors import BoundaryWarning, ConvergenceWarning, warn_user
 from .core.keywords import check_keywords, unknown_keyword_error
 from .core.threads import single_thread_blas
 from .design.build import build_design
-from .design.statistics_design import design_from_statistics
 from .design.types import Design
 from .fit.derivatives import central_gradient, numerical_hessian
 from .fit.objective import Objective

@@ -37,7 +37,7 @@ from .table import ColumnTable, take
 from .validate import (as_plain_numbers, check_columns, check_exact_fit, check_finite, check_group_types,
                        check_identified, check_level_effects, check_numeric)
 from .weights import bind_weights
-from .working import (GramWorking, WorkingFixedPart, centered_columns, gram, gram_working, panel_crossproducts,
+from .working import (GramWorking, WorkingFixedPart, centered_columns, gram_working, panel_crossproducts,
                       row_working_part)
 
 

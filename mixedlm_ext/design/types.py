@@ -249,3 +249,28 @@ class Design:
             elif not qs:
                 pre = lvl.parent if pre is None else (None if lvl.parent is None else lvl.parent[pre])
         return qs, parents, pre
+
+
+@dataclass(frozen=True)
+class BlockPosition:
+    """Where a block's factor sits in the dense ``Lambda`` (columns finest level first):
+    ``n_expand`` copies of a ``qe x qe`` factor from column ``offset``."""
+
+    offset: int
+    qe: int
+    n_expand: int
+
+
+def block_positions(design: Design) -> list[BlockPosition]:
+    """Positions of every block (design order, coarsest level first) in the dense ``Lambda``."""
+    level_offset, off = {}, 0
+    for li in range(len(design.levels) - 1, -1, -1):
+        level_offset[li] = off
+        off += design.levels[li].q
+    out = []
+    for li, lvl in enumerate(design.levels):
+        o = level_offset[li]
+        for blk in lvl.blocks:
+            out.append(BlockPosition(o, blk.structure.q, blk.n_expand))
+            o += blk.q
+    return out

@@ -20,7 +20,6 @@ Cholesky of order ``Q2``) and one product with ``Kmat'``.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.linalg import lapack
 
 from ..core.linalg import inv_lower

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from ..design.groups import group_codes
 from ..design.random import base_matrix
-from ..design.types import Block, Design, Level
+from ..design.types import Block, Design, Level, block_positions
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,15 +124,4 @@ def term_matrix(terms: Sequence[CrossedTerm], n: int) -> tuple[sp.csr_matrix, np
 def block_factors_from_dense(design: Design, Lam: np.ndarray) -> list[np.ndarray]:
     """Per-block base factors (design block order) read off a dense
     design-order ``Lambda`` (columns finest level first)."""
-    off_level, off = {}, 0
-    for li in range(len(design.levels) - 1, -1, -1):
-        off_level[li] = off
-        off += design.levels[li].q
-    out = []
-    for li, lvl in enumerate(design.levels):
-        o = off_level[li]
-        for blk in lvl.blocks:
-            qe = blk.structure.q
-            out.append(Lam[o:o + qe, o:o + qe])
-            o += blk.q
-    return out
+    return [Lam[b.offset:b.offset + b.qe, b.offset:b.offset + b.qe] for b in block_positions(design)]

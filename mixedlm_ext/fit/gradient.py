@@ -18,37 +18,12 @@ residual kernel is not written).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+
+from ..design.types import BlockPosition
 
 # relative step of the differences of the residual cross-products in rho
 RESIDUAL_STEP = 1e-3
-
-
-@dataclass(frozen=True)
-class BlockPosition:
-    """Where a block's factor sits in the dense ``Lambda`` (columns finest level first):
-    ``n_expand`` copies of a ``qe x qe`` factor from column ``offset``."""
-
-    offset: int
-    qe: int
-    n_expand: int
-
-
-def block_positions(design) -> list[BlockPosition]:
-    """Positions of every block (design order, coarsest level first) in the dense ``Lambda``."""
-    level_offset, off = {}, 0
-    for li in range(len(design.levels) - 1, -1, -1):
-        level_offset[li] = off
-        off += design.levels[li].q
-    out = []
-    for li, lvl in enumerate(design.levels):
-        o = level_offset[li]
-        for blk in lvl.blocks:
-            out.append(BlockPosition(o, blk.structure.q, blk.n_expand))
-            o += blk.q
-    return out
 
 
 def b_adjoint(ev, coef_r2: float, reml: bool) -> np.ndarray:

@@ -15,12 +15,12 @@ import numpy as np
 from scipy.linalg import lapack
 
 from ..core.linalg import LOG2PI, block_diag
-from ..design.types import Design
+from ..design.types import Design, block_positions
 from ..engines.nested import Elimination
 from ..engines.select import make_engine
 from ..structures.residual.structure import ResidualStructure
 from .kernels import single_block_kernel
-from .gradient import (FactorJacobians, b_adjoint, block_factor_gradients, block_positions, dense_lambda_gradient,
+from .gradient import (FactorJacobians, b_adjoint, block_factor_gradients, dense_lambda_gradient,
                        residual_gradient)
 
 

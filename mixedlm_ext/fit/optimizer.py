@@ -334,17 +334,6 @@ _NR_EXACT = 1e-13  # below this not even the (one-evaluation) Newton step is tak
 _NR_STALE = 1e-6  # after a step from a decrement below this, the point is final (its Hessian is kept)
 
 
-@dataclass
-class NewtonResult:
-    theta: np.ndarray
-    deviance: float
-    n_iter: int
-    decrement: float
-    psi: np.ndarray
-    free: np.ndarray
-    hessian: np.ndarray
-
-
 def psi_hessian(objective: Objective, psi: np.ndarray, free: np.ndarray, count=None,
                 rel: float = 1e-4) -> tuple[np.ndarray, np.ndarray, float]:
     """``(H, g, f)``: Hessian (over ``free``) and gradient of -2 log-likelihood in

@@ -28,7 +28,6 @@ from ..core.linalg import batched_cholesky, batched_lower_solve
 from ..design.types import Design
 from ..fit.objective import Objective
 from ..fit.optimizer import optimize
-from .simulate import design_for_response
 
 PASS_ELEMS = 4_000_000  # bound on the per-pass temporaries of the batched deviance (elements)
 
