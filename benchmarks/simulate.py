@@ -139,15 +139,10 @@ def ar1(seed: int = 20240105) -> pd.DataFrame:
     return pd.DataFrame({"g": g, "t": t, "x1": x1, "y": y})
 
 
-def crossed(seed: int = 20240106) -> pd.DataFrame:
-    """Crossed random intercepts: 100,000 rows, a (3,000 levels) x b (1,000 levels).
-
-    Every level of a appears in 33 or 34 rows and every level of b in 100 rows
-    (balanced counts, random pairing).  sd(u_a) = 1, sd(u_b) = 0.5, sd(e) = 1.
-    Model: y ~ x1 + (1|a) + (1|b), ML.
-    """
+def _crossed_intercepts(seed: int, n: int, n_a: int, n_b: int) -> pd.DataFrame:
+    """``y = 1 + 0.5 x1 + u_a + u_b + e`` with balanced level counts and random pairing;
+    sd(u_a) = 1, sd(u_b) = 0.5, sd(e) = 1."""
     rng = np.random.default_rng(seed)
-    n, n_a, n_b = 100_000, 3_000, 1_000
     a = rng.permutation(np.arange(n) % n_a) + 1
     b = rng.permutation(np.arange(n) % n_b) + 1
     x1 = rng.standard_normal(n)
@@ -156,6 +151,16 @@ def crossed(seed: int = 20240106) -> pd.DataFrame:
     e = rng.normal(0.0, 1.0, n)
     y = 1.0 + 0.5 * x1 + u_a[a - 1] + u_b[b - 1] + e
     return pd.DataFrame({"a": a, "b": b, "x1": x1, "y": y})
+
+
+def crossed(seed: int = 20240106) -> pd.DataFrame:
+    """Crossed random intercepts: 100,000 rows, a (3,000 levels) x b (1,000 levels).
+
+    Every level of a appears in 33 or 34 rows and every level of b in 100 rows
+    (balanced counts, random pairing).  sd(u_a) = 1, sd(u_b) = 0.5, sd(e) = 1.
+    Model: y ~ x1 + (1|a) + (1|b), ML.
+    """
+    return _crossed_intercepts(seed, 100_000, 3_000, 1_000)
 
 
 def crossed_large(seed: int = 20240108) -> pd.DataFrame:
@@ -167,16 +172,7 @@ def crossed_large(seed: int = 20240108) -> pd.DataFrame:
     pairs of b levels share a level of a).  sd(u_a) = 1, sd(u_b) = 0.5, sd(e) = 1.
     Model: y ~ x1 + (1|a) + (1|b), ML.
     """
-    rng = np.random.default_rng(seed)
-    n, n_a, n_b = 330_000, 10_000, 3_000
-    a = rng.permutation(np.arange(n) % n_a) + 1
-    b = rng.permutation(np.arange(n) % n_b) + 1
-    x1 = rng.standard_normal(n)
-    u_a = rng.normal(0.0, 1.0, n_a)
-    u_b = rng.normal(0.0, 0.5, n_b)
-    e = rng.normal(0.0, 1.0, n)
-    y = 1.0 + 0.5 * x1 + u_a[a - 1] + u_b[b - 1] + e
-    return pd.DataFrame({"a": a, "b": b, "x1": x1, "y": y})
+    return _crossed_intercepts(seed, 330_000, 10_000, 3_000)
 
 
 def insteval(seed: int = 20240107) -> pd.DataFrame:

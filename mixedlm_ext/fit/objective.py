@@ -247,8 +247,12 @@ class Objective:
         (a sum over the groups: the parts of a split design add up)."""
         ZtZ, ZtXY, XYtXY, _ = self.crossproducts(rho)
         elim = self.engine.eliminate(ZtZ, ZtXY, XYtXY, Lam, keep=True)
+        return self._nested_adjoint(elim, B_bar, ZtZ, ZtXY, Lam)[0]
+
+    def _nested_adjoint(self, elim: Elimination, B_bar: np.ndarray, ZtZ, ZtXY, Lam):
+        """``(d f / d Lambda, M_bar, C_bar)`` through the nested engine's elimination."""
         M_bar, C_bar = self.engine.backward(elim, B_bar)
-        return dense_lambda_gradient(M_bar, C_bar, ZtZ, ZtXY, Lam, self._diagonal)
+        return dense_lambda_gradient(M_bar, C_bar, ZtZ, ZtXY, Lam, self._diagonal), M_bar, C_bar
 
     def gradient_pieces(self, theta: np.ndarray, coef_r2=None) -> tuple[Evaluation, np.ndarray]:
         """``(evaluation, gradient)`` of ``f = logdet_L + logdet_R (+ log|X'V^-1X|) + c * r2``
@@ -274,8 +278,7 @@ class Objective:
             M_bar = C_bar = None
             grad_re = np.zeros(0)
         else:
-            M_bar, C_bar = self.engine.backward(elim, B_bar)
-            Lam_bar = dense_lambda_gradient(M_bar, C_bar, inputs[0], inputs[1], lam, self._diagonal)
+            Lam_bar, M_bar, C_bar = self._nested_adjoint(elim, B_bar, inputs[0], inputs[1], lam)
             grad_re = self._jacobians.theta_gradient(parts, block_factor_gradients(Lam_bar, self._positions))
         if not rho.size:
             return ev, grad_re
