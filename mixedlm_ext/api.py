@@ -41,7 +41,7 @@ def mixed(command: str, data: pd.DataFrame, **options):
 
     Returns
     -------
-    MixedLMExtResultsWrapper
+    MixedLMExtResults
     """
     check_keywords(options, _COMMAND_OPTIONS + ("statistics_on",)
                    + tuple(k for k in FIT_KEYWORDS if k not in ("reml", "method")), "mixed()")

@@ -1,4 +1,4 @@
-"""The statsmodels-style model: :class:`MixedLMExt` (a ``LikelihoodModel``).
+"""The statsmodels-style model: :class:`MixedLMExt`.
 
 The model binds a :class:`~mixedlm_ext.spec.model.ModelSpec` to data once (the
 design and the objective); :meth:`MixedLMExt.fit` optimises and returns a
@@ -7,12 +7,11 @@ new results object without touching the model.
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
 import pandas as pd
-from statsmodels.base.model import LikelihoodModel
 
 from .core.errors import BoundaryWarning, ConvergenceWarning, warn_user
 from .core.keywords import check_keywords, unknown_keyword_error
@@ -105,7 +104,16 @@ def _with_residual(spec: ModelSpec, residual: Optional[ResidualSpec]) -> ModelSp
     return spec.with_options(residual=residual)
 
 
-class MixedLMExt(LikelihoodModel):
+@dataclass(frozen=True)
+class ModelNames:
+    """statsmodels' ``model.data`` as far as this package fills it: the names."""
+
+    param_names: list
+    xnames: list
+    ynames: str
+
+
+class MixedLMExt:
     """Linear mixed model with Stata ``mixed``'s structures.
 
     Parameters
@@ -141,20 +149,36 @@ class MixedLMExt(LikelihoodModel):
         self.objective = objective_of(design, spec.reml)
         self.frame = data  # the user's data: vce(cluster var) may name a column outside the model
         self.formula = formula  # the model as the user wrote it (a Stata command, an lme4 formula)
-        exog = pd.DataFrame(design.X, columns=design.fe_names, index=design.row_index)
-        endog = pd.Series(design.y, index=design.row_index, name=spec.response)
-        # a design from sufficient statistics has no rows: nothing for statsmodels to inspect
-        super().__init__(endog, exog, **({} if design.holds_rows else {"hasconst": False}))
         self.k_fe = design.p
         self.vc_labels = self.objective.natural_names()
         self.vc_names = ["%s:%s" % lp for lp in self.vc_labels]
-        self.data.param_names = list(design.fe_names) + self.vc_names
+        self.param_names = list(design.fe_names) + self.vc_names
+        self.data = ModelNames(self.param_names, list(design.fe_names), spec.response)
         self.k_params = self.k_fe + len(self.vc_names)
         self.nobs = design.n
         if design.weights is not None and design.weights.is_frequency:
             self.nobs = int(round(design.weights.total))  # frequency weights: the expanded sample
         self.df_model = self.k_fe - int(design.has_constant)
         self.df_resid = self.nobs - self.k_fe
+
+    # -- statsmodels' model attributes -----------------------------------------
+    @property
+    def endog(self) -> np.ndarray:
+        """The response on the estimation rows (design order)."""
+        return self.design.y
+
+    @property
+    def exog(self) -> np.ndarray:
+        """The fixed-effects columns on the estimation rows (design order)."""
+        return self.design.X
+
+    @property
+    def endog_names(self) -> str:
+        return self.spec.response
+
+    @property
+    def exog_names(self) -> list:
+        return list(self.design.fe_names)
 
     # -- front-ends ------------------------------------------------------------
     @classmethod
@@ -262,7 +286,7 @@ class MixedLMExt(LikelihoodModel):
     def fit(self, start_params=None, *, reml: Optional[bool] = None, method=None, log: Optional[bool] = None,
             emlog: Optional[bool] = None, em_iterations: Optional[int] = None, emonly: Optional[bool] = None,
             maxiter: Optional[int] = None, level: Optional[float] = None, stream=None,
-            df_method: Optional[str] = None, vce=None, **kwargs) -> "MixedLMExtResultsWrapper":  # noqa: F821
+            df_method: Optional[str] = None, vce=None, **kwargs) -> "MixedLMExtResults":  # noqa: F821
         """Fit by ML or REML and return the results (the model is not changed).
 
         Parameters
@@ -322,7 +346,7 @@ class MixedLMExt(LikelihoodModel):
     def _fit(self, start_params, *, log, emlog, em_iterations, emonly, maxiter, level, stream,
              df_method=None, vce=None):
         from .inference.setup import configure_inference, resolve_options
-        from .results.results import MixedLMExtResults, MixedLMExtResultsWrapper
+        from .results.results import MixedLMExtResults
 
         resolve_options(self, df_method, vce)  # refuse what Stata refuses before optimising
 
@@ -357,7 +381,6 @@ class MixedLMExt(LikelihoodModel):
             warn_user("a variance component is estimated at the boundary (zero); "
                       "its standard error is not meaningful", BoundaryWarning)
         setup = configure_inference(self, params, cov, df_method, vce)  # vce(robust), dfmethod()
-        res = MixedLMExtResults(self, params, setup, opt=opt, profile=prof, level=level)
-        return MixedLMExtResultsWrapper(res)
+        return MixedLMExtResults(self, params, setup, opt=opt, profile=prof, level=level)
 
 

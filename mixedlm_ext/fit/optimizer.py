@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, TextIO
 
 import numpy as np
-import scipy.optimize as so
 
 from ..core.errors import ConvergenceWarning, warn_user
 from .em import em_start
@@ -237,6 +236,8 @@ class _Run:
 
     def local(self, x0: np.ndarray) -> np.ndarray:
         """L-BFGS-B on value and analytic gradient from ``x0``."""
+        import scipy.optimize as so  # about 0.1 s to import: small fits finish by Newton without it
+
         f = self.f
         r = so.minimize(f.value_grad, x0, method="L-BFGS-B", jac=True, bounds=self.bounds,
                         callback=lambda xk: self.report(f(xk)),

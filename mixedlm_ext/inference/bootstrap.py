@@ -14,8 +14,8 @@ from typing import Optional
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from ..core.distributions import norm_ppf
 from ..core.errors import warn_user
 from ..core.keywords import refuse_unknown_keywords
 from ..core.threads import single_thread_blas
@@ -203,7 +203,7 @@ class BootstrapResult:
         elif method == "basic":
             out = (2 * self.estimate - hi, 2 * self.estimate - lo)
         elif method == "normal":
-            z = stats.norm.ppf(1 - alpha / 2)
+            z = norm_ppf(1 - alpha / 2)
             centre = self.estimate - self.bias
             out = (centre - z * self.std_err, centre + z * self.std_err)
         else:

@@ -19,8 +19,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from ..core.distributions import chi2_sf
 from ..core.errors import warn_user
 from ..core.keywords import refuse_unknown_keywords
 from .bootstrap import bootstrap_lr_pvalue
@@ -82,7 +82,7 @@ def anova(*models, names: Optional[Sequence[str]] = None) -> pd.DataFrame:
     df = out["npar"].diff()
     out["chi2"] = chi2.clip(lower=0)
     out["df"] = df
-    out["pvalue"] = [stats.chi2.sf(c, d) if d and d > 0 else np.nan for c, d in zip(out["chi2"], df)]
+    out["pvalue"] = [chi2_sf(c, d) if d and d > 0 else np.nan for c, d in zip(out["chi2"], df)]
     out.attrs["note"] = note or ("restricted (REML) likelihoods" if fits[0].reml else "")
     return out
 

@@ -30,8 +30,8 @@ from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from ..core.distributions import norm_ppf, norm_sf
 from ..design.fixed import formula_variables
 from ..design.types import Design
 
@@ -152,8 +152,8 @@ def lincom_table(labels: Sequence[str], L: np.ndarray, beta: np.ndarray, cov: np
     se = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", L, cov, L), 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
         z = est / se
-    zc = stats.norm.ppf(0.5 + level / 200.0)
-    out = pd.DataFrame({"margin": est, "std_err": se, "z": z, "pvalue": 2.0 * stats.norm.sf(np.abs(z)),
+    zc = norm_ppf(0.5 + level / 200.0)
+    out = pd.DataFrame({"margin": est, "std_err": se, "z": z, "pvalue": 2.0 * norm_sf(np.abs(z)),
                         "ci_low": est - zc * se, "ci_high": est + zc * se}, index=pd.Index(list(labels)))
     return out
 

@@ -29,9 +29,8 @@ from typing import Callable, Optional
 
 import numpy as np
 import pandas as pd
-import scipy.optimize as so
-from scipy import stats
 
+from ..core.distributions import norm_ppf
 from ..core.threads import single_thread_blas
 from ..fit.objective import Objective
 from ..fit.optimizer import optimize
@@ -137,6 +136,8 @@ class ParameterProfile:
 
     def limit(self, side: int, z: float) -> tuple[float, bool]:
         """The interval's end on ``side`` (-1 lower, +1 upper) and whether it is at the boundary."""
+        import scipy.optimize as so  # on use: about 0.1 s to import
+
         if np.isfinite(self.limits[0 if side < 0 else 1]) and self.estimate == self._edge_value(side):
             return self._edge_value(side), True  # estimate on the boundary
         inside, outside, boundary = self.bracket(side, z)
@@ -152,7 +153,7 @@ class ParameterProfile:
         return self.limits[0] if side < 0 else self.limits[1]
 
     def interval(self, level: float) -> tuple[float, float, str]:
-        z = float(stats.norm.ppf(0.5 + level / 200.0))
+        z = float(norm_ppf(0.5 + level / 200.0))
         lo, lo_b = self.limit(-1, z)
         hi, hi_b = self.limit(1, z)
         label = {(True, True): "both", (True, False): "lower", (False, True): "upper"}.get((lo_b, hi_b), "")
@@ -246,6 +247,8 @@ def _vc_solver(ob: Objective, values: Callable, j: int, kind: str, log_sigma2: f
     blocks = block_theta_slices(ob)
 
     def solve(c: float, x0: np.ndarray) -> tuple[float, np.ndarray]:
+        import scipy.optimize as so
+
         x0 = np.array(x0, dtype=float)
         cons = {"type": "eq", "fun": lambda x: values(x)[j] - c}
         best = (np.inf, x0)
@@ -283,6 +286,8 @@ def _fe_solver(ob: Objective, j: int) -> Callable:
             return np.inf
 
     def solve(c: float, x0: np.ndarray) -> tuple[float, np.ndarray]:
+        import scipy.optimize as so
+
         if not len(x0):
             return f(x0, c), x0
         runs = [so.minimize(f, start, args=(c,), method="L-BFGS-B", bounds=bounds,
@@ -368,7 +373,7 @@ class ProfileResult:
         self._traces: dict[str, pd.DataFrame] = {}
 
     def traces(self, alphamax: float = 0.01, n_steps: int = 8) -> dict[str, pd.DataFrame]:
-        zmax = float(stats.norm.ppf(1.0 - alphamax / 2.0))
+        zmax = float(norm_ppf(1.0 - alphamax / 2.0))
         with single_thread_blas(), np.errstate(all="ignore"):
             return {name: p.trace(zmax, n_steps) for name, p in self.profiles.items()}
 

@@ -160,7 +160,7 @@ class InferenceMixin:
     @property
     def ftest_model(self) -> Optional[FTestResult]:
         """F test that all fixed effects except the constant are zero (with ``dfmethod()``)."""
-        from scipy import stats
+        from ..core.distributions import f_sf
 
         if self.small_sample is None:
             return None
@@ -170,7 +170,7 @@ class InferenceMixin:
             return None
         L = np.eye(len(names))[idx]
         F, q, df2 = self.small_sample.f_test(L, np.asarray(self.params)[: self.k_fe])
-        return FTestResult(float(F), int(q), float(df2), float(stats.f.sf(F, q, df2)))
+        return FTestResult(float(F), int(q), float(df2), float(f_sf(F, q, df2)))
 
     def t_test(self, r_matrix, cov_p=None, use_t=None):
         """t tests of linear combinations; with ``dfmethod()`` each row gets its

@@ -15,15 +15,15 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-from scipy import stats
 
+from ..core.distributions import norm_ppf
 from ..fit.derivatives import jacobian, numerical_hessian
 from ..fit.objective import Objective
 
 
 def vc_confint(est: np.ndarray, se: np.ndarray, kinds: list[str], level: float = 95.0) -> np.ndarray:
     """Stata's confidence intervals for variance-component parameters."""
-    z = stats.norm.ppf(0.5 + level / 200.0)
+    z = norm_ppf(0.5 + level / 200.0)
     out = np.full((len(est), 2), np.nan)
     for i, (v, s, k) in enumerate(zip(est, se, kinds)):
         if not np.isfinite(s):

@@ -9,8 +9,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from ..core.distributions import norm_ppf
 from ..core.linalg import block_diag
 from ..design.build import model_variables, select_estimation_rows, used_columns
 from ..design.groups import group_codes
@@ -100,7 +100,7 @@ def icc(est: Estimates, vc_params: np.ndarray, vc_cov: np.ndarray, conf: float) 
     v = vc_params[idx]
     S = vc_cov[np.ix_(idx, idx)]
     total = v.sum()
-    z = stats.norm.ppf(0.5 + conf / 200.0)
+    z = norm_ppf(0.5 + conf / 200.0)
     rows, labels = [], []
     for j in range(len(re_levels)):
         A = v[: j + 1].sum()

@@ -15,7 +15,8 @@ from typing import Optional
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from ..core.distributions import norm_ppf
 
 
 def _figure(figsize=None):
@@ -67,7 +68,7 @@ def caterpillar(res, level: Optional[str] = None, alpha: float = 0.05, se: str =
     panels = [(k, e) for k in keys for e in blups[k].columns]
     if not panels:
         raise ValueError("the model has no random effects")
-    z = stats.norm.ppf(1 - alpha / 2)
+    z = norm_ppf(1 - alpha / 2)
     ncol = min(len(panels), 3)
     nrow = int(np.ceil(len(panels) / ncol))
     nmax = max(len(blups[k]) for k, _ in panels)
@@ -187,7 +188,7 @@ def qq(res, figsize=None):
     z = np.sort(res.predict(kind="rstandard").to_numpy())
     n = z.size
     pp = (np.arange(1, n + 1) - 0.5) / n
-    q = stats.norm.ppf(pp)
+    q = norm_ppf(pp)
     fig = _figure(figsize or (5.0, 5.0))
     ax = fig.add_subplot(1, 1, 1)
     ax.scatter(q, z, s=10, alpha=0.7)
@@ -222,7 +223,7 @@ def profile(traces, level: float = 95.0, figsize=None):
     nrow = int(np.ceil(k / ncol))
     fig = _figure(figsize or (3.2 * ncol, 2.6 * nrow))
     axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
-    z = float(stats.norm.ppf(0.5 + level / 200.0))
+    z = float(norm_ppf(0.5 + level / 200.0))
     for ax, (name, tr) in zip(axes, traces.items()):
         ax.plot(tr[name], tr["zeta"], marker=".", color="C0")
         for v in (-z, 0.0, z):

@@ -28,8 +28,8 @@ from typing import Optional
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from ..core.distributions import norm_ppf
 from ..core.errors import warn_user
 from ..core.keywords import refuse_unknown_keywords
 from .blups import LevelBLUP, beta_sensitivity
@@ -53,7 +53,7 @@ class PredictionResults:
     @refuse_unknown_keywords
     def conf_int(self, obs: bool = False, alpha: float = 0.05) -> np.ndarray:
         """``(n, 2)`` intervals for the mean (``obs=True``: for a new observation)."""
-        z = stats.norm.ppf(1.0 - alpha / 2.0)
+        z = norm_ppf(1.0 - alpha / 2.0)
         se = self.se_obs if obs else self.se_mean
         return np.column_stack([self.predicted_mean - z * se, self.predicted_mean + z * se])
 

@@ -1,4 +1,5 @@
-"""Results of a fit: a statsmodels ``LikelihoodModelResults`` with Stata's numbers."""
+"""Results of a fit: Stata's numbers behind statsmodels' results interface
+(:class:`~mixedlm_ext.results.parameters.ParameterResults`)."""
 from __future__ import annotations
 
 from functools import cached_property
@@ -6,10 +7,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 import pandas as pd
-import statsmodels.base.wrapper as wrap
-from scipy import stats
-from statsmodels.base.model import LikelihoodModelResults, LikelihoodResultsWrapper
 
+from ..core.distributions import chi2_sf
 from ..core.keywords import check_keywords, refuse_unknown_keywords
 from ..design.names import coefficient_rows
 from ..inference.comparison import bootstrap_lrtest
@@ -18,6 +17,7 @@ from ..fit.optimizer import near_bound
 from ..inference.vc import to_sd_metric, vc_confint
 from ..postestimation.inference_methods import InferenceMethodsMixin
 from ..postestimation.mixin import PostestimationMixin
+from .parameters import ParameterResults
 
 
 def is_singular_fit(objective, theta: np.ndarray, tol: float = 1e-4) -> bool:
@@ -46,7 +46,7 @@ class WaldResult(NamedTuple):
     pvalue: float
 
 
-class MixedLMExtResults(InferenceMixin, InferenceMethodsMixin, PostestimationMixin, LikelihoodModelResults):
+class MixedLMExtResults(InferenceMixin, InferenceMethodsMixin, PostestimationMixin, ParameterResults):
     """Results of :meth:`MixedLMExt.fit`.
 
     ``params`` are the fixed effects then the variance components (reported
@@ -57,7 +57,7 @@ class MixedLMExtResults(InferenceMixin, InferenceMethodsMixin, PostestimationMix
     def __init__(self, model, params, inference: InferenceSetup, *, opt, profile, level: float = 95.0):
         # statsmodels' spelling: scale is the residual variance (cov_params() = normalized_cov_params * scale)
         scale = profile.sigma2 if profile.sigma2 > 0 else 1.0
-        super().__init__(model, params, normalized_cov_params=inference.cov / scale, scale=scale)
+        super().__init__(model, params, inference.cov, scale=scale)
         self.opt = opt
         self.fit_profile = profile  # the objective's profile at the estimate
         self.level = level
@@ -131,11 +131,11 @@ class MixedLMExtResults(InferenceMixin, InferenceMethodsMixin, PostestimationMix
                 [0, 1, "boundary"], axis=1)
         if method != "wald":
             raise ValueError("method must be 'wald' or 'profile', got %r" % (method,))
-        ci = np.array(super().conf_int(alpha=alpha), dtype=float)
+        ci = self.wald_intervals(alpha)
         est = np.asarray(self.params)[self.k_fe:]
         se = np.asarray(self.bse)[self.k_fe:]
         ci[self.k_fe:] = vc_confint(est, se, self.model.objective.natural_kinds(), 100 * (1 - alpha))
-        return ci
+        return pd.DataFrame(ci, index=self.param_names)
 
     @cached_property
     def wald_chi2(self) -> Optional[WaldResult]:
@@ -147,7 +147,7 @@ class MixedLMExtResults(InferenceMixin, InferenceMethodsMixin, PostestimationMix
         b = np.asarray(self.params)[idx]
         V = np.asarray(self.cov_params())[np.ix_(idx, idx)]
         stat = float(b @ np.linalg.solve(V, b))
-        return WaldResult(stat, len(idx), float(stats.chi2.sf(stat, len(idx))))
+        return WaldResult(stat, len(idx), float(chi2_sf(stat, len(idx))))
 
     # -- variance components -----------------------------------------------------
     def variance_component_table(self, sd: bool = False, level: Optional[float] = None) -> pd.DataFrame:
@@ -205,9 +205,9 @@ class MixedLMExtResults(InferenceMixin, InferenceMethodsMixin, PostestimationMix
         stat = stat if stat > 1e-8 * max(1.0, abs(self.llf)) else 0.0
         independent = ob.residual.n_params == 0
         if df == 1 and independent:
-            p = 0.5 * stats.chi2.sf(stat, 1) if stat > 0 else 1.0
+            p = 0.5 * chi2_sf(stat, 1) if stat > 0 else 1.0
             return LRTestResult(stat, 1, float(p), "chibar2(01)")
-        return LRTestResult(stat, df, float(stats.chi2.sf(stat, df)), "chi2(%d)" % df,
+        return LRTestResult(stat, df, float(chi2_sf(stat, df)), "chi2(%d)" % df,
                             "LR test is conservative and provided only for reference.")
 
     # -- groups ----------------------------------------------------------------------
@@ -290,24 +290,6 @@ class MixedLMExtResults(InferenceMixin, InferenceMethodsMixin, PostestimationMix
         return "<MixedLMExtResults: %s, llf=%.6g, %d obs>" % (self.method, self.llf, self.nobs)
 
 
-class MixedLMExtResultsWrapper(LikelihoodResultsWrapper):
-    # fittedvalues/resid are returned labelled, in the user's data order: no re-wrapping
-    _attrs = {k: v for k, v in LikelihoodResultsWrapper._attrs.items() if k not in ("fittedvalues", "resid")}
-    _wrap_attrs = {k: v for k, v in wrap.union_dicts(LikelihoodResultsWrapper._wrap_attrs, _attrs).items()
-                   if k not in ("fittedvalues", "resid")}
-    _wrap_methods = {k: v for k, v in LikelihoodResultsWrapper._wrap_methods.items() if k != "conf_int"}
-
-    @refuse_unknown_keywords
-    def conf_int(self, alpha: float = 0.05, method: str = "wald", stddeviations: Optional[bool] = None):
-        out = self._results.conf_int(alpha, method=method, stddeviations=stddeviations)
-        if isinstance(out, pd.DataFrame):
-            return out
-        return pd.DataFrame(out, index=self._results.model.data.param_names)
-
-
-wrap.populate_wrapper(MixedLMExtResultsWrapper, MixedLMExtResults)
-
-
 @refuse_unknown_keywords
 def lrtest(big, small, method: str = "chi2", n_boot: int = 1000, seed=None, n_jobs: int = 1,
            progress: Optional[bool] = None) -> LRTestResult:
@@ -339,7 +321,7 @@ def lrtest(big, small, method: str = "chi2", n_boot: int = 1000, seed=None, n_jo
         b, s, kb, ks = s, b, ks, kb
     df = kb - ks
     stat = max(2.0 * (b.llf - s.llf), 0.0)
-    p = float(stats.chi2.sf(stat, df)) if df > 0 else np.nan
+    p = float(chi2_sf(stat, df)) if df > 0 else np.nan
     note = ("The reported degrees of freedom assumes the null hypothesis is not on the boundary of the "
             "parameter space. If this is not true, then the reported test is conservative.")
     if method == "bootstrap":

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
-from scipy import stats
 
+from ..core.distributions import t_ppf, t_sf
 from .tables import TabularSummary, fmt_g, fmt_ll, simple_table
 
 RULE = "-" * 78
@@ -241,9 +241,9 @@ class StataSummary(TabularSummary):
     def _coef_cells(self, name: str, dfk: float) -> tuple[str, ...]:
         r = self.res
         b, s = r.fe_params[name], r.bse_fe[name]
-        z = stats.t.ppf(0.5 + self.level / 200.0, dfk)
+        z = t_ppf(0.5 + self.level / 200.0, dfk)
         zv = b / s if s > 0 else np.nan
-        p = 2 * stats.t.sf(abs(zv), dfk) if np.isfinite(zv) else np.nan
+        p = 2 * t_sf(abs(zv), dfk) if np.isfinite(zv) else np.nan
         return (fmt_g(b), fmt_g(s), "%.2f" % zv if np.isfinite(zv) else ".", "%.3f" % p if np.isfinite(p) else ".",
                 fmt_g(b - z * s), fmt_g(b + z * s))
 

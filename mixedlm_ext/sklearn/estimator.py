@@ -116,7 +116,7 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
 
     Attributes
     ----------
-    results_ : MixedLMExtResultsWrapper
+    results_ : MixedLMExtResults
         The full statsmodels-style results (``summary()``, ``fe_params``, ...).
     coef_ : ndarray
         Array mode: one slope per column of ``X`` (0 for a column omitted for
