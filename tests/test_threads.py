@@ -19,3 +19,18 @@ def test_outside_a_fit_dense_blas_changes_nothing():
     outer = blas_threads()
     with dense_blas(10 * PARALLEL_MIN_ORDER):
         assert blas_threads() == outer
+
+
+def test_the_controller_sees_the_blas_of_numpy_and_scipy_whatever_the_import_order():
+    """The first thing imported may be the thread module itself (before any scipy module)."""
+    import subprocess
+    import sys
+
+    code = ("import mixedlm_ext.core.threads as t\n"
+            "import scipy.linalg\n"
+            "from threadpoolctl import threadpool_info\n"
+            "seen = {i['filepath'] for i in t.BLAS_CONTROLLER.info() if i['user_api'] == 'blas'}\n"
+            "loaded = {i['filepath'] for i in threadpool_info() if i['user_api'] == 'blas'}\n"
+            "print(loaded <= seen and len(loaded) > 0)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"

@@ -13,6 +13,8 @@ from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import Iterator, Optional
 
+import numpy  # noqa: F401  (numpy and scipy each bring a BLAS library: both are loaded before
+import scipy.linalg  # noqa: F401  the controller takes stock of the libraries, once)
 from threadpoolctl import ThreadpoolController
 
 BLAS_CONTROLLER = ThreadpoolController()
