@@ -254,3 +254,10 @@ def test_value_hessian_of_a_large_crossed_block():
                            / (2 * e.max()) for e in np.eye(3) * 1e-5])
     assert np.abs(H - num).max() <= 1e-5 * np.abs(num).max()
     assert len(calls) == 7
+    # far from the optimum: cross terms one-sided (one evaluation fewer per pair), the rest unchanged
+    calls.clear()
+    f1, g1, H1 = ob.estimation_hessian_values(psi, np.ones(2, dtype=bool), central=False,
+                                              evaluate=lambda t: calls.append(1) or ob.evaluate(t))
+    assert len(calls) == 6 and f1 == f and np.array_equal(g1, g)
+    assert np.allclose(np.diag(H1), np.diag(H), rtol=1e-12)
+    assert np.abs(H1 - num).max() <= 1e-2 * np.abs(num).max()

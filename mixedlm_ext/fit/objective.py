@@ -342,13 +342,15 @@ class Objective:
         return bool(self._crossed and getattr(self.engine, "Q2", 0) >= VALUE_HESSIAN_MIN_Q2)
 
     def estimation_hessian_values(self, psi: np.ndarray, free: np.ndarray, rel: float = 1e-3,
-                                  evaluate=None) -> tuple[float, np.ndarray, np.ndarray]:
+                                  evaluate=None, central: bool = True) -> tuple[float, np.ndarray, np.ndarray]:
         """``(f, gradient, Hessian)`` of :meth:`neg2ll_estimation` in ``psi`` over the free
         ``theta`` (``free``, a mask over ``theta``) and ``log sigma2``, from values: every
         evaluation gives ``logdet`` and ``r2`` separately, so central differences of these
         two functions of ``theta`` (``1 + 2k + k(k-1)`` evaluations, through ``evaluate``,
         default :meth:`evaluate`) give the whole Hessian, the ``log sigma2`` row in closed
-        form."""
+        form.  ``central=False``: the cross derivatives one-sided (``1 + 2k + k(k-1)/2``
+        evaluations; the gradient and the diagonal stay central, the cross terms have an
+        ``O(h)`` error), for Newton steps far from the optimum."""
         evaluate = self.evaluate if evaluate is None else evaluate
         psi = np.asarray(psi, dtype=float)
         theta, s2 = psi[:-1], float(np.exp(psi[-1]))
@@ -374,8 +376,12 @@ class Objective:
             D2[i, i] = (Fp[i] - 2.0 * F0 + Fm[i]) / h[i] ** 2
             for j in range(i + 1, k):
                 pp = pieces({i: h[i], j: h[j]})[0]
-                mm = pieces({i: -h[i], j: -h[j]})[0]
-                D2[i, j] = D2[j, i] = (pp + mm - Fp[i] - Fm[i] - Fp[j] - Fm[j] + 2.0 * F0) / (2.0 * h[i] * h[j])
+                if central:
+                    mm = pieces({i: -h[i], j: -h[j]})[0]
+                    D2[i, j] = (pp + mm - Fp[i] - Fm[i] - Fp[j] - Fm[j] + 2.0 * F0) / (2.0 * h[i] * h[j])
+                else:
+                    D2[i, j] = (pp - Fp[i] - Fp[j] + F0) / (h[i] * h[j])
+                D2[j, i] = D2[i, j]
         c = np.array([1.0, 1.0 / s2])
         H = np.empty((k + 1, k + 1))
         H[:k, :k] = D2 @ c

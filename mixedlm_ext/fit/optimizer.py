@@ -333,14 +333,17 @@ def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: 
 _NR_TOL = 1e-5  # Newton decrement (deviance units) below which a fit has converged
 _NR_EXACT = 1e-13  # below this not even the (one-evaluation) Newton step is taken
 _NR_STALE = 1e-6  # after a step from a decrement below this, the point is final (its Hessian is kept)
+_NR_FAR = 1e-2  # after a decrement above this the next Hessian only steers (psi_hessian(final=False))
 
 
 def psi_hessian(objective: Objective, psi: np.ndarray, free: np.ndarray, count=None,
-                rel: float = 1e-4) -> tuple[np.ndarray, np.ndarray, float]:
+                rel: float = 1e-4, final: bool = True) -> tuple[np.ndarray, np.ndarray, float]:
     """``(H, g, f)``: Hessian (over ``free``) and gradient of -2 log-likelihood in
     ``psi = (theta, log sigma2)``, by central differences of the analytic gradient
     in the free ``theta`` (``2 k`` gradient calls, not ``k^2`` values); the
-    ``log sigma2`` row is closed form (``d2f/ds2 = r2 / sigma2``)."""
+    ``log sigma2`` row is closed form (``d2f/ds2 = r2 / sigma2``).  ``final=False``
+    (a Newton step far from the optimum) lets the Hessian from values take its
+    cross terms one-sided."""
     closed = objective.estimation_hessian(psi, None if count is None else count.evaluation)
     idx = np.flatnonzero(free)
     if closed is not None:  # the single-block kernel's closed form
@@ -349,7 +352,7 @@ def psi_hessian(objective: Objective, psi: np.ndarray, free: np.ndarray, count=N
         f0, g0, H = closed
         return H[np.ix_(idx, idx)], g0[idx], f0
     if objective.value_hessian:  # a large dense crossed block: values are cheaper than gradients
-        f0, g0, H = objective.estimation_hessian_values(psi, free[:-1],
+        f0, g0, H = objective.estimation_hessian_values(psi, free[:-1], central=final,
                                                        evaluate=None if count is None else count.evaluation)
         return H, g0, f0
     f0, g0 = objective.estimation_value_and_gradient(psi)
@@ -403,9 +406,11 @@ def newton_estimation(objective: Objective, theta: np.ndarray, bounds, max_iter:
     psi_bounds = list(bounds) + [(None, None)]
     H = None
     decrement = np.inf
+    final = True  # whether H is accurate enough for the standard errors
     it = 0
     for it in range(1, max_iter + 1):
-        H, g, fx = psi_hessian(objective, psi, free, count)
+        final = decrement < _NR_FAR  # far from the optimum a cheaper Hessian does as well
+        H, g, fx = psi_hessian(objective, psi, free, count, final=final)
         try:
             w, V = np.linalg.eigh(H)
             w = np.maximum(np.abs(w), 1e-8 * max(1.0, np.abs(w).max()))
@@ -430,6 +435,8 @@ def newton_estimation(objective: Objective, theta: np.ndarray, bounds, max_iter:
         if decrement < _NR_STALE:
             break
         free = np.append(~_at_bound(psi[:-1], bounds), True)
+    if not final and H is not None:  # stopped on a cheap Hessian (started at the optimum): the accurate one
+        H = psi_hessian(objective, psi, free, count)[0]
     theta = psi[:-1]
     dev = count.value(theta)  # profiled: sigma2 at its optimum given theta (<= fx)
     return NewtonResult(theta, float(dev), it, decrement, psi, free, H)
