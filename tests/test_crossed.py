@@ -521,3 +521,24 @@ if __name__ == "__main__":
 
     if "--make-reference" in sys.argv:
         print({k: v["llf"] for k, v in make_reference()["fits"].items()})
+
+
+@pytest.mark.parametrize("seed", [7, 8, 9])
+def test_standard_errors_of_a_large_crossed_block_match_a_hessian_at_the_optimum(seed):
+    """The Newton stage from values steers with cheaper Hessians far from the optimum; the
+    variance components' covariance it returns is that of a central Hessian at the optimum."""
+    from mixedlm_ext.inference.vc import vc_covariance
+
+    rng = np.random.default_rng(seed)
+    n, na, nb = 2500, 400, 220
+    a, b = rng.integers(0, na, n), rng.integers(0, nb, n)
+    df = pd.DataFrame({"a": a, "b": b, "x": rng.normal(size=n)})
+    df["y"] = 1 + df.x + rng.normal(size=na)[a] + 0.5 * rng.normal(size=nb)[b] + rng.normal(size=n)
+    model = mx.MixedLMExt.from_lme4("y ~ x + (1|a) + (1|b)", df, reml=False)
+    assert model.objective.value_hessian
+    res = model.fit()
+    ob, k = model.objective, model.k_fe
+    ref = vc_covariance(ob, res.opt.theta, res.sigma2, np.asarray(res.params)[k:], ob.natural_kinds(),
+                        res.opt.at_bound)
+    cov = np.asarray(res.cov_params())[k:, k:]
+    assert np.abs(cov - ref).max() <= 1e-4 * np.abs(ref).max()

@@ -410,6 +410,7 @@ def newton_estimation(objective: Objective, theta: np.ndarray, bounds, max_iter:
     it = 0
     for it in range(1, max_iter + 1):
         final = decrement < _NR_FAR  # far from the optimum a cheaper Hessian does as well
+        at_H = (psi, free)
         H, g, fx = psi_hessian(objective, psi, free, count, final=final)
         try:
             w, V = np.linalg.eigh(H)
@@ -435,8 +436,10 @@ def newton_estimation(objective: Objective, theta: np.ndarray, bounds, max_iter:
         if decrement < _NR_STALE:
             break
         free = np.append(~_at_bound(psi[:-1], bounds), True)
-    if not final and H is not None:  # stopped on a cheap Hessian (started at the optimum): the accurate one
-        H = psi_hessian(objective, psi, free, count)[0]
+    if not final and H is not None:
+        # stopped on a cheap Hessian: the accurate one at the same point (the evaluations
+        # the two share are cached, so this costs the k(k-1)/2 missing ones)
+        H = psi_hessian(objective, *at_H, count)[0]
     theta = psi[:-1]
     dev = count.value(theta)  # profiled: sigma2 at its optimum given theta (<= fx)
     return NewtonResult(theta, float(dev), it, decrement, psi, free, H)
