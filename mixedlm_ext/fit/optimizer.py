@@ -309,7 +309,7 @@ def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: 
                          n_grad=f.n_grad)
     if log:
         stream.write("\nPerforming gradient-based optimization:\n")
-    run.report(f.value(theta) if objective.value_hessian else f.value_grad(theta)[0])
+    run.report(f.value(theta))  # a value (cached from EM): the Newton stage may need no gradient here
     theta, nr, verified = run.minimise(theta)
     if nr is not None:
         theta, dev, decrement = nr.theta, nr.deviance, nr.decrement
