@@ -409,7 +409,9 @@ def newton_estimation(objective: Objective, theta: np.ndarray, bounds, max_iter:
     final = True  # whether H is accurate enough for the standard errors
     it = 0
     for it in range(1, max_iter + 1):
-        final = decrement < _NR_FAR  # far from the optimum a cheaper Hessian does as well
+        # far from the optimum a cheaper Hessian from values does as well (the other Hessians
+        # have one accuracy)
+        final = decrement < _NR_FAR or not objective.value_hessian
         at_H = (psi, free)
         H, g, fx = psi_hessian(objective, psi, free, count, final=final)
         try:
