@@ -261,3 +261,26 @@ def test_value_hessian_of_a_large_crossed_block():
     assert len(calls) == 6 and f1 == f and np.array_equal(g1, g)
     assert np.allclose(np.diag(H1), np.diag(H), rtol=1e-12)
     assert np.abs(H1 - num).max() <= 1e-2 * np.abs(num).max()
+
+
+@pytest.mark.parametrize("command, data", [
+    ("mixed weight week || id: week, covariance(unstructured)", "pig"),  # the closed-form kernel
+    ("mixed gsp private emp || region: || state:", "productivity"),  # gradient differences
+])
+def test_newton_computes_one_accurate_hessian_per_iteration_off_the_value_path(monkeypatch, command, data):
+    """Only Hessians from values have a cheaper steering form; every other Newton
+    iteration computes one Hessian, of full accuracy."""
+    import mixedlm_ext.fit.optimizer as opt
+
+    calls = []
+    original = opt.psi_hessian
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("final", True))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(opt, "psi_hessian", counting)
+    ob = mx.MixedLMExt.from_stata(command, mx.load_dataset(data)).objective
+    assert not ob.value_hessian
+    nr = opt.newton_estimation(ob, ob.initial_theta(), ob.theta_bounds(), max_iter=30)
+    assert len(calls) == nr.n_iter >= 2 and all(calls)
