@@ -190,3 +190,13 @@ def test_cli_honours_the_commands_nolog(tmp_path):
     assert "Iteration 0" not in quiet and "Iteration 0" in loud
     assert "Number of obs    =        200" in quiet
     assert "\n        week |\n          2  |" in quiet  # factor variables laid out as Stata
+
+
+def test_statsmodels_tools_take_the_results(res, pig):
+    """statsmodels' summary_col reads the results directly, as it reads its own."""
+    from statsmodels.iolib.summary2 import summary_col
+
+    other = mx.mixed("weight week || id:", pig)
+    text = str(summary_col([res, other], stars=False))
+    assert "id:var(_cons)" in text and "%.4f" % res.params["week"] in text
+    assert "%.4f" % other.bse["_cons"] in text
