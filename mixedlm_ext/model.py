@@ -153,7 +153,6 @@ class MixedLMExt:
         self.vc_labels = self.objective.natural_names()
         self.vc_names = ["%s:%s" % lp for lp in self.vc_labels]
         self.param_names = list(design.fe_names) + self.vc_names
-        self.data = ModelNames(self.param_names, list(design.fe_names), spec.response)
         self.k_params = self.k_fe + len(self.vc_names)
         self.nobs = design.n
         if design.weights is not None and design.weights.is_frequency:
@@ -162,6 +161,10 @@ class MixedLMExt:
         self.df_resid = self.nobs - self.k_fe
 
     # -- statsmodels' model attributes -----------------------------------------
+    @property
+    def data(self) -> ModelNames:
+        return ModelNames(self.param_names, self.exog_names, self.endog_names)
+
     @property
     def endog(self) -> np.ndarray:
         """The response on the estimation rows (design order)."""

@@ -111,7 +111,7 @@ class FTestResult(tuple):
 
 def _constraint_matrix(results, r_matrix):
     """``(L, q)`` from a matrix, a vector, or constraint strings over the parameter names."""
-    names = list(results.model.data.param_names)
+    names = list(results.model.param_names)
     if isinstance(r_matrix, str) or (isinstance(r_matrix, (list, tuple)) and r_matrix
                                      and all(isinstance(x, str) for x in r_matrix)):
         import patsy

@@ -156,7 +156,7 @@ class InferenceMethodsMixin:
         """
         if self.vce != "oim" or self.is_pseudo:
             raise ValueError("the parametric bootstrap needs a likelihood fit (not robust or survey weights)")
-        return parametric_bootstrap(self.simulation_source(conditional), list(self.model.data.param_names),
+        return parametric_bootstrap(self.simulation_source(conditional), list(self.model.param_names),
                                     n_boot=n_boot, seed=seed, n_jobs=n_jobs, progress=progress)
 
     # -- margins -------------------------------------------------------------------

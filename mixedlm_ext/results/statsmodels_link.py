@@ -19,8 +19,8 @@ class StatsmodelsModel(LikelihoodModel):
 
     def __init__(self, model):
         d = model.design
-        exog = pd.DataFrame(d.X, columns=list(d.fe_names), index=d.row_index)
-        endog = pd.Series(d.y, index=d.row_index, name=d.spec.response)
+        exog = pd.DataFrame(model.exog, columns=model.exog_names, index=d.row_index)
+        endog = pd.Series(model.endog, index=d.row_index, name=model.endog_names)
         super().__init__(endog, exog, **({} if d.holds_rows else {"hasconst": False}))
         self.mixed_model = model
         self.data.param_names = list(model.param_names)
