@@ -80,10 +80,8 @@ class _Counter:
             ev = self.objective.evaluate(x)
         except (np.linalg.LinAlgError, FloatingPointError, ValueError):
             ev = None
-        if len(self._evals) > 64:
-            self._evals.clear()
-        self._evals[key] = ev
-        self._remember(key, np.inf if ev is None else ev.deviance)
+        _remember(self._evals, key, ev)
+        _remember(self._cache, key, np.inf if ev is None else ev.deviance)
         return ev
 
     def value(self, x) -> float:
@@ -106,17 +104,19 @@ class _Counter:
         v, g = self.objective.value_and_gradient(np.asarray(x, dtype=float))
         if not np.isfinite(v):  # L-BFGS-B backtracks from an infinite value; keep its gradient finite
             g = np.zeros_like(g)
-        if len(self._grads) > 64:
-            self._grads.clear()
-        self._grads[key] = (v, g)
-        self._remember(key, v)
+        _remember(self._grads, key, (v, g))
+        _remember(self._cache, key, v)
         return v, g
 
-    def _remember(self, key: bytes, v: float) -> float:
-        if len(self._cache) > 64:
-            self._cache.clear()
-        self._cache[key] = v
-        return v
+
+_CACHE_SIZE = 64  # evaluations kept per fit (a Newton step from values reuses up to 1 + 2k + k(k-1))
+
+
+def _remember(cache: dict, key: bytes, value) -> None:
+    """Keep ``value`` under ``key``, evicting the oldest entry beyond :data:`_CACHE_SIZE`."""
+    if len(cache) >= _CACHE_SIZE:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
 
 
 def _project(x: np.ndarray, bounds) -> np.ndarray:
@@ -333,28 +333,29 @@ def optimize(objective: Objective, theta0: Optional[np.ndarray] = None, *, log: 
 _NR_TOL = 1e-5  # Newton decrement (deviance units) below which a fit has converged
 _NR_EXACT = 1e-13  # below this not even the (one-evaluation) Newton step is taken
 _NR_STALE = 1e-6  # after a step from a decrement below this, the point is final (its Hessian is kept)
-_NR_FAR = 1e-2  # after a decrement above this the next Hessian only steers (psi_hessian(final=False))
+_NR_FAR = 1e-2  # after a decrement above this the next Hessian only steers (psi_hessian(steer=True))
 
 
 def psi_hessian(objective: Objective, psi: np.ndarray, free: np.ndarray, count=None,
-                rel: float = 1e-4, final: bool = True) -> tuple[np.ndarray, np.ndarray, float]:
-    """``(H, g, f)``: Hessian (over ``free``) and gradient of -2 log-likelihood in
+                rel: float = 1e-4, steer: bool = False) -> tuple[np.ndarray, np.ndarray, float, bool]:
+    """``(H, g, f, exact)``: Hessian (over ``free``) and gradient of -2 log-likelihood in
     ``psi = (theta, log sigma2)``, by central differences of the analytic gradient
     in the free ``theta`` (``2 k`` gradient calls, not ``k^2`` values); the
-    ``log sigma2`` row is closed form (``d2f/ds2 = r2 / sigma2``).  ``final=False``
+    ``log sigma2`` row is closed form (``d2f/ds2 = r2 / sigma2``).  ``steer=True``
     (a Newton step far from the optimum) lets the Hessian from values take its
-    cross terms one-sided."""
+    cross terms one-sided; ``exact`` says whether ``H`` has full accuracy (the
+    standard errors need it)."""
     closed = objective.estimation_hessian(psi, None if count is None else count.evaluation)
     idx = np.flatnonzero(free)
     if closed is not None:  # the single-block kernel's closed form
         if count is not None:
             count.n_grad += 1
         f0, g0, H = closed
-        return H[np.ix_(idx, idx)], g0[idx], f0
+        return H[np.ix_(idx, idx)], g0[idx], f0, True
     if objective.value_hessian:  # a large dense crossed block: values are cheaper than gradients
-        f0, g0, H = objective.estimation_hessian_values(psi, free[:-1], central=final,
+        f0, g0, H = objective.estimation_hessian_values(psi, free[:-1], central=not steer,
                                                        evaluate=None if count is None else count.evaluation)
-        return H, g0, f0
+        return H, g0, f0, not steer
     f0, g0 = objective.estimation_value_and_gradient(psi)
     k = idx.size
     H = np.zeros((k, k))
@@ -373,7 +374,7 @@ def psi_hessian(objective: Objective, psi: np.ndarray, free: np.ndarray, count=N
     H = 0.5 * (H + H.T)
     if count is not None:
         count.n_grad += 1
-    return H, g0[idx], f0
+    return H, g0[idx], f0, True
 
 
 @dataclass
@@ -406,14 +407,11 @@ def newton_estimation(objective: Objective, theta: np.ndarray, bounds, max_iter:
     psi_bounds = list(bounds) + [(None, None)]
     H = None
     decrement = np.inf
-    final = True  # whether H is accurate enough for the standard errors
+    exact = True  # whether H is accurate enough for the standard errors
     it = 0
     for it in range(1, max_iter + 1):
-        # far from the optimum a cheaper Hessian from values does as well (the other Hessians
-        # have one accuracy)
-        final = decrement < _NR_FAR or not objective.value_hessian
         at_H = (psi, free)
-        H, g, fx = psi_hessian(objective, psi, free, count, final=final)
+        H, g, fx, exact = psi_hessian(objective, psi, free, count, steer=decrement >= _NR_FAR)
         try:
             w, V = np.linalg.eigh(H)
             w = np.maximum(np.abs(w), 1e-8 * max(1.0, np.abs(w).max()))
@@ -438,7 +436,7 @@ def newton_estimation(objective: Objective, theta: np.ndarray, bounds, max_iter:
         if decrement < _NR_STALE:
             break
         free = np.append(~_at_bound(psi[:-1], bounds), True)
-    if not final and H is not None:
+    if not exact:
         # stopped on a cheap Hessian: the accurate one at the same point (the evaluations
         # the two share are cached, so this costs the k(k-1)/2 missing ones)
         H = psi_hessian(objective, *at_H, count)[0]
