@@ -160,3 +160,15 @@ def test_dfmethod_with_weights_refused():
     pig = mx.load_dataset("pig").assign(w=2.0)
     with pytest.raises(ValueError, match="not allowed with weights"):
         mx.mixed("mixed weight week [fw=w] || id:, dfmethod(residual)", pig)
+
+
+def test_statsmodels_term_tests_use_the_small_sample_degrees_of_freedom():
+    """wald_test_terms runs statsmodels' loop over terms through the fit's own wald_test."""
+    res = mx.mixed("weight week || id: week, reml dfmethod(satterthwaite)", mx.load_dataset("pig"))
+    table = res.wald_test_terms().summary_frame()
+    df = res.fe_df
+    for term in ("week", "_cons"):
+        one = res.wald_test(term + " = 0", scalar=True)
+        assert table.loc[term, "df denom"] == pytest.approx(df[term], rel=1e-10)
+        assert table.loc[term, "F"] == pytest.approx(float(one.statistic), rel=1e-10)
+        assert table.loc[term, "P>F"] == pytest.approx(float(one.pvalue), rel=1e-8)

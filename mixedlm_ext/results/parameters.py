@@ -107,7 +107,8 @@ class ParameterResults:
     # -- statsmodels' tests --------------------------------------------------------
     def to_statsmodels(self):
         """The estimates as a statsmodels ``LikelihoodModelResults`` (wrapped, labelled), for
-        statsmodels' tools; its ``model.loglike`` is this model's."""
+        statsmodels' tools; its ``model.loglike`` is this model's.  Built at each call
+        (statsmodels is imported at the first)."""
         from .statsmodels_link import statsmodels_results
 
         return statsmodels_results(self)
@@ -126,12 +127,17 @@ class ParameterResults:
                                                df_constraints=df_constraints, scalar=scalar)
 
     def wald_test_terms(self, *args, **kwargs):
-        """statsmodels' ``wald_test_terms``."""
-        return self.to_statsmodels().wald_test_terms(*args, **kwargs)
+        """statsmodels' ``wald_test_terms``, through this object's :meth:`wald_test` (so that
+        ``dfmethod()``'s F tests apply)."""
+        from statsmodels.base.model import LikelihoodModelResults
+
+        return LikelihoodModelResults.wald_test_terms(self, *args, **kwargs)
 
     def t_test_pairwise(self, *args, **kwargs):
-        """statsmodels' ``t_test_pairwise``."""
-        return self.to_statsmodels().t_test_pairwise(*args, **kwargs)
+        """statsmodels' ``t_test_pairwise``, through this object's :meth:`t_test`."""
+        from statsmodels.base.model import LikelihoodModelResults
+
+        return LikelihoodModelResults.t_test_pairwise(self, *args, **kwargs)
 
     # -- persistence -----------------------------------------------------------------
     def save(self, fname) -> None:
