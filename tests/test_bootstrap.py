@@ -198,3 +198,18 @@ def test_replicates_at_the_boundary_go_through_the_full_optimiser():
         np.testing.assert_allclose(boot.draws.iloc[i].to_numpy(), full, rtol=1e-4, atol=1e-7)
         zero += full[2] < 1e-6
     assert zero >= 5 and (boot.draws["g:var(_cons)"] < 1e-6).sum() == zero
+
+
+def test_an_offset_is_part_of_every_prediction_and_simulation():
+    """lme4's offset(): in get_prediction's mean, in simulated responses, and out of the
+    random part that conditional simulation keeps."""
+    pig = mx.load_dataset("pig")
+    pig["o"] = 10.0 + 0.1 * pig["week"]
+    res = mx.lmer("weight ~ week + offset(o) + (1|id)", pig)
+    np.testing.assert_allclose(res.get_prediction().predicted_mean, res.predict(kind="xb").to_numpy(), rtol=1e-12)
+    sd = float(np.sqrt(res.scale))
+    for conditional in (False, True):
+        sims = res.simulate(200, seed=3, conditional=conditional).to_numpy()
+        assert abs(sims.mean() - pig["weight"].mean()) < 0.5 * sd
+        bias = res.bootstrap(100, seed=4, conditional=conditional, progress=False).bias
+        assert np.all(np.abs(bias.iloc[:2].to_numpy()) < 0.5 * res.bse.iloc[:2].to_numpy())

@@ -100,7 +100,7 @@ class InferenceMethodsMixin:
             fitted = self.predict(kind="fitted").to_numpy(dtype=float)  # the user's data order
             zb = np.empty(design.n)
             zb[np.argsort(design.row_pos, kind="stable")] = fitted
-            zb -= design.X @ beta
+            zb -= design.X @ beta + (0.0 if design.offset is None else design.offset)  # the random part
         return SimulationSource(self.model.objective, np.asarray(self.opt.theta, float), beta,
                                 float(self.fit_profile.sigma2), zb)
 
@@ -127,6 +127,8 @@ class InferenceMethodsMixin:
         """
         design = self.model.design
         Y = self.simulation_source(conditional).responses(replicate_seeds(seed, n))
+        if design.offset is not None:  # the draws are of y minus the offset (what the fit sees)
+            Y = Y + design.offset[:, None]
         order = np.argsort(design.row_pos, kind="stable")
         return pd.DataFrame(Y[order], index=design.row_index[order],
                             columns=["sim_%d" % (i + 1) for i in range(int(n))])

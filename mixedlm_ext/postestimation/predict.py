@@ -117,6 +117,10 @@ class PredictionRows:
         """``X`` of the rows (new data: the estimation sample's coding)."""
         return design.X if self.estimation else design.fixed.matrix(self.frame)
 
+    def linear_predictor(self, design: Design, beta: np.ndarray) -> np.ndarray:
+        """``X beta`` plus the offset of the rows: the fixed part of a prediction."""
+        return self.fixed_design(design) @ beta + self.offset(design)
+
     def offset(self, design: Design) -> np.ndarray:
         """lme4's ``offset()`` of the rows (0 without one)."""
         if design.offset is None:
@@ -140,7 +144,7 @@ def fixed_prediction(est: Estimates, rows: PredictionRows, kind: str) -> pd.Seri
     if kind == "stdp":
         val = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", X, est.cov_beta, X), 0.0, None))
     else:
-        val = X @ est.beta + rows.offset(est.design)
+        val = rows.linear_predictor(est.design, est.beta)
     return rows.finish(pd.Series(val, index=rows.index, name=kind), {})
 
 
@@ -162,7 +166,7 @@ def fitted_prediction(est: Estimates, b: dict[str, np.ndarray], rows: Prediction
     """``fitted``, ``residuals`` or ``rstandard`` with the BLUPs ``b`` (per term,
     :meth:`TermLayout.tables`) of the levels ``<= upto``."""
     layout = est.layout
-    xb = rows.fixed_design(est.design) @ est.beta + rows.offset(est.design)
+    xb = rows.linear_predictor(est.design, est.beta)
     term_rows = layout.rows(rows.frame, estimation=rows.estimation)
     unseen = {t.key: tuple(rows.index[term_rows[t.key].pos < 0])
               for t in layout.terms if t.level_index <= upto}

@@ -112,7 +112,7 @@ def prediction(est: Estimates, blups: dict[int, LevelBLUP], data: Optional[pd.Da
     rows = PredictionRows.of(est.design, data)
     X = rows.fixed_design(est.design)
     V = est.cov_beta
-    xb = X @ est.beta
+    xb = rows.linear_predictor(est.design, est.beta)
     var_x = _quadratic(X, V)
     layout = est.layout
     term_rows = layout.rows(rows.frame, estimation=rows.estimation) if layout.terms else {}
