@@ -355,6 +355,6 @@ def build_design(spec: ModelSpec, data: pd.DataFrame) -> Design:
                     working, sparse_re=sparse, crossed_groupings=crossed, offset=offset)
     check_identified(design)
     design = _with_crossproducts(design, gw, cc)
-    if spec.residual.kind == "independent" and spec.residual.by is None:
+    if spec.residual.is_plain:
         check_exact_fit(design)
     return design

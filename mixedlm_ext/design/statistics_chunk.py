@@ -159,7 +159,7 @@ def empty_statistics(layout: StatisticsLayout, n_rows: int, n_dropped: int) -> S
     n_re = len(random_effect_columns(layout.spec))
     n_w = len([w for w in layout.spec.weights if w.level is not None])
     sums = {"count": np.zeros(0)}
-    if not layout.engine_is_crossed and layout.spec.residual.kind == "independent" and layout.spec.residual.by is None:
+    if not layout.engine_is_crossed and layout.spec.residual.is_plain:
         sums.update(ZtZ=np.zeros((0, Q, Q)), ZtW=np.zeros((0, Q, k)))
     panels = KeyedTable(keys(layout.panel_path), sums, {"re": np.zeros((0, n_re)), "w": np.zeros((0, n_w))},
                         {"re": np.zeros((0, n_re)), "w": np.zeros((0, n_w))})
@@ -218,7 +218,7 @@ def chunk_statistics(layout: StatisticsLayout, data: pd.DataFrame) -> Sufficient
     lows, highs = _panel_checks(layout, df, starts)
     sums = {"count": np.diff(np.append(starts, n)).astype(float)}
     res = spec.residual
-    plain = res.kind == "independent" and res.by is None
+    plain = res.is_plain
     ZtZ = ZtW = None
     if layout.engine_is_crossed:
         Zl = layout_random_columns(layout, df).multiply(sw[:, None]).tocsr()

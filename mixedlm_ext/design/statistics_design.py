@@ -87,7 +87,7 @@ class StatisticsDesign(Design):
 
     def residual_structure(self) -> ResidualStructure:
         res = self.spec.residual
-        if res.kind == "independent" and res.by is None:
+        if res.is_plain:
             return super().residual_structure()
         return StatisticsResidual(res)
 

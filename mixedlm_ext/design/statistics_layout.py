@@ -204,7 +204,7 @@ class StatisticsLayout:
     def engine_is_crossed(self) -> bool:
         """The crossed engine evaluates the likelihood (sparse random effects, plain residual)."""
         res = self.spec.residual
-        return self.sparse and res.kind == "independent" and res.by is None
+        return self.sparse and res.is_plain
 
     @cached_property
     def signature(self) -> tuple:

@@ -126,7 +126,7 @@ def residual_table(layout, df: Optional[pd.DataFrame], V: Optional[np.ndarray]) 
     by-group and time; ``V = [Z X y]`` of its rows); None for the plain residual."""
     spec = layout.spec
     res = spec.residual
-    if res.kind == "independent" and res.by is None:
+    if res.is_plain:
         return None
     cols = list(layout.panel_path) + ([res.by] if res.by is not None else [])
     if df is None:

@@ -160,7 +160,7 @@ def weight_kind(spec, sparse_re: bool, levels: list) -> Optional[str]:
     kind = kinds.pop()
     res = spec.residual
     if kind == "precision":
-        if res.kind != "independent" or res.by is not None:
+        if not res.is_plain:
             raise ModelSpecificationError("precision weights with a residuals() structure are not supported")
         if sparse_re:
             raise ModelSpecificationError("precision weights with crossed random effects are not supported yet")
@@ -172,7 +172,7 @@ def weight_kind(spec, sparse_re: bool, levels: list) -> Optional[str]:
     if sparse_re:
         raise ModelSpecificationError("weights are not supported with crossed random effects")
     obs_spec = [w for w in specs if w.level is None]
-    if res.kind != "independent" or res.by is not None:
+    if not res.is_plain:
         if obs_spec:
             raise ModelSpecificationError(
                 "observation-level weights are not allowed with residuals(%s%s): the residuals of a "

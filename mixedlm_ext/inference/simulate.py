@@ -27,7 +27,7 @@ from ..fit.objective import Objective
 
 def check_simulable(design: Design) -> None:
     """Simulation needs independent residuals and no sampling/frequency weights."""
-    if design.spec.residual.kind != "independent" or design.spec.residual.by is not None:
+    if not design.spec.residual.is_plain:
         raise NotImplementedError("simulating from a model with a residual structure (%s) is not implemented"
                                   % design.spec.residual.kind)
     if design.weights is not None and not design.weights.is_precision:

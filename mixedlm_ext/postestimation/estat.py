@@ -62,7 +62,7 @@ def _icc_levels(est: Estimates) -> list[tuple[Level, int]]:
     no ``estat icc``."""
     d, ob = est.design, est.objective
     rs = d.spec.residual
-    if rs.kind != "independent" or rs.by is not None or ob.residual.n_params > 0:
+    if not rs.is_plain or ob.residual.n_params > 0:
         what = rs.kind + (" %d" % rs.order if rs.order else "") + (", by(%s)" % rs.by if rs.by else "")
         raise ValueError("estat icc is not available with residual structures (residuals(%s)): "
                          "intraclass correlations need independent homoskedastic residuals" % what)

@@ -118,7 +118,7 @@ def prediction(est: Estimates, blups: dict[int, LevelBLUP], data: Optional[pd.Da
     term_rows = layout.rows(rows.frame, estimation=rows.estimation) if layout.terms else {}
     G = _term_covariances(est, blups)
     var_z = sum((_quadratic(r.Z, G[key]) for key, r in term_rows.items()), np.zeros(len(xb)))
-    plain = est.design.spec.residual.kind == "independent" and est.design.spec.residual.by is None
+    plain = est.design.spec.residual.is_plain
     weights = est.design.weights
     resid_var = est.sigma2 if plain and weights is None else np.nan
     if np.isnan(resid_var):

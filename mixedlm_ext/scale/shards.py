@@ -87,7 +87,7 @@ def can_shard(layout) -> Optional[str]:
     res = layout.spec.residual
     if layout.sparse:
         return "crossed random effects (their cross-products couple every group)"
-    if res.kind != "independent" or res.by is not None:
+    if not res.is_plain:
         return "a residuals() structure"
     if not layout.top_path:
         return "a model without a grouping level"

@@ -83,6 +83,11 @@ class ResidualSpec:
     time: Optional[str] = None
     by: Optional[str] = None
 
+    @property
+    def is_plain(self) -> bool:
+        """Independent residuals with one variance (no structure, no ``by()``)."""
+        return self.kind == "independent" and self.by is None
+
 
 @dataclass(frozen=True)
 class WeightSpec:
