@@ -454,3 +454,26 @@ def test_profile_intervals_from_statistics():
     want = _quiet(mx.mixed, cmd, pig).conf_int(method="profile")
     np.testing.assert_allclose(got.select_dtypes("number").to_numpy(), want.select_dtypes("number").to_numpy(),
                                rtol=1e-4)
+
+
+def test_a_sharded_gradient_eliminates_each_shard_once(monkeypatch):
+    """The gradient's second map reuses the elimination the first left on the shard
+    (in-process shards; a shard shipped to a task anew eliminates again)."""
+    import dask
+
+    from mixedlm_ext.engines.nested import NestedEngine
+
+    df = mx.load_dataset("productivity")
+    with dask.config.set(scheduler="synchronous"):
+        m = _quiet(mx.MixedLMExt.from_stata, "mixed gsp private emp || region: || state:", df)
+        mw = _quiet(mx.MixedLMExt, m.spec, dd.from_pandas(df, npartitions=4), statistics_on="workers")
+        ob = mw.objective
+        theta = ob.initial_theta()
+        calls = []
+        original = NestedEngine.eliminate
+        monkeypatch.setattr(NestedEngine, "eliminate", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+        v, g = ob.value_and_gradient(theta)
+        assert len(calls) == len(mw.design.shards)
+        v0, g0 = m.objective.value_and_gradient(theta)
+    assert v == pytest.approx(v0, rel=1e-10)
+    np.testing.assert_allclose(g, g0, rtol=1e-7, atol=1e-9)

@@ -242,11 +242,14 @@ class Objective:
         elim, logdet_R = self.eliminate(self._factor_args(parts), rho)
         return self._evaluation(elim.B, elim.logdet, logdet_R)
 
-    def lambda_adjoint(self, Lam: np.ndarray, rho: np.ndarray, B_bar: np.ndarray) -> np.ndarray:
+    def lambda_adjoint(self, Lam: np.ndarray, rho: np.ndarray, B_bar: np.ndarray,
+                       elim: Optional[Elimination] = None) -> np.ndarray:
         """``d (logdet_L + <B_bar, B>) / d Lambda`` of the nested elimination at ``(Lam, rho)``
-        (a sum over the groups: the parts of a split design add up)."""
+        (a sum over the groups: the parts of a split design add up); ``elim``: that
+        elimination, computed with ``keep=True`` (default: computed here)."""
         ZtZ, ZtXY, XYtXY, _ = self.crossproducts(rho)
-        elim = self.engine.eliminate(ZtZ, ZtXY, XYtXY, Lam, keep=True)
+        if elim is None:
+            elim = self.engine.eliminate(ZtZ, ZtXY, XYtXY, Lam, keep=True)
         return self._nested_adjoint(elim, B_bar, ZtZ, ZtXY, Lam)[0]
 
     def _nested_adjoint(self, elim: Elimination, B_bar: np.ndarray, ZtZ, ZtXY, Lam):

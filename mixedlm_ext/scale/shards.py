@@ -42,10 +42,23 @@ class Shard:
     def __init__(self, stats: SufficientStatistics, metric: tuple):
         self.design = design_from_statistics(stats, metric)
         self.objective = Objective(self.design)
+        self._last = None  # (Lam, rho, elimination) of the last elimination, for the gradient's second map
+
+    def __getstate__(self) -> dict:  # a shard sent elsewhere travels without its last elimination
+        return {**self.__dict__, "_last": None}
 
     def eliminate(self, Lam, rho: np.ndarray) -> tuple[float, np.ndarray, float]:
-        elim, logdet_R = self.objective.eliminate(Lam, rho)
+        elim, logdet_R = self.objective.eliminate(Lam, rho, keep=True)  # keep: references, no extra work
+        self._last = (Lam, rho, elim)
         return elim.logdet, elim.B, logdet_R
+
+    def lambda_adjoint(self, Lam, rho: np.ndarray, B_bar: np.ndarray) -> np.ndarray:
+        """The shard's ``d f / d Lambda``, from its last elimination when that was at
+        ``(Lam, rho)`` (a shard that lives on a worker keeps it between the two maps of a
+        gradient; a shard sent to the task anew eliminates again)."""
+        last = self._last
+        same = last is not None and np.array_equal(last[0], Lam) and np.array_equal(last[1], rho)
+        return self.objective.lambda_adjoint(Lam, rho, B_bar, last[2] if same else None)
 
 
 def shard_eliminate(shard: Shard, Lam, rho: np.ndarray):
@@ -53,7 +66,7 @@ def shard_eliminate(shard: Shard, Lam, rho: np.ndarray):
 
 
 def shard_lambda_adjoint(shard: Shard, Lam, rho: np.ndarray, B_bar: np.ndarray) -> np.ndarray:
-    return shard.objective.lambda_adjoint(Lam, rho, B_bar)
+    return shard.lambda_adjoint(Lam, rho, B_bar)
 
 
 def light_statistics(stats: SufficientStatistics) -> SufficientStatistics:
@@ -129,12 +142,8 @@ class ShardedObjective(Objective):
     keeps_factors = False
 
     def eliminate(self, Lam, rho: np.ndarray, keep: bool = False) -> tuple[Elimination, float]:
-        parts = self.map_shards(shard_eliminate, Lam, rho)
-        B = self.design.XYtXY.copy() * 0.0
-        logdet = logdet_R = 0.0
-        for ld, Bs, ldr in parts:
-            logdet, B, logdet_R = logdet + ld, B + Bs, logdet_R + ldr
-        return Elimination(float(logdet), B, None), float(logdet_R)
+        logdets, Bs, logdets_R = zip(*self.map_shards(shard_eliminate, Lam, rho))
+        return Elimination(float(sum(logdets)), sum(Bs), None), float(sum(logdets_R))
 
     def gradient_pieces(self, theta: np.ndarray, coef_r2=None) -> tuple[Evaluation, np.ndarray]:
         """As :meth:`Objective.gradient_pieces`, in two maps over the shards: the
