@@ -10,6 +10,7 @@ freedom (``dfmethod()``) of a fit, with Stata's rules on what combines.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Optional
 
 import numpy as np
@@ -157,7 +158,7 @@ class InferenceMixin:
             return None
         return pd.Series(self.small_sample.df, index=self.model.design.fe_names, name="df")
 
-    @property
+    @cached_property
     def ftest_model(self) -> Optional[FTestResult]:
         """F test that all fixed effects except the constant are zero (with ``dfmethod()``)."""
         from ..core.distributions import f_sf

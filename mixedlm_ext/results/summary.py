@@ -110,11 +110,10 @@ class StataSummary(TabularSummary):
         super().__init__("\n".join(lines), tables, notes + extra)
 
     # -- header ------------------------------------------------------------------------
-    def _header_pairs(self) -> list[tuple[str, str]]:
-        """The header's numbers as (label, value), in Stata's order."""
+    def _header_pairs(self, grp) -> list[tuple[str, str]]:
+        """The header's numbers as (label, value), in Stata's order (``grp``: :meth:`estat_group`)."""
         r = self.res
         pairs = [("Number of obs", "{:,}".format(r.nobs))]
-        grp = r.estat_group()
         if len(grp) == 1 and not self.nogroup:
             g = grp.iloc[0]
             pairs += [("Group variable", str(grp.index[0])), ("Number of groups", "{:,}".format(int(g["n_groups"]))),
@@ -141,13 +140,14 @@ class StataSummary(TabularSummary):
     def _header(self) -> tuple[list[str], list]:
         r = self.res
         title = "Mixed-effects %s regression" % r.method
-        vals = dict(self._header_pairs())
+        grp = r.estat_group()
+        pairs = self._header_pairs(grp)
+        vals = dict(pairs)
 
         def kv(k, v):
             return "%-16s = %10s" % (k, v)
 
         lines = ["%-49s%s" % (title, kv("Number of obs", vals["Number of obs"]))]
-        grp = r.estat_group()
         if "Group variable" in vals:
             lines += ["%-49s%s" % ("Group variable: %s" % vals["Group variable"],
                                    kv("Number of groups", vals["Number of groups"])),
@@ -161,7 +161,6 @@ class StataSummary(TabularSummary):
         if r.vce != "oim":
             lines.append("%78s" % "(Std. err. adjusted for {:,} clusters in {})".format(r.n_clusters,
                                                                                           r.cluster_label))
-        pairs = self._header_pairs()
         tables = [simple_table([[v] for _, v in pairs], None, [k for k, _ in pairs], title)]
         if len(grp) > 1 and not self.nogroup:
             tables.append(simple_table([["{:,}".format(int(g["n_groups"])), "{:,}".format(int(g["min"])),
