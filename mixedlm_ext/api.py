@@ -183,8 +183,6 @@ def update(result, formula: Optional[str] = None, data: Optional[pd.DataFrame] =
     if "~" not in old:  # a Stata command
         return mixed(formula or old, frame, **options)
     new = old if formula is None else updated_formula(old, formula)
-    from .syntax.lme4 import parse_lme4
-
     reml = options.pop("REML", options.pop("reml", model.spec.reml))
     spec = parse_lme4(new, reml=bool(reml)).with_options(weights=model.spec.weights,
                                                           residual=model.spec.residual)

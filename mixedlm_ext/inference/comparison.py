@@ -28,10 +28,6 @@ from .bootstrap import bootstrap_lr_pvalue
 REFIT_NOTE = "refitting model(s) with ML (instead of REML): their fixed effects differ"
 
 
-def _unwrap(res):
-    return getattr(res, "_results", res)
-
-
 def _check_comparable(fits: Sequence) -> None:
     if len({r.nobs for r in fits}) > 1:
         raise ValueError("the models were fit on different samples (%s observations)"
@@ -61,7 +57,7 @@ def anova(*models, names: Optional[Sequence[str]] = None) -> pd.DataFrame:
     """
     if len(models) < 2:
         raise ValueError("anova() compares two or more fitted models")
-    fits = [_unwrap(m) for m in models]
+    fits = list(models)
     names = list(names) if names is not None else ["model%d" % (i + 1) for i in range(len(fits))]
     if len(names) != len(fits):
         raise ValueError("names= must give one label per model (%d), got %d" % (len(fits), len(names)))
@@ -69,14 +65,13 @@ def anova(*models, names: Optional[Sequence[str]] = None) -> pd.DataFrame:
     same_fe = len({tuple(r.model.design.fe_names) for r in fits}) == 1
     note = ""
     if any(r.reml for r in fits) and not (all(r.reml for r in fits) and same_fe):
-        fits = [_unwrap(r.model.fit(reml=False)) if r.reml else r for r in fits]
+        fits = [r.model.fit(reml=False) if r.reml else r for r in fits]
         note = REFIT_NOTE
         warn_user(note)
     rows = []
     for name, r in zip(names, fits):
-        k = len(r.params)
-        rows.append({"model": name, "npar": k, "AIC": -2 * r.llf + 2 * k, "BIC": -2 * r.llf + np.log(r.nobs) * k,
-                     "llf": r.llf, "deviance": -2 * r.llf})
+        rows.append({"model": name, "npar": len(r.params), "AIC": r.aic, "BIC": r.bic, "llf": r.llf,
+                     "deviance": -2 * r.llf})
     out = pd.DataFrame(rows).sort_values("npar", kind="stable").set_index("model")
     chi2 = 2 * out["llf"].diff()
     df = out["npar"].diff()
@@ -91,6 +86,6 @@ def bootstrap_lrtest(big, small, statistic: float, n_boot: int = 1000, seed=None
                      progress: Optional[bool] = None) -> tuple[float, np.ndarray]:
     """``(p, replicate statistics)`` of the LR test of ``small`` within ``big``
     by the parametric bootstrap under ``small``."""
-    b, s = _unwrap(big), _unwrap(small)
+    b, s = big, small
     return bootstrap_lr_pvalue(s.simulation_source(), b.model.objective, np.asarray(b.opt.theta, float),
                                statistic, n_boot, seed=seed, n_jobs=n_jobs, progress=progress)

@@ -370,7 +370,6 @@ class ProfileResult:
 
     def __init__(self, profiles: list[ParameterProfile]):
         self.profiles = {p.name: p for p in profiles}
-        self._traces: dict[str, pd.DataFrame] = {}
 
     def traces(self, alphamax: float = 0.01, n_steps: int = 8) -> dict[str, pd.DataFrame]:
         zmax = float(norm_ppf(1.0 - alphamax / 2.0))

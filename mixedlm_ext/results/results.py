@@ -304,8 +304,7 @@ def lrtest(big, small, method: str = "chi2", n_boot: int = 1000, seed=None, n_jo
     """
     if method not in ("chi2", "bootstrap"):
         raise ValueError("method must be 'chi2' or 'bootstrap', got %r" % (method,))
-    b = getattr(big, "_results", big)
-    s = getattr(small, "_results", small)
+    b, s = big, small
     if b.reml != s.reml:
         raise ValueError("cannot compare an ML fit with a REML fit")
     if b.nobs != s.nobs:

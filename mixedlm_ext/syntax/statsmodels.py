@@ -32,9 +32,6 @@ from .scanning import is_ident
 
 __all__ = ["spec_from_statsmodels"]
 
-_C_TERM = re.compile(r"C\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)\Z")
-
-
 def _strip_tilde(text: str, what: str) -> str:
     """Drop a leading ``~`` of a one-sided formula."""
     text = text.strip()
