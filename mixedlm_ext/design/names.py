@@ -185,6 +185,11 @@ class FactorVariableCoder:
 fv = patsy.stateful_transform(FactorVariableCoder)
 
 
+def _fv_code(column: str, m: re.Match) -> str:
+    """The ``fv(...)`` call of a patsy column name (without its ``[k]`` column index)."""
+    return column if m.group("k") is None else column[: column.rindex("[")]
+
+
 def _codings(column_names: Sequence[str], frame: pd.DataFrame) -> dict[str, TermCoding]:
     """``fv(...)`` factor code -> its coding on ``frame`` (the estimation rows)."""
     out: dict[str, TermCoding] = {}
@@ -192,7 +197,7 @@ def _codings(column_names: Sequence[str], frame: pd.DataFrame) -> dict[str, Term
         m = FV_CALL.match(c)
         if m is None:
             continue
-        code = c if m.group("k") is None else c[: c.rindex("[")]
+        code = _fv_code(c, m)
         if code not in out:
             term = parse_fv_term(m.group("term"))
             out[code] = term_coding(m.group("term"), m.group("drops"), {v: frame[v] for v in term.variables})
@@ -202,14 +207,16 @@ def _codings(column_names: Sequence[str], frame: pd.DataFrame) -> dict[str, Term
 def factor_variable_names(column_names: Sequence[str], frame: pd.DataFrame) -> dict[str, str]:
     """Stata names of the ``fv(...)`` columns among patsy's ``column_names``."""
     codings = _codings(column_names, frame)
+    kept: dict[str, list] = {}  # per code: its non-base cells (once; a term may have many columns)
     out = {}
     for c in column_names:
         m = FV_CALL.match(c)
         if m is None:
             continue
-        coding = codings[c if m.group("k") is None else c[: c.rindex("[")]]
-        kept = [cell for cell in coding.cells() if not cell.base]
-        out[c] = kept[int(m.group("k") or 0)].name
+        code = _fv_code(c, m)
+        if code not in kept:
+            kept[code] = [cell for cell in codings[code].cells() if not cell.base]
+        out[c] = kept[code][int(m.group("k") or 0)].name
     return out
 
 
@@ -266,7 +273,7 @@ def coefficient_rows(column_names: Sequence[str], frame: pd.DataFrame,
             name = stata_name(c)
             rows.append(CoefficientRow(name, "omitted" if name in omitted else "estimated", None, name))
             continue
-        code = c if m.group("k") is None else c[: c.rindex("[")]
+        code = _fv_code(c, m)
         if code in done:
             continue
         done.add(code)

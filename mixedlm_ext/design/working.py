@@ -102,9 +102,16 @@ def _dot(a: Optional[np.ndarray], b: Optional[np.ndarray], n: int) -> float:
     return float(np.dot(a, b))
 
 
+_PAIRWISE_GRAM_MAX = 16  # columns up to which A'A is taken pair by pair (no n x k copy of them)
+
+
 def gram(cols: Sequence[Optional[np.ndarray]], n: int) -> np.ndarray:
-    """``A'A`` of the columns (``None``: ones)."""
+    """``A'A`` of the columns (``None``: ones): pair by pair for a few columns, one matrix
+    product for many (a factor interaction may have hundreds)."""
     k = len(cols)
+    if k > _PAIRWISE_GRAM_MAX:
+        A = np.column_stack([np.ones(n) if c is None else c for c in cols])
+        return A.T @ A
     G = np.empty((k, k))
     for i in range(k):
         for j in range(i, k):
