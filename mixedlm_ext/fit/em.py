@@ -67,8 +67,6 @@ def _kernel_em_step(objective: Objective, theta: np.ndarray, evaluate=None) -> n
     """:func:`em_step` for one small block, from the kernel's closed forms (:mod:`.kernels`)."""
     parts, rho = objective.split_theta(theta)
     ev = (evaluate or objective.evaluate)(theta)
-    if ev is None:
-        raise np.linalg.LinAlgError("the deviance is undefined at theta")
     w = np.append(-ev.beta_w, 1.0)
     ssu, tr, bb, var_b = ev.kernel.em(w)
     sigma2_cur = ev.r2 / objective.n_eff
@@ -144,7 +142,7 @@ def em_start(objective: Objective, theta: np.ndarray, iterations: int = 20, log:
     gain = np.inf
     for it in range(iterations):
         try:
-            cand = em_step(objective, best, None if count is None else count.evaluation)
+            cand = em_step(objective, best, None if count is None else count.evaluate)
         except (np.linalg.LinAlgError, FloatingPointError, ValueError):
             break
         if count is not None and objective.kernel is None:

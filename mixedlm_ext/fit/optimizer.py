@@ -84,6 +84,14 @@ class _Counter:
         _remember(self._cache, key, np.inf if ev is None else ev.deviance)
         return ev
 
+    def evaluate(self, x):
+        """:meth:`evaluation`, with :meth:`Objective.evaluate`'s contract: raises
+        ``LinAlgError`` where the deviance is undefined."""
+        ev = self.evaluation(x)
+        if ev is None:
+            raise np.linalg.LinAlgError("the deviance is undefined at theta")
+        return ev
+
     def value(self, x) -> float:
         key = np.asarray(x, dtype=float).tobytes()
         if key in self._cache:
@@ -345,7 +353,7 @@ def psi_hessian(objective: Objective, psi: np.ndarray, free: np.ndarray, count=N
     (a Newton step far from the optimum) lets the Hessian from values take its
     cross terms one-sided; ``exact`` says whether ``H`` has full accuracy (the
     standard errors need it)."""
-    closed = objective.estimation_hessian(psi, None if count is None else count.evaluation)
+    closed = objective.estimation_hessian(psi, None if count is None else count.evaluate)
     idx = np.flatnonzero(free)
     if closed is not None:  # the single-block kernel's closed form
         if count is not None:
@@ -354,7 +362,7 @@ def psi_hessian(objective: Objective, psi: np.ndarray, free: np.ndarray, count=N
         return H[np.ix_(idx, idx)], g0[idx], f0, True
     if objective.value_hessian:  # a large dense crossed block: values are cheaper than gradients
         f0, g0, H = objective.estimation_hessian_values(psi, free[:-1], central=not steer,
-                                                       evaluate=None if count is None else count.evaluation)
+                                                       evaluate=None if count is None else count.evaluate)
         return H, g0, f0, not steer
     f0, g0 = objective.estimation_value_and_gradient(psi)
     k = idx.size
@@ -401,7 +409,7 @@ def newton_estimation(objective: Objective, theta: np.ndarray, bounds, max_iter:
     kept, as the step is tiny.
     """
     count = count if count is not None else _Counter(objective)
-    sigma2 = count.evaluation(theta).r2 / objective.n_eff
+    sigma2 = count.evaluate(theta).r2 / objective.n_eff
     psi = np.append(np.asarray(theta, dtype=float), np.log(sigma2))
     free = np.append(~_at_bound(theta, bounds), True)
     psi_bounds = list(bounds) + [(None, None)]
