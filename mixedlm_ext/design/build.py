@@ -29,7 +29,7 @@ from ..spec.model import ModelSpec
 from ..structures.covariance import make_structure
 from .fixed import (build_fixed_part, drop_collinear, formula_variables, plain_fixed_part, plain_variables,
                     unknown_formula_names)
-from .groups import combined_codes, group_codes, group_key_values, level_paths, merge_equations
+from .groups import combined_codes, first_rows, group_codes, group_key_values, level_paths, merge_equations
 from .random import (base_matrix, dense_expand, effect_column, effect_variables, finish_Z, hstack_columns,
                      sparse_expand, uses_sparse_design)
 from .types import Block, Design, Level
@@ -229,7 +229,7 @@ def _sorted_by_finest(table: ColumnTable, paths) -> tuple[ColumnTable, Optional[
     if codes.size and not np.all(codes[1:] >= codes[:-1]):
         order = np.argsort(codes, kind="stable")
         table, codes = table.take(order), codes[order]
-    rows = np.searchsorted(codes, np.arange(G))  # the first row of each group
+    rows = first_rows(codes, G)
     return table, order, (codes, {c: take(table[c], rows) for c in paths[-1]})
 
 

@@ -10,9 +10,10 @@ the BLUPs use only these; what needs the rows (predictions, ``estat
 wcorrelation``, small-sample degrees of freedom) is refused or, on Dask,
 computed partition by partition.
 
-Collinearity is decided from ``X'X`` (a column is omitted when its part
-not explained by the earlier columns has a norm below ``1e-7`` of its
-norm; the in-memory design uses a QR of ``X`` with ``1e-9``).
+Collinearity is decided from ``X'X`` by the in-memory design's rule
+(:func:`~.working.schur_ratios`: a column is omitted when its part not
+explained by the earlier kept columns has a norm at or below
+:data:`~.working.COLLINEAR_TOL` of its norm).
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from .table import ColumnTable
 from .types import Design, Level
 from .validate import check_effect_extremes, check_identified
 from .weights import WeightInfo, level_totals
-from .working import COLLINEAR_TOL, WorkingFixedPart, schur_ratios
+from .working import COLLINEAR_TOL, WorkingFixedPart, constant_first, schur_ratios
 
 
 
@@ -97,10 +98,7 @@ def collinear_columns(XtX: np.ndarray, names: list[str]) -> np.ndarray:
     then in order; a column is dropped when its residual on the kept earlier
     columns has a norm at or below :data:`~.working.COLLINEAR_TOL` of its own norm)."""
     p = XtX.shape[0]
-    order = list(range(p))
-    if "_cons" in names:
-        k = names.index("_cons")
-        order = [k] + [i for i in order if i != k]
+    order = constant_first(p, names.index("_cons") if "_cons" in names else None)
     keep = np.zeros(p, dtype=bool)
     if p:
         ratios = schur_ratios(XtX, order, np.sqrt(np.maximum(np.diagonal(XtX), 0.0)))

@@ -198,6 +198,12 @@ def centered_columns(x_cols: Sequence[Optional[np.ndarray]], y: np.ndarray,
     return CenteredColumns(out, means, const)
 
 
+def constant_first(p: int, const: Optional[int]) -> list[int]:
+    """Stata's order of deciding collinearity among ``p`` columns: the constant
+    (index ``const``, None without one), then the others in order."""
+    return list(range(p)) if const is None else [const] + [i for i in range(p) if i != const]
+
+
 def schur_ratios(G: np.ndarray, order: list[int], norms: np.ndarray) -> np.ndarray:
     """For each column in ``order``: the norm of its residual on the earlier kept
     columns over ``norms`` (a column with a ratio at or below :data:`COLLINEAR_TOL`
@@ -253,9 +259,7 @@ def gram_working(cc: CenteredColumns, n: int, raw_norms: Optional[np.ndarray] = 
     Gx = G_all[:p, :p]
     keep = np.ones(p, dtype=bool)
     if raw_norms is not None:
-        order = list(range(p))
-        if cc.const is not None:
-            order = [cc.const] + [i for i in order if i != cc.const]
+        order = constant_first(p, cc.const)
         ratios = schur_ratios(Gx, order, raw_norms)
         if np.any((ratios > COLLINEAR_TOL) & (ratios <= AMBIGUOUS_TOL)):
             return None
