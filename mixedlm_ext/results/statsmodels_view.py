@@ -242,8 +242,9 @@ class StatsmodelsResults(LikelihoodModelResults):
         cov_re = np.asarray(self.cov_re)
         vcomp = self.vcomp
         eq = next((blk.equation for lvl in d.levels for blk in lvl.blocks if blk.label == self.names.group), None)
+        positions = data.groupby(gcol, sort=False, observed=True).indices  # one pass over the rows
         for g, names in ((g, s.index) for g, s in self.random_effects.items()):
-            rows = data[data[gcol] == g]
+            rows = data.iloc[positions[g]]
             cols, var = [], []
             if self.k_re:
                 Z = base_matrix(eq, rows)
