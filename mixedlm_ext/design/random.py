@@ -20,6 +20,7 @@ from numpy import exp, log, sqrt  # noqa: F401 (R's names, evaluated in random-e
 from ..core.errors import ModelSpecificationError
 from ..spec.model import REEquation
 from ..syntax.stata.factor_variables import parse_fv_term
+from .fixed import formula_variables
 
 # design.Z stays a dense array while it has at most this many entries (other
 # modules index it); larger crossed designs keep it as a scipy CSC matrix.
@@ -34,10 +35,7 @@ def effect_variables(name: str, columns) -> list[str]:
         return list(parse_fv_term(name).variables)
     if re.match(r"[A-Za-z_][A-Za-z0-9_]*\Z", name):
         return [name]
-    quoted = [m.group(2) for m in re.finditer(r"\bQ\(\s*(['\"])(.*?)\1\s*\)", name)]
-    words = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", re.sub(r"(['\"]).*?\1", " ", name))
-    found = [w for w in quoted + words if w in columns]
-    return list(dict.fromkeys(found)) or ([name] if name in columns else [])
+    return formula_variables(name, columns)[0] or ([name] if name in columns else [])
 
 
 def effect_column(name: str, df, what: str = "the random effect") -> np.ndarray:
