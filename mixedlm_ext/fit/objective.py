@@ -410,10 +410,6 @@ class Objective:
             i += k
         return parts, phi[i:]
 
-    def neg2ll_at(self, ev: Evaluation, sigma2: float) -> float:
-        """-2 log-likelihood from an evaluation's pieces at a given ``sigma2`` (not profiled)."""
-        return self._neg2ll(ev, sigma2)
-
     def _neg2ll(self, prof, sigma2: float, r2: Optional[float] = None) -> float:
         """-2 log-likelihood from a profile at a given sigma2 (not profiled)."""
         r2 = prof.r2 if r2 is None else r2
@@ -436,13 +432,14 @@ class Objective:
                                                 for b, t in zip(self.blocks, parts)])
         return self._profile(lam_arg, rho), sigma2
 
-    def neg2ll_estimation(self, psi: np.ndarray) -> float:
+    def neg2ll_estimation(self, psi: np.ndarray, evaluate=None) -> float:
         """-2 log-likelihood (beta profiled) in the estimation metric
         ``psi = (theta, log sigma2)``: smooth and well conditioned even where the
-        reported covariance matrices are nearly singular."""
+        reported covariance matrices are nearly singular (``evaluate``: default
+        :meth:`evaluate`)."""
         psi = np.asarray(psi, dtype=float)
         try:
-            ev = self.evaluate(psi[:-1])
+            ev = (evaluate or self.evaluate)(psi[:-1])
         except (np.linalg.LinAlgError, FloatingPointError, ValueError):
             return np.inf
         return self._neg2ll(ev, float(np.exp(psi[-1])))

@@ -101,8 +101,7 @@ class _Counter:
 
     def neg2ll(self, psi: np.ndarray) -> float:
         """-2 log-likelihood in the estimation metric (``sigma2 = exp(psi[-1])``), cached."""
-        ev = self.evaluation(psi[:-1])
-        return np.inf if ev is None else self.objective.neg2ll_at(ev, float(np.exp(psi[-1])))
+        return self.objective.neg2ll_estimation(psi, evaluate=self.evaluate)
 
     def value_grad(self, x) -> tuple[float, np.ndarray]:
         key = np.asarray(x, dtype=float).tobytes()
