@@ -25,6 +25,7 @@ import scipy.sparse as sp
 
 from ..core.errors import ModelSpecificationError
 from ..core.linalg import group_starts
+from ..structures.residual.structure import panel_label
 from .groups import group_codes
 
 # How each array's trailing axes change with the metric of [X y]: "W" an axis over
@@ -100,7 +101,7 @@ class KeyedTable:
         starts = group_starts(codes[order])
         if (self.complete or self.items) and starts.size < len(keys):
             dup = codes[order][np.flatnonzero(np.diff(codes[order]) == 0)[0]]
-            label = ", ".join("%s=%s" % kv for kv in new_keys.iloc[int(dup)].items()) or "all data"
+            label = panel_label(new_keys, dup)
             raise ModelSpecificationError(
                 "%s needs every panel whole in one chunk, but panel %s has rows in two chunks; put each "
                 "panel's rows in one partition (for example ddf.shuffle(on=[...]) on the panel variables)"

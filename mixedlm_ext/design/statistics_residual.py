@@ -39,7 +39,7 @@ from ..structures.residual.autocorrelation import ar_acf
 from ..structures.residual.exchangeable import ExchangeableKernel
 from ..structures.residual.kernel import format_time
 from ..structures.residual.registry import KERNELS
-from ..structures.residual.structure import PanelResidual
+from ..structures.residual.structure import PanelResidual, panel_label
 from ..structures.residual.whitening import ARBandWhitener, PanelRows
 from .groups import group_codes
 from .statistics import KeyedTable
@@ -61,11 +61,6 @@ def check_residual_supported(spec) -> None:
         "residuals(independent[, by()]), residuals(exchangeable), residuals(exponential), residuals(ar 1) and "
         "residuals(ar #) with integer t() without gaps; otherwise fit the data in memory (a pandas "
         "DataFrame)" % (text, why))
-
-
-def _panel_name(keys: pd.DataFrame, g: int) -> str:
-    row = keys.iloc[int(g)]
-    return ", ".join("%s=%s" % kv for kv in row.items()) or "all data"
 
 
 def _ar_order(res) -> int:
@@ -100,14 +95,14 @@ def _ar_statistics(spec, keys: pd.DataFrame, codes: np.ndarray, t: np.ndarray, V
     if rep.size:
         raise ModelSpecificationError("%s: t(%s) has repeated values within a panel: %s=%s appears more than once "
                                       "in panel %s" % (text, name, name, format_time(t[rep[0]]),
-                                                       _panel_name(keys, codes[rep[0]])))
+                                                       panel_label(keys, codes[rep[0]])))
     gap = np.flatnonzero(same & (t[1:] - t[:-1] != 1.0))
     if gap.size:
         i = gap[0]
         raise ModelSpecificationError(
             "%s out of core needs t(%s) without gaps within panels (the lagged cross-products are its "
             "sufficient statistics); panel %s has %s=%s followed by %s=%s"
-            % (text, name, _panel_name(keys, codes[i]), name, format_time(t[i]), name, format_time(t[i + 1])))
+            % (text, name, panel_label(keys, codes[i]), name, format_time(t[i]), name, format_time(t[i + 1])))
     G, n = len(keys), len(codes)
     starts = group_starts(codes)
     sizes = np.diff(np.append(starts, n))
@@ -138,7 +133,7 @@ def residual_table(layout, df: Optional[pd.DataFrame], V: Optional[np.ndarray]) 
             bad = t[np.flatnonzero(t != np.round(t))[0]]
             raise ModelSpecificationError("residuals(ar 1): t(%s) must hold integers; found %s=%g"
                                           % (res.time, res.time, bad))
-        return markov_table(res, keys, codes, t, V, _panel_name)
+        return markov_table(res, keys, codes, t, V, panel_label)
     if res.kind == "ar":
         return KeyedTable(keys, _ar_statistics(spec, keys, codes, df[res.time].to_numpy(dtype=float), V),
                           complete=True)
@@ -205,7 +200,7 @@ class StatisticsResidual(PanelResidual):
             dup = np.sort(sub)[np.flatnonzero(np.diff(np.sort(sub)) == 0)[0]]
             lvl = design.levels[-1].label if design.levels else "_all"
             raise self._error("by(%s) varies within panels of level %s (panel %s); by() must be constant within "
-                              "panels except with residuals(independent)" % (spec.by, lvl, _panel_name(panel_keys, dup)))
+                              "panels except with residuals(independent)" % (spec.by, lvl, panel_label(panel_keys, dup)))
         values = np.unique(by_vals) if spec.by is not None else np.array([None], dtype=object)
         kernels, self._groups = [], []
         for value in values:

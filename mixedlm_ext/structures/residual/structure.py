@@ -95,12 +95,19 @@ def _by_name(name: str, by: str, value) -> str:
     return "%s:%s" % (name, lab)
 
 
+def panel_label(keys, g: int) -> str:
+    """``g``-th panel of the key table ``keys`` as error messages name it (``id=3, t=2``;
+    no keys: ``all data``)."""
+    if keys is None or not len(keys.columns):
+        return "all data"
+    row = keys.iloc[int(g)]
+    return ", ".join("%s=%s" % (c, _fmt_value(row[c])) for c in keys.columns)
+
+
 def _panel_label(design, panel: int) -> str:
     if not design.levels or not design.levels[-1].path:
         return "all data"
-    keys = design.levels[-1].keys
-    row = keys.iloc[int(panel)]
-    return ", ".join("%s=%s" % (c, _fmt_value(row[c])) for c in keys.columns)
+    return panel_label(design.levels[-1].keys, panel)
 
 
 def _fmt_value(v) -> str:
