@@ -167,20 +167,35 @@ def check_types(spec: ModelSpec, df, v: dict) -> None:
     check_numeric(df, v["weights"], "weights")
 
 
+def expanding_variables(eq, crossed: bool) -> Optional[tuple]:
+    """The variables whose levels repeat an equation's block (Stata's ``R.x``, or the group
+    of a crossed term), None when it is not repeated."""
+    by = (eq.factor,) if eq.factor is not None else (eq.group if crossed else None)
+    return tuple(by) if by else None
+
+
+def equation_block(eq, q: int, expand_by: Optional[tuple] = None, keys: Optional[pd.DataFrame] = None) -> Block:
+    """The :class:`Block` of an equation with ``q`` base columns, repeated over the rows of
+    ``keys`` (the levels of ``expand_by``) when given."""
+    struct = make_structure(eq.covariance, q)
+    if not expand_by:
+        return Block(eq, struct, eq.effect_names, eq.level_name)
+    levels = tuple(tuple(r) if len(r) > 1 else r[0] for r in keys.itertuples(index=False))
+    return Block(eq, struct, eq.effect_names, eq.level_name, expand_by, levels)
+
+
 def _block(eq, df: ColumnTable, crossed: bool, sparse: bool):
     """The block of one equation and its columns of ``Z`` (None: no random effects)."""
     base = base_matrix(eq, df)
     if base.shape[1] == 0:
         return None, None  # a level with no random effects only defines panels (residuals())
-    struct = make_structure(eq.covariance, base.shape[1])
-    expand_by = (eq.factor,) if eq.factor is not None else (eq.group if crossed else None)
+    expand_by = expanding_variables(eq, crossed)
     if not expand_by:
-        return Block(eq, struct, eq.effect_names, eq.level_name), base
+        return equation_block(eq, base.shape[1]), base
     ecodes, ekeys = group_codes(df, expand_by)
-    levels = tuple(tuple(r) if len(r) > 1 else r[0] for r in ekeys.itertuples(index=False))
+    block = equation_block(eq, base.shape[1], expand_by, ekeys)
     expand = sparse_expand if sparse else dense_expand
-    return Block(eq, struct, eq.effect_names, eq.level_name, tuple(expand_by), levels), \
-        expand(base, ecodes, len(levels))
+    return block, expand(base, ecodes, block.n_expand)
 
 
 def _levels(merged, paths, df: ColumnTable, crossed: bool, sparse: bool, fine_codes=None):

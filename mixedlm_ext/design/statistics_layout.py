@@ -23,8 +23,8 @@ import pandas as pd
 
 from ..core.errors import ModelSpecificationError
 from ..spec.model import ModelSpec
-from ..structures.covariance import make_structure
-from .build import model_variables, select_estimation_rows, used_columns, with_effect_columns
+from .build import (equation_block, expanding_variables, model_variables, select_estimation_rows, used_columns,
+                    with_effect_columns)
 from .fixed import FixedPart, build_fixed_part
 from .groups import group_codes, level_paths, merge_equations
 from .random import base_matrix, uses_sparse_design
@@ -248,18 +248,15 @@ def _layout_levels(spec: ModelSpec, proto: pd.DataFrame, scan: Scan) -> tuple[tu
             qe = base_matrix(eq, proto.iloc[:1]).shape[1]
             if qe == 0:
                 continue
-            struct = make_structure(eq.covariance, qe)
-            expand_by = (eq.factor,) if eq.factor is not None else (eq.group if crossed else None)
+            expand_by = expanding_variables(eq, crossed)
             if not expand_by:
-                blocks.append(Block(eq, struct, eq.effect_names, eq.level_name))
+                blocks.append(equation_block(eq, qe))
                 continue
             if eq.factor is not None:
                 vals = pd.DataFrame({eq.factor: scan.values[eq.factor].dropna().to_numpy()})
             else:
                 vals = groups
-            _, keys = group_codes(vals.drop_duplicates(), tuple(expand_by))
-            levels = tuple(tuple(r) if len(r) > 1 else r[0] for r in keys.itertuples(index=False))
-            blocks.append(Block(eq, struct, eq.effect_names, eq.level_name, tuple(expand_by), levels))
+            blocks.append(equation_block(eq, qe, expand_by, group_codes(vals.drop_duplicates(), expand_by)[1]))
         keys = group_codes(groups.drop_duplicates(list(full)), full)[1] if (sparse and full) else None
         out.append(LevelLayout("_all" if crossed else eqs[0].level_name, full, tuple(blocks), keys))
     return tuple(out), crossed, sparse
