@@ -26,6 +26,7 @@ from .statistics_layout import (Scan, StatisticsLayout, fixed_factors, random_ef
                                 statistics_layout)
 from .statistics_residual import residual_table
 from .validate import as_plain_numbers, check_columns, check_group_types
+from .weights import check_weight_values
 
 
 def _index_of(values: pd.DataFrame, levels) -> np.ndarray:
@@ -62,15 +63,7 @@ def row_weights(layout: StatisticsLayout, df: pd.DataFrame) -> Optional[np.ndarr
     a = np.ones(len(df))
     for w in layout.spec.weights:
         v = df[w.var].to_numpy(dtype=float)
-        what = "observation level" if w.level is None else "level %s" % w.level
-        if w.kind == "precision":
-            what = "precision weights"
-        if not np.all(np.isfinite(v)):
-            raise ModelSpecificationError("weight variable '%s' has missing or infinite values" % w.var)
-        if np.any(v <= 0):
-            raise ModelSpecificationError("weight variable '%s' must be positive (%s)" % (w.var, what))
-        if w.kind == "fweight" and np.any(v != np.round(v)):
-            raise ModelSpecificationError("frequency weights must be integers ('%s')" % w.var)
+        check_weight_values(v, w)
         a = a * v
     return a
 

@@ -34,7 +34,7 @@ from .statistics_residual import StatisticsResidual
 from .table import ColumnTable
 from .types import Design, Level
 from .validate import check_effect_extremes, check_identified
-from .weights import WeightInfo, level_totals
+from .weights import WeightInfo, level_totals, level_weight
 from .working import COLLINEAR_TOL, WorkingFixedPart, constant_first, schur_ratios
 
 
@@ -226,12 +226,7 @@ def _weights(stats: SufficientStatistics, levels, groups) -> Optional[Statistics
         lo = _group_extreme(stats.panels.lows["w"][:, j], codes, G, np.minimum)
         hi = _group_extreme(stats.panels.highs["w"][:, j], codes, G, np.maximum)
         j += 1
-        if np.any(hi - lo > 1e-12 * np.maximum(np.abs(hi), 1.0)):
-            g = int(np.argmax(hi - lo))
-            raise ModelSpecificationError(
-                "weight variable '%s' varies within group %d of level %s; weights at a level must be "
-                "constant within its groups" % (w.var, g + 1, w.level))
-        level_w[li] = lo
+        level_w[li] = level_weight(lo, hi, w)
     total = float(stats.clusters.sums["weight"].sum())
     return StatisticsWeightInfo(kind, None, None, level_w, level_totals(levels, level_w), None, total,
                                 tuple("_obs" if w.level is None else w.level for w in specs))

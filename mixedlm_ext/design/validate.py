@@ -72,7 +72,7 @@ def as_plain_numbers(df, names):
     return df.assign(**out) if isinstance(df, pd.DataFrame) else df.with_columns(**out)
 
 
-def _group_range(v: np.ndarray, codes: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+def group_range(v: np.ndarray, codes: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
     """Smallest and largest value of ``v`` per group (runs of sorted codes, else ``ufunc.at``)."""
     if codes.size and np.all(codes[1:] >= codes[:-1]):
         starts = np.searchsorted(codes, np.arange(n_groups))
@@ -90,7 +90,7 @@ def check_level_effects(label: str, blocks: list, df, codes: np.ndarray, n_group
     lows, highs = {}, {}
     for blk in blocks:
         for c in blk.equation.columns:
-            lows[c], highs[c] = _group_range(np.asarray(df[c], dtype=float), codes, n_groups)
+            lows[c], highs[c] = group_range(np.asarray(df[c], dtype=float), codes, n_groups)
     check_effect_extremes(label, blocks, lows, highs)
 
 

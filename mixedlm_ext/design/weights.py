@@ -56,6 +56,7 @@ from typing import Optional
 import numpy as np
 
 from ..core.errors import ModelSpecificationError
+from .validate import group_range
 
 __all__ = ["WeightInfo", "bind_weights", "scale_level_one", "weight_kind", "level_totals"]
 
@@ -124,20 +125,45 @@ def scale_level_one(w: np.ndarray, groups: np.ndarray, method: str,
     raise ValueError("pwscale must be size, effective or gk, got %r" % (method,))
 
 
-def _column(design, var: str, what: str) -> np.ndarray:
-    if var not in design.table.columns:
-        raise ModelSpecificationError("weight variable '%s' not found (%s)" % (var, what))
-    v = design.table.floats(var)
+def _weight_context(w) -> str:
+    """Where a weight specification applies, as the error messages say it."""
+    if w.kind == "precision":
+        return "precision weights"
+    return "observation level" if w.level is None else "level %s" % w.level
+
+
+def check_weight_values(v: np.ndarray, w) -> None:
+    """A weight variable's values: finite, positive, integers for frequency weights."""
     if not np.all(np.isfinite(v)):
-        raise ModelSpecificationError("weight variable '%s' has missing or infinite values" % var)
+        raise ModelSpecificationError("weight variable '%s' has missing or infinite values" % w.var)
     if np.any(v <= 0):
-        raise ModelSpecificationError("weight variable '%s' must be positive (%s)" % (var, what))
+        raise ModelSpecificationError("weight variable '%s' must be positive (%s)" % (w.var, _weight_context(w)))
+    if w.kind == "fweight" and np.any(v != np.round(v)):
+        raise ModelSpecificationError("frequency weights must be integers ('%s')" % w.var)
+
+
+def level_weight(lo: np.ndarray, hi: np.ndarray, w) -> np.ndarray:
+    """The per-group weights of a level from their smallest and largest value per group
+    (refused when they vary within a group)."""
+    if np.any(hi - lo > 1e-12 * np.maximum(np.abs(hi), 1.0)):
+        g = int(np.argmax(hi - lo))
+        raise ModelSpecificationError(
+            "weight variable '%s' varies within group %d of level %s; weights at a level must be "
+            "constant within its groups" % (w.var, g + 1, w.level))
+    return lo
+
+
+def _column(design, w) -> np.ndarray:
+    if w.var not in design.table.columns:
+        raise ModelSpecificationError("weight variable '%s' not found (%s)" % (w.var, _weight_context(w)))
+    v = design.table.floats(w.var)
+    check_weight_values(v, w)
     return v
 
 
 def _precision_weights(design, spec) -> WeightInfo:
     """lme4's ``weights=``: the rows are scaled by ``sqrt(w)``; groups are not weighted."""
-    w = _column(design, spec.var, "precision weights")
+    w = _column(design, spec)
     ones = [np.ones(lvl.n_groups) for lvl in design.levels]
     return WeightInfo("precision", None, w, ones, ones, w, float(design.n), ("_obs",))
 
@@ -219,9 +245,7 @@ def bind_weights(design) -> Optional[WeightInfo]:
         return _precision_weights(design, specs[0])
     obs_spec = [w for w in specs if w.level is None]
     n = design.n
-    obs = _column(design, obs_spec[0].var, "observation level") if obs_spec else np.ones(n)
-    if kind == "fweight" and obs_spec and np.any(obs != np.round(obs)):
-        raise ModelSpecificationError("frequency weights must be integers ('%s')" % obs_spec[0].var)
+    obs = _column(design, obs_spec[0]) if obs_spec else np.ones(n)
     labels = [l.label for l in design.levels]
     level_w = [np.ones(l.n_groups) for l in design.levels]
     for w in specs:
@@ -229,19 +253,8 @@ def bind_weights(design) -> Optional[WeightInfo]:
             continue
         li = labels.index(w.level)
         lvl = design.levels[li]
-        v = _column(design, w.var, "level %s" % w.level)
-        lo = np.full(lvl.n_groups, np.inf)
-        hi = np.full(lvl.n_groups, -np.inf)
-        np.minimum.at(lo, lvl.codes, v)
-        np.maximum.at(hi, lvl.codes, v)
-        if np.any(hi - lo > 1e-12 * np.maximum(np.abs(hi), 1.0)):
-            g = int(np.argmax(hi - lo))
-            raise ModelSpecificationError(
-                "weight variable '%s' varies within group %d of level %s; weights at a level must be "
-                "constant within its groups" % (w.var, g + 1, w.level))
-        if kind == "fweight" and np.any(lo != np.round(lo)):
-            raise ModelSpecificationError("frequency weights must be integers ('%s')" % w.var)
-        level_w[li] = lo
+        v = _column(design, w)
+        level_w[li] = level_weight(*group_range(v, lvl.codes, lvl.n_groups), w)
     if pwscale is not None:
         li = [i for i, l in enumerate(design.levels) if l.path][0]
         obs, level_w[li] = scale_level_one(obs, design.levels[li].codes, pwscale, level_w[li])
