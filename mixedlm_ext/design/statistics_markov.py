@@ -19,6 +19,7 @@ import pandas as pd
 from ..core.errors import ModelSpecificationError
 from ..core.linalg import group_starts, grouped_crossprod
 from ..structures.residual.kernel import format_time
+from ..structures.residual.structure import panel_label
 from .groups import group_codes
 from .statistics import KeyedTable
 
@@ -36,16 +37,29 @@ def empty_markov(keys: pd.DataFrame, K: int) -> KeyedTable:
                       complete=True)
 
 
-def markov_table(res, keys: pd.DataFrame, codes: np.ndarray, t: np.ndarray, V: np.ndarray,
-                 name_panel) -> KeyedTable:
-    """The chunk's per-(panel, gap) sums (rows sorted by panel, then ``t``)."""
+def check_integer_times(text: str, name: str, t: np.ndarray) -> None:
+    """``t(name)`` holds integers (``text``: the option, for the message)."""
+    bad = np.flatnonzero(t != np.round(t))
+    if bad.size:
+        raise ModelSpecificationError("%s: t(%s) must hold integers; found %s=%g" % (text, name, name, t[bad[0]]))
+
+
+def check_distinct_times(text: str, name: str, t: np.ndarray, codes: np.ndarray, keys: pd.DataFrame) -> np.ndarray:
+    """No time repeated within a panel (rows sorted by panel, then ``t``); returns whether
+    each row after the first continues its predecessor's panel."""
     same = codes[1:] == codes[:-1]
-    d = np.diff(t)
-    rep = np.flatnonzero(same & (d == 0))
+    rep = np.flatnonzero(same & (t[1:] == t[:-1]))
     if rep.size:
         raise ModelSpecificationError(
-            "residuals(%s): t(%s) has repeated values within a panel: %s=%s appears more than once in panel %s"
-            % (res.kind, res.time, res.time, format_time(t[rep[0]]), name_panel(keys, codes[rep[0]])))
+            "%s: t(%s) has repeated values within a panel: %s=%s appears more than once in panel %s"
+            % (text, name, name, format_time(t[rep[0]]), panel_label(keys, codes[rep[0]])))
+    return same
+
+
+def markov_table(res, keys: pd.DataFrame, codes: np.ndarray, t: np.ndarray, V: np.ndarray) -> KeyedTable:
+    """The chunk's per-(panel, gap) sums (rows sorted by panel, then ``t``)."""
+    same = check_distinct_times("residuals(%s)" % res.kind, res.time, t, codes, keys)
+    d = np.diff(t)
     n = codes.size
     first = group_starts(codes)
     cur = np.flatnonzero(np.concatenate([[False], same]))

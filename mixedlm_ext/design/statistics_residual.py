@@ -43,7 +43,8 @@ from ..structures.residual.structure import PanelResidual, panel_label
 from ..structures.residual.whitening import ARBandWhitener, PanelRows
 from .groups import group_codes
 from .statistics import KeyedTable
-from .statistics_markov import GAP, MarkovStatistics, empty_markov, is_markov, markov_table, median_gap
+from .statistics_markov import (GAP, MarkovStatistics, check_distinct_times, check_integer_times, empty_markov,
+                                is_markov, markov_table, median_gap)
 
 SUPPORTED = ("independent", "exchangeable", "ar", "exponential")
 
@@ -87,15 +88,8 @@ def _ar_statistics(spec, keys: pd.DataFrame, codes: np.ndarray, t: np.ndarray, V
     """Per panel: products of the first ``p`` rows and the lagged cross-products (rows sorted by t)."""
     p, name = _ar_order(spec.residual), spec.residual.time
     text = "residuals(ar %d)" % p
-    bad = np.flatnonzero(t != np.round(t))
-    if bad.size:
-        raise ModelSpecificationError("%s: t(%s) must hold integers; found %s=%g" % (text, name, name, t[bad[0]]))
-    same = codes[1:] == codes[:-1]
-    rep = np.flatnonzero(same & (t[1:] == t[:-1]))
-    if rep.size:
-        raise ModelSpecificationError("%s: t(%s) has repeated values within a panel: %s=%s appears more than once "
-                                      "in panel %s" % (text, name, name, format_time(t[rep[0]]),
-                                                       panel_label(keys, codes[rep[0]])))
+    check_integer_times(text, name, t)
+    same = check_distinct_times(text, name, t, codes, keys)
     gap = np.flatnonzero(same & (t[1:] - t[:-1] != 1.0))
     if gap.size:
         i = gap[0]
@@ -129,11 +123,9 @@ def residual_table(layout, df: Optional[pd.DataFrame], V: Optional[np.ndarray]) 
     codes, keys = group_codes(df, tuple(cols))
     if is_markov(res):
         t = df[res.time].to_numpy(dtype=float)
-        if res.kind == "ar" and np.any(t != np.round(t)):
-            bad = t[np.flatnonzero(t != np.round(t))[0]]
-            raise ModelSpecificationError("residuals(ar 1): t(%s) must hold integers; found %s=%g"
-                                          % (res.time, res.time, bad))
-        return markov_table(res, keys, codes, t, V, panel_label)
+        if res.kind == "ar":
+            check_integer_times("residuals(ar 1)", res.time, t)
+        return markov_table(res, keys, codes, t, V)
     if res.kind == "ar":
         return KeyedTable(keys, _ar_statistics(spec, keys, codes, df[res.time].to_numpy(dtype=float), V),
                           complete=True)
