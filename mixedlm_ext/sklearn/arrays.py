@@ -22,8 +22,21 @@ def usable_name(name) -> bool:
             and name not in RESERVED_NAMES)
 
 
-def internal_names(feature_names: Sequence, y_name, g_names: Sequence, w_name=None
-                   ) -> tuple[list[str], str, list[str], str]:
+def free_name(cands: Sequence, taken: set) -> str:
+    """The first candidate usable in a formula and not in ``taken``, else ``_<last><k>``;
+    it is added to ``taken``."""
+    for c in cands:
+        if usable_name(c) and c not in taken:
+            taken.add(c)
+            return c
+    k = 0
+    while "_%s%d" % (cands[-1], k) in taken:
+        k += 1
+    taken.add("_%s%d" % (cands[-1], k))
+    return "_%s%d" % (cands[-1], k)
+
+
+def internal_names(feature_names: Sequence, y_name, g_names: Sequence) -> tuple[list[str], str, list[str], str]:
     """Column names of the internal data frame (features, response, grouping columns,
     weights): the real names when usable in a formula."""
     p = len(feature_names)
@@ -31,21 +44,9 @@ def internal_names(feature_names: Sequence, y_name, g_names: Sequence, w_name=No
     if not all(usable_name(f) for f in feats) or len(set(feats)) < p:
         feats = ["x%d" % j for j in range(p)]
     taken = set(feats)
-
-    def pick(cands):
-        for c in cands:
-            if usable_name(c) and c not in taken:
-                taken.add(c)
-                return c
-        k = 0
-        while "_%s%d" % (cands[-1], k) in taken:
-            k += 1
-        taken.add("_%s%d" % (cands[-1], k))
-        return "_%s%d" % (cands[-1], k)
-
-    y_col = pick([y_name, "y"])
-    g_cols = [pick([g, "group" if len(g_names) == 1 else "group%d" % k]) for k, g in enumerate(g_names)]
-    return feats, y_col, g_cols, pick([w_name, "sample_weight"])
+    y_col = free_name([y_name, "y"], taken)
+    g_cols = [free_name([g, "group" if len(g_names) == 1 else "group%d" % k], taken) for k, g in enumerate(g_names)]
+    return feats, y_col, g_cols, free_name(["sample_weight"], taken)
 
 
 def _column_position(ref, names: Optional[Sequence], p: int, what: str) -> int:

@@ -39,7 +39,7 @@ from ..model import MixedLMExt
 from ..spec.model import COVARIANCE_TYPES, ModelSpec, REEquation, ResidualSpec, WeightSpec
 from ..syntax.lme4 import normalize_covariance, parse_lme4
 from ..syntax.stata import parse_stata
-from .arrays import grouping_columns, internal_names, one_per_row, resolve_columns
+from .arrays import free_name, grouping_columns, internal_names, one_per_row, resolve_columns
 from .random_part import RandomPart
 
 __all__ = ["MixedLMRegressor", "NoGroupsWarning"]
@@ -286,9 +286,7 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
         if sample_weight is not None:
-            taken = set(data.columns)
-            w_col = next(c for c in ("sample_weight",) + tuple("_w%d" % k for k in range(len(taken) + 1))
-                         if c not in taken)
+            w_col = free_name(["sample_weight"], set(data.columns))
             data, weights = _with_sample_weight(data, sample_weight, w_col)
             spec = spec.with_options(weights=weights)
         res = MixedLMExt(spec, data).fit(**self._fit_kwargs())
